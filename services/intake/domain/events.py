@@ -1,0 +1,109 @@
+"""Events of the intake stream, named exactly as the contract names them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.events import DomainEvent, EventRegistry, OptionalPersonalStr, PersonalStr
+
+
+class ClientDetails(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: PersonalStr
+    email: PersonalStr
+    phone: OptionalPersonalStr = None
+    timezone: str | None = None
+
+
+class Goal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    goal_id: str
+    title: PersonalStr
+    measure: str
+    baseline: float
+    target: float
+    target_date: date | None = None
+
+
+class Baseline(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    assessment_id: str
+    instrument: str
+    scores: dict[str, float]
+    notes: OptionalPersonalStr = None
+
+
+class IntakeStarted(DomainEvent):
+    event_type = "IntakeStarted"
+
+    engagement_id: str
+    client_id: str
+    coach_id: str
+    supervisor_id: str | None
+    client: ClientDetails
+
+
+class BaselineAssessed(DomainEvent):
+    event_type = "BaselineAssessed"
+
+    assessment_id: str
+    instrument: str
+    scores: dict[str, float]
+    notes: OptionalPersonalStr = None
+
+
+class GoalSet(DomainEvent):
+    event_type = "GoalSet"
+
+    goal_id: str
+    title: PersonalStr
+    measure: str
+    baseline: float
+    target: float
+    target_date: date | None = None
+
+
+class AgreementSigned(DomainEvent):
+    event_type = "AgreementSigned"
+
+    role_explained: bool
+    confidentiality_limits_acknowledged: bool
+    signed_by_client: bool
+    signed_by_coach: bool
+    contact_channels: list[str]
+    contact_hours: str
+    session_cadence_days: int
+
+
+class ClientCommitted(DomainEvent):
+    event_type = "ClientCommitted"
+
+    engagement_id: str
+    client_id: str
+    coach_id: str
+    supervisor_id: str | None
+    goals: list[Goal]
+    baselines: list[Baseline]
+    session_cadence_days: int
+    contact_channels: list[str]
+    contact_hours: str
+    committed_at: datetime
+
+
+class ClientErased(DomainEvent):
+    """The client's key was destroyed; their personal fields now read as erased."""
+
+    event_type = "ClientErased"
+
+    client_id: str
+    erased_at: datetime
+
+
+registry = EventRegistry(
+    [IntakeStarted, BaselineAssessed, GoalSet, AgreementSigned, ClientCommitted, ClientErased]
+)

@@ -1,0 +1,6 @@
+"""`python -m services.notifications`: run the notifications service from environment settings."""
+
+from services.notifications.bootstrap import create_app
+from shared.service import main
+
+main("notifications", create_app)

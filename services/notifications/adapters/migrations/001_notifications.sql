@@ -1,0 +1,1 @@
+CREATE INDEX IF NOT EXISTS documents_recipient ON documents (projection, (doc->>'recipient'));

@@ -1,0 +1,1 @@
+"""Rapport's shared kernel: envelope, event store, outbox, inbox, projections, auth, crypto."""

@@ -1,0 +1,32 @@
+"""Settings from the environment (`RAPPORT_*`), through pydantic-settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What every service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RAPPORT_", extra="ignore")
+
+    database_url: str | None = None
+    kafka_bootstrap: str | None = None
+    jwt_secret: str | None = None
+    master_key: str | None = None
+    intake_port: int = 8001
+    engagement_port: int = 8002
+    notifications_port: int = 8003
+    host: str = "127.0.0.1"
+    log_level: str = "info"
+    log_json: bool = False
+    dev_mode: bool = False
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_max_attempts: int = Field(default=6, ge=1)
+    webhook_base_backoff_seconds: float = Field(default=1.0, gt=0)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+
+    def port_of(self, service: str) -> int:
+        port: int = getattr(self, f"{service}_port")
+        return port

@@ -1,0 +1,100 @@
+"""The event envelope of the public contract (section 4) and its hash chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GENESIS_HASH = "0" * 64
+
+
+class Actor(BaseModel):
+    """Who caused an event: a role and that role's id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: str
+    id: str
+
+
+SYSTEM_ACTOR = Actor(role="system", id="rapport")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Keys sorted, separators `,` and `:`, UTF-8, no ASCII escaping."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds and a `Z`, so one instant has one spelling."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not allowed in events")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 time into an aware datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"time without offset: {text!r}")
+    return moment
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Envelope(BaseModel):
+    """One stored or published event, exactly as contract section 4 spells it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str
+    event_type: str
+    schema_version: int = Field(ge=1)
+    stream_id: str
+    stream_version: int = Field(ge=1)
+    occurred_at: str
+    recorded_at: str
+    producer: str
+    correlation_id: str
+    causation_id: str | None
+    actor: Actor
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def unhashed(self) -> dict[str, Any]:
+        body = self.model_dump(mode="json")
+        del body["hash"]
+        return body
+
+    def computed_hash(self) -> str:
+        return compute_hash(self.unhashed())
+
+    def is_intact(self) -> bool:
+        return self.computed_hash() == self.hash
+
+    @property
+    def occurred(self) -> datetime:
+        return parse_time(self.occurred_at)
+
+    def to_json(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+
+def compute_hash(unhashed_envelope: dict[str, Any]) -> str:
+    """SHA-256 hex of the canonical JSON of the envelope without `hash`."""
+    return hashlib.sha256(canonical_json(unhashed_envelope)).hexdigest()
+
+
+def seal(unhashed_envelope: dict[str, Any]) -> Envelope:
+    """Compute the hash of an envelope body and return the complete envelope."""
+    return Envelope.model_validate({**unhashed_envelope, "hash": compute_hash(unhashed_envelope)})

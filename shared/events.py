@@ -1,0 +1,115 @@
+"""Domain events: frozen pydantic models with a type name and a schema version.
+
+A registry maps stored `(event_type, schema_version)` rows back to models, upcasting old
+versions on read; stored rows are never rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.envelope import Envelope
+
+
+class PersonalData:
+    """Field marker: the value is personal data and is encrypted with the client's key."""
+
+    def __repr__(self) -> str:
+        return "PersonalData()"
+
+
+PERSONAL = PersonalData()
+PersonalStr = Annotated[str, PERSONAL]
+OptionalPersonalStr = Annotated[str | None, PERSONAL]
+
+
+class DomainEvent(BaseModel):
+    """Base of every event: immutable, named in the past tense, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+class Command(BaseModel):
+    """Base of every command: immutable, named in the imperative."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+E = TypeVar("E", bound=DomainEvent)
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class UnknownEventType(LookupError):
+    """A stored event names a type this service does not know."""
+
+
+class EventRegistry:
+    """Event types by name, with upcasters from older schema versions."""
+
+    def __init__(self, event_types: Iterable[type[DomainEvent]] = ()) -> None:
+        self._types: dict[str, type[DomainEvent]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        for event_type in event_types:
+            self.register(event_type)
+
+    def register(self, event_type: type[E]) -> type[E]:
+        self._types[event_type.event_type] = event_type
+        return event_type
+
+    def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        """Register a function turning `data` of `from_version` into `from_version + 1`."""
+
+        def register(function: Upcaster) -> Upcaster:
+            self._upcasters[(event_type, from_version)] = function
+            return function
+
+        return register
+
+    def knows(self, event_type: str) -> bool:
+        return event_type in self._types
+
+    def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> dict[str, Any]:
+        model = self._types.get(event_type)
+        if model is None:
+            raise UnknownEventType(event_type)
+        version = schema_version
+        while version < model.schema_version:
+            data = self._upcasters[(event_type, version)](data)
+            version += 1
+        return data
+
+    def load(self, envelope: Envelope) -> DomainEvent:
+        """The domain event an envelope carries, at the current schema version."""
+        data = self.upcast(envelope.event_type, envelope.schema_version, dict(envelope.data))
+        return self._types[envelope.event_type].model_validate(data)
+
+
+def personal_fields_of(model: type[BaseModel]) -> set[str]:
+    return {name for name, field in model.model_fields.items() if PERSONAL in field.metadata}
+
+
+def dump_protected(model: BaseModel, protect: Callable[[str], str]) -> dict[str, Any]:
+    """Dump a model to JSON-ready data, passing every personal string through `protect`."""
+    dumped: dict[str, Any] = model.model_dump(mode="json")
+    _protect_into(model, dumped, protect)
+    return dumped
+
+
+def _protect_into(model: BaseModel, dumped: dict[str, Any], protect: Callable[[str], str]) -> None:
+    personal = personal_fields_of(type(model))
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if name in personal and isinstance(value, str):
+            dumped[name] = protect(value)
+        elif isinstance(value, BaseModel):
+            _protect_into(value, dumped[name], protect)
+        elif isinstance(value, list | tuple):
+            for item, item_dumped in zip(value, dumped[name], strict=True):
+                if isinstance(item, BaseModel):
+                    _protect_into(item, item_dumped, protect)

@@ -1,0 +1,253 @@
+"""Append-only, hash-chained event store on PostgreSQL.
+
+Appends use optimistic concurrency on `(stream_id, stream_version)`: writers to different
+streams never wait for each other. Readers of the whole log follow the `xid8` horizon, so a
+transaction that took its positions early and commits late is never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+import asyncpg
+
+from shared.clock import Clock
+from shared.envelope import GENESIS_HASH, Actor, Envelope, format_time, new_id, seal
+from shared.events import DomainEvent, dump_protected
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved on since it was read: nothing was written."""
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int | None) -> None:
+        super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class Checkpoint(NamedTuple):
+    """A reader's place in the log: the last (transaction id, global position) it handled."""
+
+    transaction_id: int
+    position: int
+
+
+START = Checkpoint(0, 0)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An envelope with its place in the log."""
+
+    position: int
+    transaction_id: int
+    envelope: Envelope
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.transaction_id, self.position)
+
+
+@dataclass(frozen=True)
+class EventMetadata:
+    """What an append records besides the events themselves."""
+
+    actor: Actor
+    correlation_id: str
+    causation_id: str | None = None
+    occurred_at: datetime | None = None
+
+
+class Wakeup:
+    """An in-process signal: fired after a commit that appended, awaited by background loops."""
+
+    def __init__(self) -> None:
+        self._events: list[asyncio.Event] = []
+
+    def subscribe(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._events.append(event)
+        return event
+
+    def fire(self) -> None:
+        for event in self._events:
+            event.set()
+
+
+_HEAD_SQL = (
+    "SELECT stream_version, hash FROM events WHERE stream_id = $1 "
+    "ORDER BY stream_version DESC LIMIT 1"
+)
+_INSERT_SQL = (
+    "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,"
+    " occurred_at, envelope, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+_AFTER_SQL = (
+    "SELECT global_position, transaction_id::text AS transaction_id, envelope FROM events"
+    " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
+    " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY transaction_id, global_position LIMIT $3"
+)
+
+
+class EventStore:
+    """One service's event store. `producer` names the service in every envelope."""
+
+    def __init__(self, pool: asyncpg.Pool, producer: str, clock: Clock) -> None:
+        self.pool = pool
+        self.producer = producer
+        self.clock = clock
+        self.appended = Wakeup()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a transaction; background readers are woken after it commits."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                yield conn
+            self.appended.fire()
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
+        """A read-only, repeatable-read connection for streaming reads."""
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield conn
+
+    async def append(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[DomainEvent],
+        metadata: EventMetadata,
+        *,
+        protect: Callable[[str], str] | None = None,
+    ) -> list[Envelope]:
+        """Append events to a stream inside the caller's transaction.
+
+        `expected_version` is the version the caller decided against (0 for a new stream,
+        None to append wherever the stream stands). `protect` encrypts personal fields.
+        Make the append the transaction's first write, so its transaction id orders it after
+        every event it read. Raises ConcurrencyConflict, leaving the transaction to roll back.
+        """
+        head = await conn.fetchrow(_HEAD_SQL, stream_id)
+        version = 0 if head is None else int(head["stream_version"])
+        prev_hash = GENESIS_HASH if head is None else str(head["hash"])
+        if expected_version is not None and version != expected_version:
+            raise ConcurrencyConflict(stream_id, expected_version, version)
+        recorded_at = self.clock.now()
+        occurred_at = format_time(metadata.occurred_at or recorded_at)
+        envelopes: list[Envelope] = []
+        rows = []
+        for event in events:
+            version += 1
+            data = dump_protected(event, protect or (lambda value: value))
+            envelope = seal(
+                {
+                    "event_id": new_id(),
+                    "event_type": event.event_type,
+                    "schema_version": event.schema_version,
+                    "stream_id": stream_id,
+                    "stream_version": version,
+                    "occurred_at": occurred_at,
+                    "recorded_at": format_time(recorded_at),
+                    "producer": self.producer,
+                    "correlation_id": metadata.correlation_id,
+                    "causation_id": metadata.causation_id,
+                    "actor": metadata.actor.model_dump(),
+                    "data": data,
+                    "prev_hash": prev_hash,
+                }
+            )
+            prev_hash = envelope.hash
+            envelopes.append(envelope)
+            rows.append(
+                (
+                    envelope.event_id,
+                    stream_id,
+                    version,
+                    envelope.event_type,
+                    envelope.schema_version,
+                    envelope.occurred,
+                    envelope.to_json().decode(),
+                    envelope.hash,
+                )
+            )
+        try:
+            await conn.executemany(_INSERT_SQL, rows)
+        except asyncpg.UniqueViolationError as error:
+            raise ConcurrencyConflict(stream_id, expected_version, None) from error
+        return envelopes
+
+    async def version(self, conn: asyncpg.Connection, stream_id: str) -> int:
+        head = await conn.fetchrow(_HEAD_SQL, stream_id)
+        return 0 if head is None else int(head["stream_version"])
+
+    async def read_stream(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        *,
+        until: datetime | None = None,
+        prefetch: int = 200,
+    ) -> AsyncIterator[Envelope]:
+        """Stream one stream in version order (inside a transaction), optionally up to a time."""
+        query = (
+            "SELECT envelope FROM events WHERE stream_id = $1"
+            " AND ($2::timestamptz IS NULL OR occurred_at <= $2) ORDER BY stream_version"
+        )
+        async for record in conn.cursor(query, stream_id, until, prefetch=prefetch):
+            yield Envelope.model_validate_json(record["envelope"])
+
+    async def read_after(
+        self, conn: asyncpg.Connection, checkpoint: Checkpoint, limit: int = 500
+    ) -> list[StoredEvent]:
+        """The next committed events after a checkpoint, in commit-safe order, at most `limit`."""
+        records = await conn.fetch(
+            _AFTER_SQL, str(checkpoint.transaction_id), checkpoint.position, limit
+        )
+        return [
+            StoredEvent(
+                position=int(record["global_position"]),
+                transaction_id=int(record["transaction_id"]),
+                envelope=Envelope.model_validate_json(record["envelope"]),
+            )
+            for record in records
+        ]
+
+    async def stream_ids(self, conn: asyncpg.Connection) -> AsyncIterator[str]:
+        async for record in conn.cursor("SELECT DISTINCT stream_id FROM events ORDER BY 1"):
+            yield str(record["stream_id"])
+
+
+async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> Checkpoint:
+    """Read (creating if new) a named checkpoint; `lock` holds its row till commit."""
+    await conn.execute(
+        "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
+    )
+    row = await conn.fetchrow(
+        "SELECT transaction_id::text AS transaction_id, global_position FROM checkpoints"
+        " WHERE name = $1" + (" FOR UPDATE" if lock else ""),
+        name,
+    )
+    assert row is not None
+    return Checkpoint(int(row["transaction_id"]), int(row["global_position"]))
+
+
+async def save_checkpoint(conn: asyncpg.Connection, name: str, checkpoint: Checkpoint) -> None:
+    await conn.execute(
+        "UPDATE checkpoints SET transaction_id = $2::text::xid8, global_position = $3,"
+        " updated_at = now() WHERE name = $1",
+        name,
+        str(checkpoint.transaction_id),
+        checkpoint.position,
+    )

@@ -1,0 +1,223 @@
+"""The HTTP edge shared by every service: problem+json errors, auth, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Header, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.auth import AuthenticationFailed, PermissionDenied, Principal, verify_token
+from shared.errors import DomainError
+from shared.eventstore import ConcurrencyConflict
+
+log = structlog.get_logger(__name__)
+
+PROBLEM = "application/problem+json"
+MAX_BODY_BYTES = 256 * 1024
+
+REQUESTS = Counter(
+    "rapport_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
+)
+LATENCY = Histogram("rapport_http_request_seconds", "HTTP latency", ["service", "route"])
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An RFC 9457 problem document."""
+    body: dict[str, Any] = {
+        "type": f"https://rapport.dev/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in location]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts
+    return ".".join(parts) or "body"
+
+
+async def _validation_problem(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"field": _field_name(item.get("loc", ())), "message": str(item.get("msg", "invalid"))}
+        for item in error.errors()
+    ]
+    return problem(422, "Unprocessable Content", "The request is not valid.", errors=errors)
+
+
+async def _http_problem(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    titles = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large"}
+    return problem(
+        error.status_code,
+        titles.get(error.status_code, "Error"),
+        str(error.detail),
+        headers=getattr(error, "headers", None),
+    )
+
+
+async def _domain_problem(request: Request, error: Exception) -> Response:
+    assert isinstance(error, DomainError)
+    errors = [{"field": error.field, "message": error.detail}] if error.field else None
+    return problem(error.status, error.title, error.detail, errors=errors)
+
+
+async def _unauthenticated(request: Request, error: Exception) -> Response:
+    return problem(
+        401,
+        "Unauthorized",
+        "A valid bearer token is required.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def _forbidden(request: Request, error: Exception) -> Response:
+    return problem(403, "Forbidden", "This token does not grant that action.")
+
+
+async def _conflict(request: Request, error: Exception) -> Response:
+    return problem(409, "Conflict", "The stream changed concurrently; retry the command.")
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    log.error("unhandled_error", path=request.url.path, error=repr(error))
+    return problem(500, "Internal Server Error", "An unexpected error occurred.")
+
+
+class BodyLimit:
+    """Refuses request bodies over a size with 413, before anything reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or {}).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await problem(413, "Content Too Large", "The request body is too large.")(
+                scope, receive, send
+            )
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise StarletteHTTPException(413, "The request body is too large.")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+HealthCheck = Callable[[], Awaitable[bool]]
+
+
+def create_app(
+    service: str,
+    *,
+    version: str = "0.1.0",
+    health_checks: dict[str, HealthCheck],
+    lifespan: Any = None,
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app with the contract's error format, /health and /metrics."""
+    app = FastAPI(
+        title=f"Rapport {service}", version=version, lifespan=lifespan, description=description
+    )
+    app.add_exception_handler(RequestValidationError, _validation_problem)
+    app.add_exception_handler(StarletteHTTPException, _http_problem)
+    app.add_exception_handler(DomainError, _domain_problem)
+    app.add_exception_handler(AuthenticationFailed, _unauthenticated)
+    app.add_exception_handler(PermissionDenied, _forbidden)
+    app.add_exception_handler(ConcurrencyConflict, _conflict)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(BodyLimit)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        path = getattr(request.scope.get("route"), "path", "unmatched")
+        REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
+        return response
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> JSONResponse:
+        results = {}
+        for name, check in health_checks.items():
+            try:
+                results[name] = await check()
+            except Exception:
+                results[name] = False
+        healthy = all(results.values())
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", "checks": results},
+            status_code=200 if healthy else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def bearer_principal(secret: str, authorization: str | None) -> Principal:
+    """The caller named by an `Authorization: Bearer` header, or AuthenticationFailed."""
+    if not authorization:
+        raise AuthenticationFailed("missing token")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("not a bearer token")
+    return verify_token(secret, token.strip())
+
+
+_bearer = HTTPBearer(auto_error=False, description="HS256 JWT with sub, role and exp")
+
+
+def authenticated(secret: Callable[[], str]) -> Callable[..., Awaitable[Principal]]:
+    """A FastAPI dependency yielding the caller, documented as bearer auth in OpenAPI."""
+
+    async def principal(
+        credentials: HTTPAuthorizationCredentials | None = Security(_bearer),
+    ) -> Principal:
+        if credentials is None:
+            raise AuthenticationFailed("missing token")
+        return verify_token(secret(), credentials.credentials)
+
+    return principal
+
+
+IDEMPOTENCY_HEADER = Header(
+    default=None,
+    alias="Idempotency-Key",
+    max_length=200,
+    description="Retrying a command with the same key returns the first answer.",
+)

@@ -1,0 +1,86 @@
+"""Transactional outbox relay: the event log itself is the outbox.
+
+Events committed with a command are published to the service's topic in log order (so per
+stream in version order), keyed by stream id. The relay wakes at once after a local commit,
+polls otherwise, and keeps its checkpoint in PostgreSQL: after a broker outage or a restart
+it resumes where it stopped (at least once; consumers deduplicate by `event_id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from prometheus_client import Counter, Gauge
+
+from shared.eventstore import EventStore, load_checkpoint, save_checkpoint
+from shared.kafka import Publisher, envelope_message
+
+log = structlog.get_logger(__name__)
+
+PUBLISHED = Counter("rapport_outbox_published_total", "Events published by the relay", ["service"])
+FAILURES = Counter("rapport_outbox_failures_total", "Failed publish attempts", ["service"])
+LAG = Gauge("rapport_outbox_last_batch_size", "Size of the last batch published", ["service"])
+
+CHECKPOINT = "outbox"
+
+
+class OutboxRelay:
+    """Publishes a service's committed events to its Kafka topic."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        publisher: Publisher,
+        topic: str,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._topic = topic
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_backoff = max_backoff
+        self._wake = store.appended.subscribe()
+        self._service = store.producer
+
+    async def publish_pending(self) -> int:
+        """Publish everything committed since the checkpoint; returns how many were sent."""
+        sent = 0
+        while True:
+            async with self._store.pool.acquire() as conn, conn.transaction():
+                checkpoint = await load_checkpoint(conn, CHECKPOINT, lock=True)
+                batch = await self._store.read_after(conn, checkpoint, self._batch_size)
+                if not batch:
+                    return sent
+                await self._publisher.publish(
+                    [envelope_message(self._topic, item.envelope) for item in batch]
+                )
+                await save_checkpoint(conn, CHECKPOINT, batch[-1].checkpoint)
+            sent += len(batch)
+            PUBLISHED.labels(self._service).inc(len(batch))
+            LAG.labels(self._service).set(len(batch))
+
+    async def run(self) -> None:
+        """Relay until cancelled, backing off while the broker or database is away."""
+        backoff = 0.1
+        while True:
+            self._wake.clear()
+            try:
+                await self.publish_pending()
+                backoff = 0.1
+            except Exception as error:
+                FAILURES.labels(self._service).inc()
+                log.warning("outbox_publish_failed", error=repr(error), retry_in=backoff)
+                reset = getattr(self._publisher, "reset", None)
+                if reset is not None:
+                    await reset()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)

@@ -1,0 +1,265 @@
+"""The runtime every service is composed from: database, event store, relay, projections,
+Kafka consumers with an inbox, background workers, and the HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+import uvicorn
+from aiokafka import ConsumerRecord
+from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from shared.auth import Principal
+from shared.clock import Clock, SystemClock
+from shared.config import Settings
+from shared.crypto import KeyVault, decode_master_key
+from shared.db import create_pool, migrate
+from shared.eventstore import EventStore
+from shared.http import bearer_principal, create_app
+from shared.inbox import Handler, Inbox
+from shared.infra import create_topics
+from shared.kafka import KafkaPublisher, all_topics_with_dlq
+from shared.outbox import OutboxRelay
+from shared.projections import Projection, ProjectionRunner
+
+log = structlog.get_logger(__name__)
+
+
+class MissingSecret(RuntimeError):
+    """A service outside `rapport dev` was started without its secrets."""
+
+
+@dataclass
+class Subscription:
+    """Events of some topics handled idempotently under one consumer name."""
+
+    topics: Sequence[str]
+    consumer: str
+    handler: Handler
+
+
+Worker = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceCore:
+    """What a running service holds; built by `open_core`, closed by `close`."""
+
+    name: str
+    settings: Settings
+    clock: Clock
+    pool: asyncpg.Pool
+    store: EventStore
+    vault: KeyVault
+    publisher: KafkaPublisher
+    broker: KafkaBroker
+    runner: ProjectionRunner
+    relay: OutboxRelay | None
+    jwt_secret: str
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def principal(self, authorization: str | None) -> Principal:
+        return bearer_principal(self.jwt_secret, authorization)
+
+    async def database_ok(self) -> bool:
+        return bool(await self.pool.fetchval("SELECT 1"))
+
+    async def broker_ok(self) -> bool:
+        return bool(await self.broker.ping(timeout=2.0))
+
+    def subscribe(self, subscription: Subscription) -> None:
+        inbox = Inbox(self.store, subscription.consumer, self.publisher)
+
+        @self.broker.subscriber(
+            *subscription.topics,
+            group_id=f"rapport-{subscription.consumer}",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+        )
+        async def consume(message: KafkaMessage) -> None:
+            record = message.raw_message
+            assert isinstance(record, ConsumerRecord)
+            await inbox.receive(
+                record.topic, record.key, record.value, record.headers, subscription.handler
+            )
+
+    def spawn(self, worker: Worker, name: str) -> None:
+        async def guarded() -> None:
+            while True:
+                try:
+                    await worker()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.error("worker_crashed", worker=name, error=repr(error))
+                    await asyncio.sleep(1.0)
+
+        self.tasks.append(asyncio.create_task(guarded(), name=f"{self.name}:{name}"))
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        with contextlib.suppress(Exception):
+            await self.publisher.stop()
+        await self.pool.close()
+
+
+def require(settings: Settings) -> tuple[str, str, str, str]:
+    """The database, broker, JWT secret and master key, or MissingSecret."""
+    missing = [
+        name
+        for name, value in (
+            ("RAPPORT_DATABASE_URL", settings.database_url),
+            ("RAPPORT_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
+            ("RAPPORT_JWT_SECRET", settings.jwt_secret),
+            ("RAPPORT_MASTER_KEY", settings.master_key),
+        )
+        if not value
+    ]
+    if missing:
+        raise MissingSecret(f"missing configuration: {', '.join(missing)}")
+    assert settings.database_url and settings.kafka_bootstrap
+    assert settings.jwt_secret and settings.master_key
+    return settings.database_url, settings.kafka_bootstrap, settings.jwt_secret, settings.master_key
+
+
+async def open_core(
+    name: str,
+    settings: Settings,
+    *,
+    migrations: str,
+    projections: Sequence[Projection],
+    topic: str | None,
+    clock: Clock | None = None,
+) -> ServiceCore:
+    """Connect, migrate, and wire the kernel for one service (nothing started yet)."""
+    database_url, bootstrap, secret, master = require(settings)
+    clock = clock or SystemClock()
+    pool = await create_pool(database_url, name)
+    await migrate(pool, name, [migrations])
+    store = EventStore(pool, name, clock)
+    publisher = KafkaPublisher(bootstrap, f"rapport-{name}")
+    relay = (
+        OutboxRelay(store, publisher, topic, poll_interval=settings.outbox_poll_seconds)
+        if topic
+        else None
+    )
+    return ServiceCore(
+        name=name,
+        settings=settings,
+        clock=clock,
+        pool=pool,
+        store=store,
+        vault=KeyVault(pool, decode_master_key(master)),
+        publisher=publisher,
+        broker=KafkaBroker(bootstrap, client_id=f"rapport-{name}", logger=None),
+        runner=ProjectionRunner(store, projections),
+        relay=relay,
+        jwt_secret=secret,
+    )
+
+
+async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None) -> None:
+    """Create topics, start consumers, the relay, the projection runner and other workers."""
+    assert core.settings.kafka_bootstrap
+    await create_topics(core.settings.kafka_bootstrap, all_topics_with_dlq())
+    await core.broker.start()
+    if core.relay is not None:
+        core.spawn(core.relay.run, "outbox")
+    core.spawn(core.runner.run, "projections")
+    for worker_name, worker in (workers or {}).items():
+        core.spawn(worker, worker_name)
+
+
+def service_app(
+    core_factory: Callable[[], Awaitable[ServiceCore]],
+    build_routes: Callable[[FastAPI, Callable[[], ServiceCore]], None],
+    *,
+    name: str,
+    description: str,
+    workers: Callable[[ServiceCore], dict[str, Worker]] | None = None,
+    subscriptions: Callable[[ServiceCore], Sequence[Subscription]] | None = None,
+) -> FastAPI:
+    """A FastAPI app whose lifespan opens and closes the service core."""
+    holder: dict[str, ServiceCore] = {}
+
+    def current() -> ServiceCore:
+        return holder["core"]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        core = await core_factory()
+        holder["core"] = core
+        app.state.core = core
+        for subscription in subscriptions(core) if subscriptions else ():
+            core.subscribe(subscription)
+        await start_core(core, workers(core) if workers else None)
+        log.info("service_started", service=name)
+        try:
+            yield
+        finally:
+            await core.close()
+            log.info("service_stopped", service=name)
+
+    async def database_ok() -> bool:
+        return await current().database_ok()
+
+    async def broker_ok() -> bool:
+        return await current().broker_ok()
+
+    app = create_app(
+        name,
+        health_checks={"database": database_ok, "broker": broker_ok},
+        lifespan=lifespan,
+        description=description,
+    )
+    build_routes(app, current)
+    return app
+
+
+def embedded_server(
+    app: FastAPI, host: str, port: int, *, log_level: str = "warning"
+) -> uvicorn.Server:
+    """A uvicorn server to run inside another program's event loop (`await server.serve()`);
+    set `should_exit` to stop it gracefully."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+    return _QuietServer(config)
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its host process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def run_forever(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> None:
+    """Entry point of `python -m services.<name>`."""
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
+    """`python -m services.<name>`: configure logging and serve the app from settings."""
+    from shared.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    run_forever(
+        create_app(settings), settings.host, settings.port_of(name), log_level=settings.log_level
+    )

@@ -18,6 +18,9 @@ RUN pip install . \
 
 USER rapport
 
+# Listen on every interface of the container, not only its loopback (the default outside Docker).
+ENV RAPPORT_HOST=0.0.0.0
+
 EXPOSE 8001 8002 8003
 
 # exec: the service is PID 1 and receives SIGTERM from `docker stop` itself.

@@ -134,6 +134,7 @@ def install_signal_handlers() -> None:
         raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, _interrupt)
 

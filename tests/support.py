@@ -10,12 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 from shared.auth import Role, issue_token
 from shared.config import Settings
-import uvicorn
-
 from shared.service import embedded_server
 
 T = TypeVar("T")
@@ -41,7 +40,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def token(role: Role, sub: str, *, secret: str = JWT_SECRET, ttl: timedelta = timedelta(hours=1)) -> str:
+def token(
+    role: Role, sub: str, *, secret: str = JWT_SECRET, ttl: timedelta = timedelta(hours=1)
+) -> str:
     return issue_token(secret, role, sub, now=datetime.now(UTC), ttl=ttl)
 
 
@@ -121,7 +122,10 @@ class Stack:
 
 
 async def start_intake_journey(
-    intake: httpx.AsyncClient, coach_id: str, *, supervisor_id: str | None = None,
+    intake: httpx.AsyncClient,
+    coach_id: str,
+    *,
+    supervisor_id: str | None = None,
     client: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run an intake through to ClientCommitted; returns the start answer plus commit version."""
@@ -155,7 +159,9 @@ async def start_intake_journey(
         ),
     ]
     for path, payload in steps:
-        response = await intake.post(f"/v1/intakes/{engagement_id}/{path}", json=payload, headers=headers)
+        response = await intake.post(
+            f"/v1/intakes/{engagement_id}/{path}", json=payload, headers=headers
+        )
         assert response.status_code == 201, response.text
     committed = await intake.post(f"/v1/intakes/{engagement_id}/commitment", headers=headers)
     assert committed.status_code == 201, committed.text

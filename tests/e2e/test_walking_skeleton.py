@@ -13,9 +13,11 @@ async def test_an_intake_journey_opens_the_engagement_and_welcomes_both_parties(
     stack: Stack,
 ) -> None:
     coach_id = f"coach-{uuid.uuid4().hex[:8]}"
-    async with stack.client("intake") as intake, stack.client(
-        "engagement"
-    ) as engagement, stack.client("notifications") as notifications:
+    async with (
+        stack.client("intake") as intake,
+        stack.client("engagement") as engagement,
+        stack.client("notifications") as notifications,
+    ):
         journey = await start_intake_journey(intake, coach_id)
         committed_at = time.perf_counter()
         engagement_id, client_id = journey["engagement_id"], journey["client_id"]
@@ -46,8 +48,14 @@ async def test_an_intake_journey_opens_the_engagement_and_welcomes_both_parties(
             items = await eventually(lambda r=recipient: welcomes(r))
             assert [item["kind"] for item in items] == ["welcome"]
             assert set(items[0]) >= {
-                "notification_id", "kind", "recipient", "engagement_id", "status", "due_at",
-                "attempts", "created_at",
+                "notification_id",
+                "kind",
+                "recipient",
+                "engagement_id",
+                "status",
+                "due_at",
+                "attempts",
+                "created_at",
             }
 
         intake_view = await intake.get(

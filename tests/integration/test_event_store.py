@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 import asyncpg
@@ -72,7 +73,7 @@ async def test_racing_writers_that_retry_fill_every_version_exactly_once(
         stored = [e async for e in store.read_stream(conn, stream_id)]
     assert [e.stream_version for e in stored] == list(range(1, 51))
     assert stored[0].prev_hash == GENESIS_HASH
-    for previous, current in zip(stored, stored[1:], strict=False):
+    for previous, current in itertools.pairwise(stored):
         assert current.prev_hash == previous.hash
         assert current.is_intact()
     assert sorted(e.data["n"] for e in stored) == list(range(50))

@@ -1,0 +1,1 @@
+"""The `rapport` command: run the stack, issue tokens, audit the logs."""

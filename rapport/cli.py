@@ -1,0 +1,56 @@
+"""The `rapport` command line (typer)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+
+from shared.auth import ROLES, issue_token
+from shared.logs import configure_logging
+
+app = typer.Typer(
+    help="Rapport: the event-sourced backend for coaching platforms.", no_args_is_help=True
+)
+
+
+@app.command()
+def dev(
+    data_dir: Path = typer.Option(Path(".rapport"), help="Where the embedded database lives."),
+) -> None:
+    """Start embedded PostgreSQL, an embedded Kafka-protocol broker and the three services."""
+    from rapport.dev import run_dev
+
+    configure_logging(os.environ.get("RAPPORT_LOG_LEVEL", "warning"))
+    run_dev(data_dir)
+
+
+@app.command()
+def token(
+    role: str = typer.Option(..., help=f"One of: {', '.join(ROLES)}"),
+    sub: str = typer.Option(..., help="The subject: coach, client or supervisor id, or a name."),
+    hours: float = typer.Option(24.0, min=0.01, help="Lifetime in hours."),
+    secret: str | None = typer.Option(
+        None, envvar="RAPPORT_JWT_SECRET", help="HS256 secret (default: .rapport/secrets.json)."
+    ),
+    data_dir: Path = typer.Option(Path(".rapport"), help="Where `rapport dev` keeps its secrets."),
+) -> None:
+    """Print a signed token for ROLE and SUB."""
+    if role not in ROLES:
+        typer.echo(f"error: unknown role {role!r}; expected one of {', '.join(ROLES)}", err=True)
+        raise typer.Exit(2)
+    if not secret:
+        from rapport.secrets import dev_secrets
+
+        if not (data_dir / "secrets.json").exists():
+            typer.echo("error: set RAPPORT_JWT_SECRET or run `rapport dev` first", err=True)
+            raise typer.Exit(2)
+        secret = dev_secrets(data_dir).jwt_secret
+    now = datetime.now(UTC)
+    typer.echo(issue_token(secret, role, sub, now=now, ttl=timedelta(hours=hours)))
+
+
+if __name__ == "__main__":
+    app()

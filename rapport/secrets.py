@@ -1,0 +1,37 @@
+"""Development secrets, generated once and kept in the data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.crypto import generate_master_key
+
+
+@dataclass(frozen=True)
+class DevSecrets:
+    jwt_secret: str
+    master_key: str
+
+
+def dev_secrets(data_dir: Path) -> DevSecrets:
+    """The environment's secrets if set, else those stored in `data_dir` (created on first use).
+
+    The master key must outlive restarts: without it, stored personal data cannot be read.
+    """
+    path = data_dir / "secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    jwt_secret = os.environ.get("RAPPORT_JWT_SECRET") or stored.get("jwt_secret")
+    master_key = os.environ.get("RAPPORT_MASTER_KEY") or stored.get("master_key")
+    if not stored:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        stored = {
+            "jwt_secret": jwt_secret or secrets.token_urlsafe(32),
+            "master_key": master_key or generate_master_key(),
+        }
+        path.write_text(json.dumps(stored))
+        path.chmod(0o600)
+    return DevSecrets(jwt_secret or stored["jwt_secret"], master_key or stored["master_key"])

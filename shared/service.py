@@ -83,6 +83,8 @@ class ServiceCore:
             group_id=f"rapport-{subscription.consumer}",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=2000,
         )
         async def consume(message: KafkaMessage) -> None:
             record = message.raw_message

@@ -1,0 +1,143 @@
+"""Outbox relay and inbox against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from shared.clock import SystemClock
+from shared.config import Settings
+from shared.envelope import Actor, Envelope
+from shared.events import DomainEvent
+from shared.eventstore import EventMetadata, EventStore
+from shared.inbox import Inbox
+from shared.infra import create_topics
+from shared.kafka import KafkaPublisher, dlq_topic
+from shared.outbox import OutboxRelay
+
+META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-outbox")
+
+
+class Pinged(DomainEvent):
+    event_type = "Pinged"
+
+    n: int
+
+
+async def read_topic(
+    bootstrap: str, topic: str, expected: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+@pytest.fixture
+async def publisher(settings: Settings) -> AsyncIterator[KafkaPublisher]:
+    assert settings.kafka_bootstrap
+    publisher = KafkaPublisher(settings.kafka_bootstrap, "tests")
+    yield publisher
+    await publisher.stop()
+
+
+async def test_a_late_commit_is_published_and_consumed_in_per_stream_order(
+    scratch_pool: asyncpg.Pool, settings: Settings, publisher: KafkaPublisher
+) -> None:
+    assert settings.kafka_bootstrap
+    topic = f"test.late.{uuid.uuid4().hex[:8]}"
+    await create_topics(settings.kafka_bootstrap, [topic, dlq_topic(topic)])
+    store = EventStore(scratch_pool, "test", SystemClock())
+    relay = OutboxRelay(store, publisher, topic)
+    slow_stream, fast_stream = f"slow-{uuid.uuid4()}", f"fast-{uuid.uuid4()}"
+
+    slow_conn = await scratch_pool.acquire()
+    slow_tx = slow_conn.transaction()
+    await slow_tx.start()
+    await store.append(slow_conn, slow_stream, 0, [Pinged(n=1)], META)
+    async with store.transaction() as conn:
+        await store.append(conn, fast_stream, 0, [Pinged(n=1)], META)
+    assert await relay.publish_pending() == 0  # the fast commit waits behind the open one
+    await slow_tx.commit()
+    await scratch_pool.release(slow_conn)
+    async with store.transaction() as conn:
+        await store.append(conn, slow_stream, 1, [Pinged(n=2), Pinged(n=3)], META)
+    assert await relay.publish_pending() == 4
+
+    records = await read_topic(settings.kafka_bootstrap, topic, 4)
+    assert len(records) == 4
+    consumed: dict[str, list[int]] = {}
+    inbox = Inbox(store, f"consumer-{uuid.uuid4().hex[:6]}", publisher)
+
+    async def remember(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        consumed.setdefault(envelope.stream_id, []).append(envelope.stream_version)
+
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        assert record.key is not None and record.value is not None
+        outcome = await inbox.receive(topic, record.key, record.value, record.headers, remember)
+        assert outcome == "applied"
+    assert consumed == {slow_stream: [1, 2, 3], fast_stream: [1]}
+
+
+async def test_the_same_message_twice_is_applied_once(
+    scratch_pool: asyncpg.Pool, publisher: KafkaPublisher
+) -> None:
+    store = EventStore(scratch_pool, "test", SystemClock())
+    async with store.transaction() as conn:
+        [envelope] = await store.append(conn, f"s-{uuid.uuid4()}", 0, [Pinged(n=1)], META)
+    applied: list[str] = []
+
+    async def apply(conn: asyncpg.Connection, received: Envelope) -> None:
+        await conn.execute("CREATE TABLE IF NOT EXISTS effects (event_id uuid)")
+        await conn.execute("INSERT INTO effects VALUES ($1)", received.event_id)
+        applied.append(received.event_id)
+
+    inbox = Inbox(store, "twice", publisher)
+    outcomes = [
+        await inbox.receive("t", b"k", envelope.to_json(), [], apply),
+        await inbox.receive("t", b"k", envelope.to_json(), [], apply),
+    ]
+    concurrent = await asyncio.gather(
+        *(inbox.receive("t", b"k", envelope.to_json(), [], apply) for _ in range(5))
+    )
+    assert outcomes == ["applied", "duplicate"]
+    assert set(concurrent) == {"duplicate"}
+    assert await scratch_pool.fetchval("SELECT count(*) FROM effects") == 1
+
+
+async def test_a_handler_error_dead_letters_the_message_and_rolls_its_effects_back(
+    scratch_pool: asyncpg.Pool, settings: Settings, publisher: KafkaPublisher
+) -> None:
+    assert settings.kafka_bootstrap
+    topic = f"test.poison.{uuid.uuid4().hex[:8]}"
+    await create_topics(settings.kafka_bootstrap, [topic, dlq_topic(topic)])
+    store = EventStore(scratch_pool, "test", SystemClock())
+    async with store.transaction() as conn:
+        [envelope] = await store.append(conn, f"s-{uuid.uuid4()}", 0, [Pinged(n=1)], META)
+
+    async def explode(conn: asyncpg.Connection, received: Envelope) -> None:
+        await conn.execute("CREATE TABLE IF NOT EXISTS half_done (x int)")
+        raise ValueError("cannot apply this event")
+
+    inbox = Inbox(store, "poison", publisher)
+    assert await inbox.receive(topic, b"k", envelope.to_json(), [], explode) == "dead_lettered"
+    assert await scratch_pool.fetchval("SELECT to_regclass('half_done')") is None
+    [dead] = await read_topic(settings.kafka_bootstrap, dlq_topic(topic), 1)
+    headers = dict(dead.headers)
+    assert b"cannot apply this event" in headers["error"]
+    assert dead.value == envelope.to_json()

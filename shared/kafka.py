@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.envelope import Envelope
 
@@ -69,6 +69,10 @@ class Publisher(Protocol):
 
     async def publish(self, messages: Sequence[OutboundMessage]) -> None: ...
 
+    async def topic_is_empty(self, topic: str) -> bool:
+        """True when the broker holds no record of the topic at all (a fresh or lost log)."""
+        ...
+
 
 class KafkaPublisher:
     """aiokafka producer, acks from all in-sync replicas, no idempotence (tansu lacks it)."""
@@ -118,3 +122,17 @@ class KafkaPublisher:
         ]
         for future in futures:
             await future
+
+    async def topic_is_empty(self, topic: str) -> bool:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            if topic not in await consumer.topics():
+                return True
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                return True
+            offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+            return all(offset == 0 for offset in offsets.values())
+        finally:
+            await consumer.stop()

@@ -14,7 +14,7 @@ import contextlib
 import structlog
 from prometheus_client import Counter, Gauge
 
-from shared.eventstore import EventStore, load_checkpoint, save_checkpoint
+from shared.eventstore import START, EventStore, load_checkpoint, save_checkpoint
 from shared.kafka import Publisher, envelope_message
 
 log = structlog.get_logger(__name__)
@@ -65,12 +65,30 @@ class OutboxRelay:
             PUBLISHED.labels(self._service).inc(len(batch))
             LAG.labels(self._service).set(len(batch))
 
+    async def recover_lost_history(self) -> bool:
+        """If the broker holds nothing of the topic but we published before (an in-memory
+        broker restarted, a topic deleted), publish the whole log again from PostgreSQL,
+        the source of truth. Consumers deduplicate by `event_id`. True if it rewound."""
+        if not await self._publisher.topic_is_empty(self._topic):
+            return False
+        async with self._store.pool.acquire() as conn, conn.transaction():
+            checkpoint = await load_checkpoint(conn, CHECKPOINT, lock=True)
+            if checkpoint == START:
+                return False
+            await save_checkpoint(conn, CHECKPOINT, START)
+        log.warning("outbox_rewound", topic=self._topic, reason="the broker lost the topic")
+        return True
+
     async def run(self) -> None:
         """Relay until cancelled, backing off while the broker or database is away."""
         backoff = 0.1
+        recovered = False
         while True:
             self._wake.clear()
             try:
+                if not recovered:
+                    await self.recover_lost_history()
+                    recovered = True
                 await self.publish_pending()
                 backoff = 0.1
             except Exception as error:

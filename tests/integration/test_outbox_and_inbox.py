@@ -141,3 +141,23 @@ async def test_a_handler_error_dead_letters_the_message_and_rolls_its_effects_ba
     headers = dict(dead.headers)
     assert b"cannot apply this event" in headers["error"]
     assert dead.value == envelope.to_json()
+
+
+async def test_a_broker_that_lost_the_topic_gets_the_whole_log_again(
+    scratch_pool: asyncpg.Pool, settings: Settings, publisher: KafkaPublisher
+) -> None:
+    assert settings.kafka_bootstrap
+    first, second = (f"test.lost.{uuid.uuid4().hex[:8]}" for _ in range(2))
+    await create_topics(settings.kafka_bootstrap, [first])
+    store = EventStore(scratch_pool, "test", SystemClock())
+    async with store.transaction() as conn:
+        await store.append(conn, f"s-{uuid.uuid4()}", 0, [Pinged(n=1), Pinged(n=2)], META)
+    assert await OutboxRelay(store, publisher, first).publish_pending() == 2
+    # the same log now faces a broker without that history (here: a new, empty topic)
+    await create_topics(settings.kafka_bootstrap, [second])
+    relay = OutboxRelay(store, publisher, second)
+    assert await relay.publish_pending() == 0
+    assert await relay.recover_lost_history() is True
+    assert await relay.publish_pending() == 2
+    assert await relay.recover_lost_history() is False
+    assert len(await read_topic(settings.kafka_bootstrap, second, 2)) == 2

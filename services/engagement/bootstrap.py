@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from services.engagement.application.handlers import EngagementService
 from services.engagement.entrypoints.http import build_routes
-from services.engagement.projections.stage_view import stage_view
+from services.engagement.projections import PROJECTIONS
 from shared.clock import Clock
 from shared.config import Settings
 from shared.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC
@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             NAME,
             settings,
             migrations="services.engagement.adapters.migrations",
-            projections=[stage_view],
+            projections=PROJECTIONS,
             topic=ENGAGEMENT_TOPIC,
             clock=clock,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.intake.entrypoints.http import build_routes
-from services.intake.projections.intake_view import intake_view
+from services.intake.projections import PROJECTIONS
 from shared.clock import Clock
 from shared.config import Settings
 from shared.kafka import INTAKE_TOPIC
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             NAME,
             settings,
             migrations="services.intake.adapters.migrations",
-            projections=[intake_view],
+            projections=PROJECTIONS,
             topic=INTAKE_TOPIC,
             clock=clock,
         )

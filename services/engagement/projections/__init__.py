@@ -1,0 +1,8 @@
+"""Engagement's projections: the one list the runtime runs and `rapport audit replay` rebuilds.
+
+Add every new projection here; the bootstrap and the auditors both read this tuple.
+"""
+
+from services.engagement.projections.stage_view import stage_view
+
+PROJECTIONS = (stage_view,)

@@ -17,6 +17,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from shared.audit_http import audit_routes
 from shared.auth import Principal
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
@@ -85,6 +86,7 @@ class ServiceCore:
             auto_offset_reset="earliest",
             session_timeout_ms=6000,
             heartbeat_interval_ms=2000,
+            fetch_max_wait_ms=50,
         )
         async def consume(message: KafkaMessage) -> None:
             record = message.raw_message
@@ -231,6 +233,7 @@ def service_app(
         description=description,
     )
     build_routes(app, current)
+    audit_routes(app, current)
     return app
 
 

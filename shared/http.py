@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 import structlog
@@ -67,10 +68,13 @@ async def _validation_problem(request: Request, error: Exception) -> Response:
 
 async def _http_problem(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
-    titles = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large"}
+    try:
+        title = HTTPStatus(error.status_code).phrase
+    except ValueError:
+        title = "Error"
     return problem(
         error.status_code,
-        titles.get(error.status_code, "Error"),
+        title,
         str(error.detail),
         headers=getattr(error, "headers", None),
     )

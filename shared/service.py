@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -265,6 +266,11 @@ def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
 
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    try:
+        require(settings)
+    except MissingSecret as error:
+        print(f"rapport {name}: refusing to start: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
     run_forever(
         create_app(settings), settings.host, settings.port_of(name), log_level=settings.log_level
     )

@@ -77,8 +77,14 @@ class KeyVault:
         await conn.execute(KEYVAULT_DDL)
 
     async def encryptor(self, conn: asyncpg.Connection, client_id: str) -> Callable[[str], str]:
-        """A function sealing plaintext with the client's key, creating the key if new."""
-        key = await self._key(conn, client_id, create=True)
+        """A function sealing plaintext with the client's key, creating the key if new.
+
+        For an erased client, new plaintext is dropped: it becomes a token no key opens.
+        """
+        try:
+            key = await self._key(conn, client_id, create=True)
+        except KeyErased:
+            return lambda value: value if is_token(value) else f"{TOKEN_PREFIX}{client_id}:-"
         return lambda value: value if is_token(value) else _seal(key, client_id, value)
 
     async def erase(self, conn: asyncpg.Connection, client_id: str) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 
 import asyncpg
 import structlog
@@ -76,7 +75,3 @@ async def migrate(pool: asyncpg.Pool, schema: str, packages: Sequence[str]) -> l
     if applied_now:
         log.info("migrations_applied", schema=schema, migrations=applied_now)
     return applied_now
-
-
-def migrations_dir(module_file: str) -> Path:
-    return Path(module_file).parent / "migrations"

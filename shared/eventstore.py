@@ -224,10 +224,6 @@ class EventStore:
             for record in records
         ]
 
-    async def stream_ids(self, conn: asyncpg.Connection) -> AsyncIterator[str]:
-        async for record in conn.cursor("SELECT DISTINCT stream_id FROM events ORDER BY 1"):
-            yield str(record["stream_id"])
-
 
 async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> Checkpoint:
     """Read (creating if new) a named checkpoint; `lock` holds its row till commit."""

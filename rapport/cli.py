@@ -8,12 +8,14 @@ from pathlib import Path
 
 import typer
 
+from rapport.audit import app as audit_app
 from shared.auth import ROLES, issue_token
 from shared.logs import configure_logging
 
 app = typer.Typer(
     help="Rapport: the event-sourced backend for coaching platforms.", no_args_is_help=True
 )
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()

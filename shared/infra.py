@@ -38,6 +38,7 @@ __all__ = [
     "InfrastructureError",
     "create_topics",
     "install_signal_handlers",
+    "running_database",
     "running_infrastructure",
 ]
 
@@ -518,6 +519,19 @@ def _kafka_container() -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- public API
+
+
+@contextlib.contextmanager
+def running_database(data_dir: Path) -> Iterator[str]:
+    """The database alone: ``RAPPORT_DATABASE_URL`` when set, else the embedded PostgreSQL of
+    ``rapport dev`` in ``data_dir/"pg"`` (started if it is not running, and stopped again on
+    exit unless another process, such as ``rapport dev``, still holds it)."""
+    database_url = os.environ.get(DATABASE_URL_ENV) or None
+    if database_url is not None:
+        yield database_url
+        return
+    with _embedded_postgres(data_dir.expanduser().resolve() / "pg") as dsn:
+        yield dsn
 
 
 @contextlib.contextmanager

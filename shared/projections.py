@@ -164,17 +164,29 @@ class ProjectionRunner:
 
 
 async def rebuild(
-    store: EventStore, conn: asyncpg.Connection, projections: Sequence[Projection]
+    store: EventStore,
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    *,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Fold the whole committed log into the `documents` table the connection resolves to."""
+    """Fold the whole committed log into the `documents` table the connection resolves to.
+
+    Each batch is applied in its own short transaction (a savepoint inside a caller's), so a
+    long rebuild never holds back the commit horizon the live readers follow; `progress` is
+    told how many events each batch folded.
+    """
     checkpoint = START
     total = 0
     while True:
-        batch: list[StoredEvent] = await store.read_after(conn, checkpoint, 1000)
+        async with conn.transaction():
+            batch: list[StoredEvent] = await store.read_after(conn, checkpoint, 1000)
+            for item in batch:
+                for projection in projections:
+                    await apply_event(conn, projection, item.envelope)
         if not batch:
             return total
-        for item in batch:
-            for projection in projections:
-                await apply_event(conn, projection, item.envelope)
         checkpoint = batch[-1].checkpoint
         total += len(batch)
+        if progress is not None:
+            progress(len(batch))

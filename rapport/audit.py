@@ -1,0 +1,200 @@
+"""`rapport audit verify | replay | report` (contract section 6).
+
+The database is `RAPPORT_DATABASE_URL` when set, else the embedded PostgreSQL of `rapport dev`
+in `--data-dir`. Each service keeps its log in the schema named after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from shared.projections import Projection
+
+SERVICES = ("intake", "engagement", "notifications")
+
+app = typer.Typer(help="Auditors: verify the hash chains, replay projections, write reports.")
+
+DATA_DIR = typer.Option(Path(".rapport"), help="Where `rapport dev` keeps its database.")
+SERVICE = typer.Option(None, "--service", help="Only this service (repeatable).")
+
+
+def console() -> Console:
+    """Wide enough for full digests when the output is not a terminal."""
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+def projections_of(service: str) -> tuple[Projection, ...]:
+    """The service's projection registry: `PROJECTIONS` of its projections package."""
+    package = importlib.import_module(f"services.{service}.projections")
+    projections: tuple[Projection, ...] = tuple(package.PROJECTIONS)
+    return projections
+
+
+def chosen(services: Sequence[str] | None) -> list[str]:
+    unknown = [name for name in services or () if name not in SERVICES]
+    if unknown:
+        typer.echo(f"error: unknown service {', '.join(unknown)}; one of {', '.join(SERVICES)}")
+        raise typer.Exit(2)
+    return list(services or SERVICES)
+
+
+@app.command()
+def verify(
+    service: list[str] | None = SERVICE,
+    schema: list[str] | None = typer.Option(
+        None, "--schema", help="Verify this schema's events table instead (repeatable)."
+    ),
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Recompute every hash and check every prev_hash link and version sequence."""
+    from shared.infra import running_database
+
+    targets = list(schema) if schema else chosen(service)
+    out = console()
+    with running_database(data_dir) as database_url:
+        bad = asyncio.run(_verify(database_url, targets, out))
+    if bad:
+        raise typer.Exit(1)
+
+
+async def _verify(database_url: str, schemas: Sequence[str], out: Console) -> bool:
+    import asyncpg
+
+    from shared.audit import has_event_store, verify_events
+
+    started = time.perf_counter()
+    streams = events = 0
+    conn = await asyncpg.connect(database_url)
+    try:
+        for schema in schemas:
+            if not await has_event_store(conn, schema):
+                out.print(f"{schema}: no event store (the service has not run yet)")
+                continue
+            result = await verify_events(conn, schema)
+            streams += result.streams
+            events += result.events
+            if result.bad is not None:
+                out.print(f"first bad event: {result.bad}", soft_wrap=True)
+                return True
+            out.print(
+                f"{schema}: {result.streams} streams, {result.events} events intact"
+                f" ({result.seconds:.2f} s)"
+            )
+    finally:
+        await conn.close()
+    out.print(
+        f"verified {streams} streams, {events} events in {time.perf_counter() - started:.2f} s:"
+        " every hash recomputes, every link and version sequence is whole"
+    )
+    return False
+
+
+@app.command()
+def replay(
+    service: list[str] | None = SERVICE,
+    keep: bool = typer.Option(False, "--keep", help="Keep the replay schemas for inspection."),
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Rebuild every projection from the log into fresh tables and print their digests."""
+    from shared.infra import running_database
+
+    out = console()
+    with running_database(data_dir) as database_url:
+        asyncio.run(_replay(database_url, chosen(service), keep, out))
+
+
+async def _replay(database_url: str, services: Sequence[str], keep: bool, out: Console) -> None:
+    import asyncpg
+
+    from shared.audit import count_events, has_event_store, live_digests, replay
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        present = [name for name in services if await has_event_store(conn, name)]
+        totals = {name: await count_events(conn, name) for name in present}
+    finally:
+        await conn.close()
+    table = Table(title="Projections replayed from the log")
+    for column in ("service", "projection", "documents", "digest (sha-256)", "live"):
+        table.add_column(column, no_wrap=True)
+    differing = 0
+    replayed = 0
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=out) as progress:
+        for name in present:
+            task = progress.add_task(f"replaying {name}", total=totals[name])
+            projections = projections_of(name)
+
+            def advance(count: int, task: TaskID = task) -> None:
+                progress.advance(task, count)
+
+            result = await replay(
+                database_url, name, projections, service=name, keep=keep, progress=advance
+            )
+            progress.update(task, completed=result.events, total=max(result.events, 1))
+            replayed += result.events
+            live = {d.projection: d for d in await live_digests(database_url, name, projections)}
+            for found in result.digests:
+                same = live[found.projection] == found
+                differing += not same
+                verdict = "match" if same else f"DIFFERS: {live[found.projection].digest}"
+                table.add_row(name, found.projection, str(found.documents), found.digest, verdict)
+            if keep:
+                out.print(f"kept {result.schema}")
+    out.print(table)
+    if differing:
+        out.print(
+            f"{differing} projection(s) differ from the live ones; the live runners may still be"
+            " catching up with the log: run again once they have"
+        )
+    else:
+        out.print(f"replayed {replayed} events: every digest equals the live projection's")
+
+
+@app.command()
+def report(
+    engagement_id: str = typer.Argument(..., help="The engagement to report on."),
+    out: Path = typer.Option(..., "--out", help="Where to write the HTML file."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Only the log up to this RFC 3339 time, e.g. 2025-01-01T12:00:00Z."
+    ),
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Write a self-contained HTML report: stages, events and the trust score over time."""
+    from rapport.report import write_report
+    from shared.envelope import parse_time
+    from shared.infra import running_database
+
+    try:
+        moment = None if as_of is None else parse_time(as_of)
+    except ValueError as error:
+        typer.echo(f"error: --as-of must be an RFC 3339 time with an offset: {error}", err=True)
+        raise typer.Exit(2) from error
+    with running_database(data_dir) as database_url:
+        found = asyncio.run(write_report(database_url, engagement_id, out, moment, data_dir))
+    if not found:
+        typer.echo(f"error: no engagement {engagement_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"wrote {out}")

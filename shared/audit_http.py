@@ -1,0 +1,67 @@
+"""`GET /v1/audit/streams/{stream_id}/events` (contract section 6), written once for every service.
+
+Auditors and admins read a stream's envelopes exactly as stored, in version order: the body
+embeds each stored envelope text verbatim, so a client can recompute every hash from the bytes
+it received.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, FastAPI, Path, Query
+from fastapi.responses import Response
+
+from shared.auth import PermissionDenied, Principal
+from shared.errors import NotFound
+from shared.http import authenticated
+
+if TYPE_CHECKING:
+    from shared.service import ServiceCore
+
+AUDIT_ROLES = frozenset({"auditor", "admin"})
+StreamId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+
+_EVENTS_SQL = (
+    "SELECT stream_version, envelope FROM events WHERE stream_id = $1 AND stream_version > $2"
+    " ORDER BY stream_version"
+)
+
+
+def audit_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
+    """Attach the audit read of stored envelopes to a service's app."""
+    caller = authenticated(lambda: current().jwt_secret)
+
+    @app.get(
+        "/v1/audit/streams/{stream_id}/events",
+        tags=["audit"],
+        summary="The stored envelopes of one stream, in order (auditor, admin)",
+        responses={
+            200: {
+                "content": {
+                    "application/json": {
+                        "example": {"stream_id": "…", "version": 2, "items": [{}, {}]}
+                    }
+                }
+            }
+        },
+    )
+    async def stream_events(
+        stream_id: StreamId,
+        after_version: Annotated[int, Query(ge=0, description="Only versions above this.")] = 0,
+        principal: Principal = Depends(caller),
+    ) -> Response:
+        if principal.role not in AUDIT_ROLES:
+            raise PermissionDenied("only auditors and admins read the raw log")
+        async with current().store.snapshot() as conn:
+            rows = await conn.fetch(_EVENTS_SQL, stream_id, after_version)
+            if not rows and not await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id
+            ):
+                raise NotFound(f"no stream {stream_id}")
+        version = int(rows[-1]["stream_version"]) if rows else after_version
+        items = ",".join(str(row["envelope"]) for row in rows)
+        head = json.dumps({"stream_id": stream_id, "version": version})[:-1]
+        return Response(f'{head},"items":[{items}]}}', media_type="application/json")

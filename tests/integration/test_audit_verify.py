@@ -1,0 +1,126 @@
+"""`rapport audit verify` against real PostgreSQL: a whole log passes, one changed byte fails."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+
+import asyncpg
+import pytest
+from typer.testing import CliRunner, Result
+
+from rapport.cli import app
+from shared.clock import SystemClock
+from shared.envelope import Actor
+from shared.events import DomainEvent
+from shared.eventstore import EventMetadata, EventStore
+from shared.infra import Endpoints
+
+META = EventMetadata(actor=Actor(role="admin", id="auditor-test"), correlation_id="c-audit")
+
+
+class Pinged(DomainEvent):
+    event_type = "Pinged"
+
+    n: int
+
+
+async def cli(*args: str) -> Result:
+    """Run the command line in a thread: it runs its own event loop."""
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args))
+
+
+async def write_log(pool: asyncpg.Pool, streams: int, events: int) -> list[str]:
+    store = EventStore(pool, "test", SystemClock())
+    stream_ids = [str(uuid.uuid4()) for _ in range(streams)]
+    for stream_id in stream_ids:
+        for n in range(events):
+            async with store.transaction() as conn:
+                await store.append(conn, stream_id, n, [Pinged(n=n)], META)
+    return stream_ids
+
+
+async def schema_of(pool: asyncpg.Pool) -> str:
+    return str(await pool.fetchval("SELECT current_schema()"))
+
+
+@pytest.fixture(autouse=True)
+def database_from_environment(infra: Endpoints, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", infra.database_url)
+
+
+async def test_a_clean_log_verifies_with_exit_zero_and_a_summary(
+    scratch_pool: asyncpg.Pool,
+) -> None:
+    await write_log(scratch_pool, streams=3, events=4)
+    result = await cli("audit", "verify", "--schema", await schema_of(scratch_pool))
+    assert result.exit_code == 0, result.output
+    assert "3 streams, 12 events intact" in result.output
+    assert re.search(r"verified 3 streams, 12 events in \d+\.\d+ s", result.output)
+
+
+async def test_one_byte_changed_behind_the_append_only_trigger_fails_naming_that_event(
+    scratch_pool: asyncpg.Pool,
+) -> None:
+    schema = await schema_of(scratch_pool)
+    streams = await write_log(scratch_pool, streams=3, events=4)
+    victim = sorted(streams)[1]
+    async with scratch_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        row = await conn.fetchrow(
+            "SELECT event_id::text AS event_id, envelope FROM events"
+            " WHERE stream_id = $1 AND stream_version = 3",
+            victim,
+        )
+        assert row is not None
+        original: str = row["envelope"]
+        tampered = original.replace('"n":2', '"n":3')
+        assert (
+            len(tampered) == len(original)
+            and sum(a != b for a, b in zip(original, tampered, strict=True)) == 1
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(
+                "UPDATE events SET envelope = $1 WHERE event_id = $2::uuid",
+                tampered,
+                row["event_id"],
+            )
+        async with conn.transaction():
+            await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update_or_delete")
+            await conn.execute(
+                "UPDATE events SET envelope = $1 WHERE event_id = $2::uuid",
+                tampered,
+                row["event_id"],
+            )
+            await conn.execute("ALTER TABLE events ENABLE TRIGGER events_no_update_or_delete")
+
+    result = await cli("audit", "verify", "--schema", schema)
+
+    assert result.exit_code == 1, result.output
+    assert (
+        f"first bad event: service={schema} stream={victim} version=3"
+        f" event_id={row['event_id']} reason=hash mismatch"
+    ) in result.output
+
+
+async def test_a_deleted_event_is_reported_as_a_version_gap(scratch_pool: asyncpg.Pool) -> None:
+    schema = await schema_of(scratch_pool)
+    [stream_id] = await write_log(scratch_pool, streams=1, events=3)
+    async with scratch_pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(
+            "DELETE FROM events WHERE stream_id = $1 AND stream_version = 2", stream_id
+        )
+
+    result = await cli("audit", "verify", "--schema", schema)
+
+    assert result.exit_code == 1, result.output
+    assert f"stream={stream_id} version=3" in result.output
+    assert "expected version 2, found 3" in result.output
+
+
+async def test_a_schema_without_an_event_store_is_said_so_and_not_an_error() -> None:
+    result = await cli("audit", "verify", "--schema", "no_such_service_here")
+    assert result.exit_code == 0, result.output
+    assert "no event store" in result.output

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
+from services.notifications.application.delivery import DeliveryWorker
 from services.notifications.application.handlers import NotificationService
 from services.notifications.entrypoints.http import build_routes
-from services.notifications.projections import PROJECTIONS
+from services.notifications.projections.schedule import schedule
 from shared.clock import Clock
 from shared.config import Settings
 from shared.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC, NOTIFICATIONS_TOPIC
-from shared.service import ServiceCore, Subscription, open_core, service_app
+from shared.service import ServiceCore, Subscription, Worker, open_core, service_app
 
 NAME = "notifications"
 
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             NAME,
             settings,
             migrations="services.notifications.adapters.migrations",
-            projections=PROJECTIONS,
+            projections=[schedule],
             topic=NOTIFICATIONS_TOPIC,
             clock=clock,
         )
@@ -37,10 +38,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Subscription([INTAKE_TOPIC, ENGAGEMENT_TOPIC], "notifications-rules", service.on_event)
         ]
 
+    def workers(core: ServiceCore) -> dict[str, Worker]:
+        worker = DeliveryWorker(core.store, core.vault, core.clock, core.settings)
+        return {"deliveries": worker.run}
+
     return service_app(
         core,
         build_routes,
         name=NAME,
         description="Notification rules, schedules and webhook delivery.",
         subscriptions=subscriptions,
+        workers=workers,
     )

@@ -1,4 +1,4 @@
-"""Notifications use cases: planning from incoming events, and listing by recipient."""
+"""Notifications use cases: planning from incoming events, webhooks, listing by recipient."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ from typing import Any
 
 import asyncpg
 
+from services.notifications.adapters import tables
 from services.notifications.domain import notifications
 from services.notifications.domain.events import registry
-from services.notifications.domain.notifications import ScheduleNotifications
-from services.notifications.domain.rules import notifications_for
-from services.notifications.projections.schedule import schedule
+from services.notifications.domain.notifications import PlanNotifications
+from services.notifications.domain.rules import HANDLED, parties_in
+from services.notifications.projections.schedule import public, schedule
 from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
-from shared.commands import Body, CommandRunner, Decider
+from shared.commands import Body, CommandRunner, Decider, IdempotencyKey, remember, remembered
 from shared.crypto import KeyVault
-from shared.envelope import SYSTEM_ACTOR, Envelope, parse_time
+from shared.envelope import SYSTEM_ACTOR, Envelope, new_id, parse_time
 from shared.eventstore import EventMetadata, EventStore
 
 DECIDER = Decider(
@@ -30,8 +31,17 @@ def may_list(principal: Principal, recipient: str) -> bool:
     return recipient == f"{principal.role}:{principal.sub}"
 
 
+def may_register(principal: Principal, recipient: str) -> bool:
+    """Admins for anyone (and `*`); a coach, client or supervisor only for themselves."""
+    if principal.is_admin:
+        return True
+    return principal.role in ("coach", "client", "supervisor") and recipient == (
+        f"{principal.role}:{principal.sub}"
+    )
+
+
 class NotificationService:
-    """Plans notifications from events and answers the schedule."""
+    """Plans notifications from events, registers webhooks and answers the schedule."""
 
     def __init__(self, store: EventStore, vault: KeyVault, clock: Clock) -> None:
         self.store = store
@@ -39,29 +49,89 @@ class NotificationService:
         self.runner = CommandRunner(store, registry, DECIDER, vault)
 
     async def on_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
-        planned = notifications_for(
-            envelope.event_type,
-            envelope.event_id,
-            envelope.stream_id,
-            envelope.occurred,
-            envelope.data,
-        )
-        if not planned:
+        """Plan an incoming event's notifications in the inbox's transaction.
+
+        An engagement event that arrives before its `ClientCommitted` (another topic, so no
+        order between them) is parked and planned when the parties arrive.
+        """
+        if envelope.event_type not in HANDLED:
             return
-        command = ScheduleNotifications(cause_event_id=envelope.event_id, planned=planned)
+        # Serialises parking with the arrival of the parties; takes no transaction id, so the
+        # append below stays the transaction's first write.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"notifications:{envelope.stream_id}",
+        )
+        earlier = await tables.parked(conn, envelope.stream_id) if parties_in(envelope) else []
+        waiting = False
+
+        def decide(state: notifications.Notifications) -> list[Any]:
+            nonlocal waiting
+            if notifications.waiting_for_parties(state, envelope):
+                waiting = True
+                return []
+            command = PlanNotifications(incoming=[envelope, *earlier])
+            return list(notifications.decide(state, command))
+
+        appended: list[Envelope] = []
+
+        def respond(state: notifications.Notifications, envelopes: list[Envelope]) -> Body:
+            appended.extend(envelopes)
+            return {}
+
         await self.runner.execute_in(
             conn,
             envelope.stream_id,
-            lambda state: notifications.decide(state, command),
+            decide,
             EventMetadata(
                 actor=SYSTEM_ACTOR,
                 correlation_id=envelope.correlation_id,
                 causation_id=envelope.event_id,
                 occurred_at=self.clock.now(),
             ),
-            lambda state, _: {},
+            respond,
             creates=True,
         )
+        if waiting:
+            await tables.park(conn, envelope)
+            return
+        await tables.enqueue(conn, appended)
+        await tables.unpark(conn, [parked.event_id for parked in earlier])
+
+    async def register_webhook(
+        self,
+        principal: Principal,
+        recipient: str,
+        url: str,
+        secret: str,
+        idempotency: IdempotencyKey | None,
+    ) -> Body:
+        if not may_register(principal, recipient):
+            raise PermissionDenied("you may only register webhooks for yourself")
+        webhook_id = new_id()
+        async with self.store.transaction() as conn:
+            if idempotency is not None:
+                previous = await remembered(conn, idempotency)
+                if previous is not None:
+                    return previous
+            await tables.insert_webhook(
+                conn,
+                webhook_id,
+                recipient,
+                url,
+                secret,
+                f"{principal.role}:{principal.sub}",
+                self.clock.now(),
+            )
+            body: Body = {
+                "webhook_id": webhook_id,
+                "recipient": recipient,
+                "url": url,
+                "stream_version": 1,
+            }
+            if idempotency is not None:
+                await remember(conn, idempotency, 201, body)
+        return body
 
     async def list_for(self, principal: Principal, recipient: str) -> Body:
         if not may_list(principal, recipient):
@@ -70,14 +140,15 @@ class NotificationService:
         items: list[dict[str, Any]] = []
         async with self.store.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT doc FROM documents WHERE projection = $1 AND doc->>'recipient' = $2"
-                " ORDER BY doc->>'due_at', id",
+                "SELECT doc, version FROM documents WHERE projection = $1"
+                " AND doc->>'recipient' = $2 ORDER BY doc->>'due_at', id",
                 schedule.name,
                 recipient,
             )
         for row in rows:
-            item = json.loads(row["doc"])
+            item = public(json.loads(row["doc"]))
             if item["status"] == "scheduled" and parse_time(item["due_at"]) <= now:
                 item["status"] = "pending"
+            item["version"] = int(row["version"])
             items.append(item)
         return {"items": items}

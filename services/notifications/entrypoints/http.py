@@ -4,24 +4,52 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Query
+from pydantic import Field, field_validator
 
 from services.notifications.application.handlers import NotificationService
 from shared.auth import Principal
-from shared.commands import Body
-from shared.http import authenticated
+from shared.commands import Body, IdempotencyKey
+from shared.http import IDEMPOTENCY_HEADER, authenticated
+from shared.schemas import Body as RequestBody
+from shared.schemas import CommandAccepted
 from shared.service import ServiceCore
+
+RECIPIENT_PATTERN = r"^(\*|(coach|client|supervisor):[A-Za-z0-9_.:@-]{1,100})$"
 
 Recipient = Annotated[
     str,
     Query(
         min_length=1,
         max_length=120,
-        pattern=r"^(\*|(coach|client|supervisor):[A-Za-z0-9_.:@-]+)$",
+        pattern=RECIPIENT_PATTERN,
         description="coach:<id>, client:<id>, supervisor:<id> or *",
     ),
 ]
+
+
+class WebhookIn(RequestBody):
+    recipient: Annotated[str, Field(max_length=120, pattern=RECIPIENT_PATTERN)]
+    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    secret: Annotated[str, Field(min_length=1, max_length=512)]
+
+    @field_validator("url")
+    @classmethod
+    def http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http or https URL")
+        if any(character.isspace() for character in url):
+            raise ValueError("must not contain whitespace")
+        return url
+
+
+class WebhookOut(CommandAccepted):
+    webhook_id: str
+    recipient: str
+    url: str
 
 
 def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
@@ -31,6 +59,21 @@ def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
     def service() -> NotificationService:
         core = current()
         return NotificationService(core.store, core.vault, core.clock)
+
+    @app.post("/v1/webhooks", status_code=201, response_model=WebhookOut, tags=["notifications"])
+    async def register_webhook(
+        body: WebhookIn,
+        principal: Principal = Depends(caller),
+        idempotency_key: str | None = IDEMPOTENCY_HEADER,
+    ) -> Body:
+        idempotency = IdempotencyKey.of(
+            f"{principal.role}:{principal.sub}:webhooks",
+            idempotency_key,
+            body.model_dump(mode="json"),
+        )
+        return await service().register_webhook(
+            principal, body.recipient, body.url, body.secret, idempotency
+        )
 
     @app.get("/v1/notifications", tags=["notifications"])
     async def list_notifications(

@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
 import asyncpg
 
 from services.engagement.domain import engagement
 from services.engagement.domain.commands import OpenEngagement
-from services.engagement.domain.events import registry
+from services.engagement.domain.events import Stage, registry
 from services.engagement.projections.stage_view import stage_view
 from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
-from shared.commands import Body, CommandRunner, Decider
+from shared.commands import Body, CommandRunner, Decider, IdempotencyKey
 from shared.crypto import KeyVault
-from shared.envelope import SYSTEM_ACTOR, Envelope
+from shared.envelope import SYSTEM_ACTOR, Actor, Envelope, new_id
 from shared.errors import NotFound
+from shared.events import Command, DomainEvent
 from shared.eventstore import EventMetadata, EventStore
-from shared.projections import load_document
+from shared.projections import Projection, fold_as_of, load_document
 
 DECIDER = Decider(initial=engagement.initial, evolve=engagement.evolve, owner=engagement.owner)
+
+# Who may send a command: the engagement's coach, its client, either of them, or anyone who
+# may report a boundary violation (coach, client, the engagement's supervisor). Admins always.
+Who = Literal["coach", "client", "party", "reporter"]
+
+
+def may_act(principal: Principal, state: engagement.Engagement, who: Who) -> bool:
+    if principal.is_admin:
+        return True
+    coach = principal.role == "coach" and principal.sub == state.coach_id
+    client = principal.role == "client" and principal.sub == state.client_id
+    supervisor = (
+        principal.role == "supervisor"
+        and state.supervisor_id is not None
+        and principal.sub == state.supervisor_id
+    )
+    match who:
+        case "coach":
+            return coach
+        case "client":
+            return client
+        case "party":
+            return coach or client
+        case "reporter":
+            return coach or client or supervisor
+    return False
 
 
 def may_read(principal: Principal, view: Body) -> bool:
@@ -30,7 +62,7 @@ def may_read(principal: Principal, view: Body) -> bool:
 
 
 class EngagementService:
-    """The engagement's reactions, commands and reads."""
+    """The engagement's reactions, commands and reads, with the contract's access rules."""
 
     def __init__(self, store: EventStore, vault: KeyVault, clock: Clock) -> None:
         self.store = store
@@ -67,12 +99,84 @@ class EngagementService:
             creates=True,
         )
 
-    async def read(self, principal: Principal, engagement_id: str) -> Body:
-        async with self.store.pool.acquire() as conn:
-            found = await load_document(conn, stage_view.name, engagement_id)
+    async def act(
+        self,
+        principal: Principal,
+        engagement_id: str,
+        who: Who,
+        command_type: type[Command],
+        fields: dict[str, Any],
+        *,
+        idempotency: IdempotencyKey | None,
+        extra: Body | None = None,
+        correlation_id: str | None = None,
+    ) -> Body:
+        """Run one command: the time comes from the clock once, for the command and its events."""
+        at = self.clock.now()
+        command = command_type.model_validate({**fields, "at": at})
+
+        def decide(state: engagement.Engagement) -> Sequence[DomainEvent]:
+            if not state.opened:
+                raise NotFound(f"no engagement {engagement_id}")
+            if not may_act(principal, state, who):
+                raise PermissionDenied(f"{principal.role} {principal.sub} may not do this here")
+            return engagement.decide(state, command)
+
+        metadata = EventMetadata(
+            actor=Actor(role=principal.role, id=principal.sub),
+            correlation_id=correlation_id or new_id(),
+            occurred_at=at,
+        )
+        return await self.runner.execute(
+            engagement_id,
+            decide,
+            metadata,
+            lambda state, _: dict(extra or {}),
+            idempotency=idempotency,
+        )
+
+    async def read(
+        self,
+        principal: Principal,
+        engagement_id: str,
+        *,
+        projection: Projection = stage_view,
+        as_of: datetime | None = None,
+    ) -> Body:
+        """A single view, live or as it stood at `as_of` (folded from the log up to then)."""
+        if as_of is None:
+            async with self.store.pool.acquire() as conn:
+                found = await load_document(conn, projection.name, engagement_id)
+        else:
+            found = await fold_as_of(self.store, projection, engagement_id, as_of)
         if found is None:
             raise NotFound(f"no engagement {engagement_id}")
         document, version = found
         if not may_read(principal, document):
             raise PermissionDenied("not a party to this engagement")
-        return {**document, "version": version}
+        erased = await self.vault.is_erased(document["client_id"])
+        return {**document, "erased": erased, "version": version}
+
+    async def coach_engagements(
+        self, principal: Principal, coach_id: str, stage: Stage | None
+    ) -> Body:
+        """The coach's engagements (stage views), optionally only those in one stage."""
+        allowed = principal.role in ("admin", "auditor") or (
+            principal.role == "coach" and principal.sub == coach_id
+        )
+        if not allowed:
+            raise PermissionDenied("a coach may only list their own engagements")
+        async with self.store.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT doc, version FROM documents WHERE projection = $1"
+                " AND doc->>'coach_id' = $2 AND ($3::text IS NULL OR doc->>'stage' = $3)"
+                " ORDER BY doc->>'opened_at', id",
+                stage_view.name,
+                coach_id,
+                stage,
+            )
+        items = []
+        for row in rows:
+            document: Body = json.loads(row["doc"])
+            items.append({**document, "version": int(row["version"])})
+        return {"items": items}

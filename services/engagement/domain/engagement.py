@@ -1,63 +1,63 @@
-"""The engagement as a pure decider: `decide(state, command) -> events`, `evolve(state, event)`."""
+"""The engagement as a pure decider: `decide(state, command) -> events`, `evolve(state, event)`.
+
+The rules live one module per concern (lifecycle, homework and trust, boundaries, graduation);
+this module only dispatches a command to its rule.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from services.engagement.domain.commands import OpenEngagement
-from services.engagement.domain.events import EngagementOpened
+from services.engagement.domain import boundaries, graduation, homework, lifecycle
+from services.engagement.domain.commands import (
+    AchieveTransformation,
+    AddressViolation,
+    AssignHomework,
+    ClaimHomework,
+    CompleteFollowUp,
+    Graduate,
+    HoldSession,
+    OpenEngagement,
+    ReceiveTestimonial,
+    RecordSelfCheck,
+    ReportViolation,
+    ReviewBoundaries,
+    StartGraduation,
+    StartPlan,
+    TerminateEngagement,
+    VerifyHomework,
+)
+from services.engagement.domain.state import Engagement, evolve, initial, owner
 from shared.events import Command, DomainEvent
 
+__all__ = ["Engagement", "decide", "evolve", "initial", "owner"]
 
-@dataclass(frozen=True)
-class Engagement:
-    engagement_id: str | None = None
-    client_id: str | None = None
-    coach_id: str | None = None
-    supervisor_id: str | None = None
-    stage: str | None = None
-    session_cadence_days: int | None = None
+Rule = Callable[[Engagement, Any], Sequence[DomainEvent]]
 
-
-def initial() -> Engagement:
-    return Engagement()
-
-
-def owner(state: Engagement) -> str | None:
-    return state.client_id
-
-
-def evolve(state: Engagement, event: DomainEvent) -> Engagement:
-    match event:
-        case EngagementOpened():
-            return replace(
-                state,
-                engagement_id=event.engagement_id,
-                client_id=event.client_id,
-                coach_id=event.coach_id,
-                supervisor_id=event.supervisor_id,
-                stage="commitment",
-                session_cadence_days=event.session_cadence_days,
-            )
-    return state
+RULES: dict[type[Command], Rule] = {
+    OpenEngagement: lifecycle.open_engagement,
+    StartPlan: lifecycle.start_plan,
+    HoldSession: lifecycle.hold_session,
+    AchieveTransformation: lifecycle.achieve_transformation,
+    RecordSelfCheck: lifecycle.record_self_check,
+    TerminateEngagement: lifecycle.terminate,
+    AssignHomework: homework.assign,
+    ClaimHomework: homework.claim,
+    VerifyHomework: homework.verify,
+    ReportViolation: boundaries.report,
+    AddressViolation: boundaries.address,
+    ReviewBoundaries: boundaries.review,
+    StartGraduation: graduation.start_graduation,
+    Graduate: graduation.graduate,
+    CompleteFollowUp: graduation.follow_up,
+    ReceiveTestimonial: graduation.testimonial,
+}
 
 
 def decide(state: Engagement, command: Command) -> Sequence[DomainEvent]:
-    match command:
-        case OpenEngagement():
-            if state.engagement_id is not None:
-                return []  # the intake's commitment was seen already
-            return [
-                EngagementOpened(
-                    engagement_id=command.engagement_id,
-                    client_id=command.client_id,
-                    coach_id=command.coach_id,
-                    supervisor_id=command.supervisor_id,
-                    session_cadence_days=command.session_cadence_days,
-                    goals=command.goals,
-                    baselines=command.baselines,
-                    opened_at=command.at,
-                )
-            ]
-    raise TypeError(f"engagement cannot handle {type(command).__name__}")
+    """The events a command causes in this state, or a DomainError (nothing is written)."""
+    rule = RULES.get(type(command))
+    if rule is None:
+        raise TypeError(f"engagement cannot handle {type(command).__name__}")
+    return rule(state, command)

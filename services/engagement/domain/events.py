@@ -1,11 +1,31 @@
-"""Events of the engagement stream, named exactly as the contract names them."""
+"""Events of the engagement stream, named exactly as the contract names them.
+
+Every free-text field is personal data (`PersonalStr`): the store encrypts it with the
+client's key. Times a rule needs later (the 90-day window, graduation) travel in the data.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from shared.events import DomainEvent, EventRegistry
+from shared.events import DomainEvent, EventRegistry, OptionalPersonalStr, PersonalStr
+
+Stage = Literal[
+    "commitment", "working_the_plan", "transformation", "graduation", "graduated", "terminated"
+]
+Outcome = Literal["confirmed", "refuted"]
+Party = Literal["coach", "client"]
+ViolationKind = Literal[
+    "role_overstep",
+    "inappropriate_disclosure",
+    "confidentiality_breach",
+    "outside_agreed_contact",
+    "power_imbalance",
+    "other",
+]
+TerminationReason = Literal["broken_trust", "boundaries", "client_withdrew", "mutual", "other"]
+SupervisionReason = Literal["persistent_violations", "confidentiality_breach"]
 
 
 class EngagementOpened(DomainEvent):
@@ -23,4 +43,196 @@ class EngagementOpened(DomainEvent):
     opened_at: datetime
 
 
-registry = EventRegistry([EngagementOpened])
+class PlanStarted(DomainEvent):
+    """commitment → working_the_plan."""
+
+    event_type = "PlanStarted"
+
+    started_at: datetime
+
+
+class HomeworkAssigned(DomainEvent):
+    event_type = "HomeworkAssigned"
+
+    homework_id: str
+    title: PersonalStr
+    due_at: datetime
+
+
+class HomeworkClaimed(DomainEvent):
+    """The client says the homework is done; the coach is to verify it."""
+
+    event_type = "HomeworkClaimed"
+
+    homework_id: str
+    note: OptionalPersonalStr = None
+    claimed_at: datetime
+
+
+class HomeworkVerified(DomainEvent):
+    event_type = "HomeworkVerified"
+
+    homework_id: str
+    outcome: Outcome
+    evidence: OptionalPersonalStr = None
+    verified_at: datetime
+
+
+class DeceptionPatternDetected(DomainEvent):
+    """At least 3 of the 5 most recent verifications are refuted (appended on each turn to true)."""
+
+    event_type = "DeceptionPatternDetected"
+
+    refuted: int
+    of_recent: int
+    homework_id: str
+
+
+class SessionHeld(DomainEvent):
+    event_type = "SessionHeld"
+
+    session_id: str
+    held_at: datetime
+    duration_minutes: int
+    notes: OptionalPersonalStr = None
+
+
+class BoundaryViolated(DomainEvent):
+    event_type = "BoundaryViolated"
+
+    violation_id: str
+    violated_by: Party
+    kind: ViolationKind
+    description: PersonalStr
+    reported_by: str
+    reported_at: datetime
+
+
+class SupervisionRecommended(DomainEvent):
+    """Appended with the third violation by one party within 90 days, and with every
+    confidentiality breach by the coach."""
+
+    event_type = "SupervisionRecommended"
+
+    party: Party
+    reason: SupervisionReason
+    violation_id: str
+    violations_in_window: int
+    supervisor_id: str | None
+
+
+class BoundaryViolationAddressed(DomainEvent):
+    event_type = "BoundaryViolationAddressed"
+
+    violation_id: str
+    violated_by: Party
+    steps: PersonalStr
+    addressed_at: datetime
+
+
+class BoundariesReviewed(DomainEvent):
+    event_type = "BoundariesReviewed"
+
+    notes: OptionalPersonalStr = None
+    reviewed_at: datetime
+
+
+class TransformationAchieved(DomainEvent):
+    """working_the_plan → transformation."""
+
+    event_type = "TransformationAchieved"
+
+    summary: PersonalStr
+    achieved_at: datetime
+
+
+class SelfCheckRecorded(DomainEvent):
+    event_type = "SelfCheckRecorded"
+
+    on_track: bool
+    notes: OptionalPersonalStr = None
+    recorded_by: str
+    recorded_at: datetime
+
+
+class RegressionDetected(DomainEvent):
+    """A not-on-track self-check in transformation: back to working_the_plan."""
+
+    event_type = "RegressionDetected"
+
+    from_stage: Stage
+    to_stage: Stage
+    detected_at: datetime
+
+
+class GraduationStarted(DomainEvent):
+    """transformation → graduation, with a longer session cadence."""
+
+    event_type = "GraduationStarted"
+
+    session_cadence_days: int
+    previous_session_cadence_days: int
+    started_at: datetime
+
+
+class Graduated(DomainEvent):
+    """graduation → graduated."""
+
+    event_type = "Graduated"
+
+    graduated_at: datetime
+
+
+class FollowUpCompleted(DomainEvent):
+    event_type = "FollowUpCompleted"
+
+    follow_up_id: str
+    scores: dict[str, float]
+    notes: OptionalPersonalStr = None
+    completed_at: datetime
+
+
+class TestimonialReceived(DomainEvent):
+    event_type = "TestimonialReceived"
+    __test__: ClassVar[bool] = False  # not a pytest class, despite its name
+
+    testimonial_id: str
+    text: PersonalStr
+    consent_to_publish: bool
+    received_at: datetime
+
+
+class EngagementTerminated(DomainEvent):
+    """Any stage but graduated → terminated."""
+
+    event_type = "EngagementTerminated"
+
+    reason: TerminationReason
+    notes: OptionalPersonalStr = None
+    from_stage: Stage
+    terminated_at: datetime
+
+
+ENGAGEMENT_EVENTS: tuple[type[DomainEvent], ...] = (
+    EngagementOpened,
+    PlanStarted,
+    HomeworkAssigned,
+    HomeworkClaimed,
+    HomeworkVerified,
+    DeceptionPatternDetected,
+    SessionHeld,
+    BoundaryViolated,
+    SupervisionRecommended,
+    BoundaryViolationAddressed,
+    BoundariesReviewed,
+    TransformationAchieved,
+    SelfCheckRecorded,
+    RegressionDetected,
+    GraduationStarted,
+    Graduated,
+    FollowUpCompleted,
+    TestimonialReceived,
+    EngagementTerminated,
+)
+
+registry = EventRegistry(ENGAGEMENT_EVENTS)

@@ -4,5 +4,6 @@ Add every new projection here; the bootstrap and the auditors both read this tup
 """
 
 from services.engagement.projections.stage_view import stage_view
+from services.engagement.projections.trust_view import trust_view
 
-PROJECTIONS = (stage_view,)
+PROJECTIONS = (stage_view, trust_view)

@@ -1,0 +1,230 @@
+"""Webhook delivery against real HTTP receivers on localhost and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from shared.envelope import format_time
+from shared.infra import Endpoints
+from tests.integration.test_webhook_support import (
+    Notifier,
+    client_committed,
+    holds,
+    notifier,
+    receiver,
+    running,
+    sealed,
+)
+from tests.support import eventually
+
+
+def event_types(events: list[Any]) -> list[str]:
+    return [event.event_type for event in events]
+
+
+async def only(n: Notifier, recipient: str, status: str | None = None) -> list[dict[str, Any]]:
+    items = await n.notifications(recipient)
+    return [item for item in items if status is None or item["status"] == status]
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_due_notification_reaches_its_webhook_signed_with_the_secret(
+    infra: Endpoints,
+) -> None:
+    delivered_before = metric("rapport_notification_deliveries_total", outcome="delivered")
+    async with notifier(infra.database_url) as n, receiver() as hook:
+        await n.webhook("coach:c-1", hook.url, secret="top-secret")
+        engagement_id = await n.commit("c-1")
+        async with running(n.worker()):
+            await eventually(lambda: only(n, "coach:c-1", "delivered"))
+        [request] = hook.received
+        assert request.signed_with("top-secret")
+        assert not request.signed_with("another-secret")
+        assert request.headers["content-type"] == "application/json"
+        [item] = await n.notifications("coach:c-1")
+        assert item["attempts"] == 1 and item["engagement_id"] == engagement_id
+        assert request.notification_id == item["notification_id"]
+        assert request.json == {
+            name: item[name]
+            for name in ("notification_id", "kind", "recipient", "engagement_id", "due_at")
+        } | {"created_at": item["created_at"]}
+        types = event_types(await n.events(engagement_id))
+        assert types.count("NotificationDeliveryAttempted") == 1
+        assert types.count("NotificationDelivered") == 1
+    assert metric("rapport_notification_deliveries_total", outcome="delivered") > delivered_before
+
+
+async def test_a_receiver_answering_500_twice_then_200_gets_it_on_the_third_attempt(
+    infra: Endpoints,
+) -> None:
+    async with (
+        notifier(infra.database_url) as n,
+        receiver(answer=lambda count: 500 if count <= 2 else 200) as hook,
+    ):
+        await n.webhook("coach:c-2", hook.url)
+        engagement_id = await n.commit("c-2")
+        async with running(n.worker()):
+            [item] = await eventually(lambda: only(n, "coach:c-2", "delivered"))
+        assert item["attempts"] == 3
+        assert len(hook.received) == 3
+        assert {request.notification_id for request in hook.received} == {item["notification_id"]}
+        assert len({request.body for request in hook.received}) == 1
+        events = await n.events(engagement_id)
+        attempts = [e.data for e in events if e.event_type == "NotificationDeliveryAttempted"]
+        assert [(a["attempt"], a["status_code"], a["succeeded"]) for a in attempts] == [
+            (1, 500, False),
+            (2, 500, False),
+            (3, 200, True),
+        ]
+        assert attempts[0]["error"] == "http_500" and attempts[0]["next_attempt_at"]
+        assert event_types(events).count("NotificationDelivered") == 1
+
+
+async def test_a_receiver_that_never_answers_fails_after_the_budget_while_another_keeps_receiving(
+    infra: Endpoints,
+) -> None:
+    async with (
+        notifier(infra.database_url, webhook_timeout_seconds=0.3) as n,
+        receiver(answer=lambda count: None) as dead,
+        receiver() as alive,
+    ):
+        await n.webhook("coach:dead", dead.url)
+        await n.webhook("coach:alive", alive.url)
+        for _ in range(6):
+            await n.commit("dead")
+        async with running(n.worker(concurrency=8, per_webhook=3)):
+            await eventually(holds(lambda: len(dead.received) >= 3))
+            for _ in range(6):
+                await n.commit("alive")
+            await eventually(lambda: only(n, "coach:alive", "delivered"))
+            delivered = await eventually(
+                lambda: _all(only(n, "coach:alive", "delivered"), 6), timeout=30
+            )
+            still_trying = await only(n, "coach:dead")
+            assert all(item["status"] == "pending" for item in still_trying)
+            failed = await eventually(lambda: _all(only(n, "coach:dead", "failed"), 6), timeout=60)
+        assert len(delivered) == 6 and len(alive.received) == 6
+        assert all(item["attempts"] == 4 for item in failed)
+        assert Counter(dead.ids()) == {item["notification_id"]: 4 for item in failed}
+        assert dead.most_in_flight <= 3
+        rows = await n.delivery_rows()
+        assert sorted(row["status"] for row in rows) == ["delivered"] * 6 + ["failed"] * 6
+        assert all(row["last_error"] == "timeout" for row in rows if row["status"] == "failed")
+
+
+async def _all(items: Any, count: int) -> list[dict[str, Any]] | None:
+    found: list[dict[str, Any]] = await items
+    return found if len(found) == count else None
+
+
+async def test_two_workers_never_deliver_the_same_attempt_at_once(infra: Endpoints) -> None:
+    async with notifier(infra.database_url) as n, receiver(delay=0.02) as hook:
+        await n.webhook("coach:busy", hook.url)
+        for _ in range(30):
+            await n.commit("busy")
+        async with running(n.worker(per_webhook=8), n.worker(per_webhook=8)):
+            await eventually(lambda: _all(only(n, "coach:busy", "delivered"), 30), timeout=60)
+        assert sorted(Counter(hook.ids()).values()) == [1] * 30
+        assert all(item["attempts"] == 1 for item in await n.notifications("coach:busy"))
+
+
+async def test_a_future_notification_stays_scheduled_until_the_clock_passes_it(
+    infra: Endpoints,
+) -> None:
+    async with notifier(infra.database_url) as n, receiver() as hook:
+        await n.webhook("client:cl-9", hook.url)
+        engagement_id = await n.commit("c-9", "cl-9")
+        graduated_at = n.clock.now()
+        await n.receive(
+            sealed(
+                "Graduated",
+                engagement_id,
+                {"graduated_at": format_time(graduated_at)},
+                at=graduated_at,
+            )
+        )
+        async with running(n.worker()):
+            await eventually(lambda: only(n, "client:cl-9", "delivered"))  # the welcome
+            later = await only(n, "client:cl-9", "scheduled")
+            assert sorted((i["kind"], i["due_at"]) for i in later) == sorted(
+                [
+                    ("follow_up_due", format_due(graduated_at + timedelta(days=90))),
+                    ("testimonial_request", format_due(graduated_at + timedelta(days=90))),
+                    ("follow_up_due", format_due(graduated_at + timedelta(days=180))),
+                ]
+            )
+            n.clock.advance(timedelta(days=90, minutes=1))
+            await eventually(lambda: _all(only(n, "client:cl-9", "delivered"), 3))
+            assert [i["kind"] for i in await only(n, "client:cl-9", "scheduled")] == [
+                "follow_up_due"
+            ]
+            n.clock.advance(timedelta(days=90))
+            await eventually(lambda: _all(only(n, "client:cl-9", "delivered"), 4))
+        assert sorted(r.json["kind"] for r in hook.received) == [
+            "follow_up_due",
+            "follow_up_due",
+            "testimonial_request",
+            "welcome",
+        ]
+
+
+def format_due(moment: Any) -> str:
+    """How a due time reads back (pydantic's JSON spelling of a UTC datetime)."""
+    return json.loads(json.dumps(moment.isoformat().replace("+00:00", "Z")))
+
+
+async def test_an_engagement_event_before_its_parties_is_planned_when_they_arrive(
+    infra: Endpoints,
+) -> None:
+    async with notifier(infra.database_url) as n:
+        engagement_id = "e-early"
+        at = n.clock.now()
+        claimed = sealed("HomeworkClaimed", engagement_id, {"homework_id": "h-1"}, at=at)
+        await n.receive(claimed)
+        assert await n.events(engagement_id) == []
+        assert await n.pool.fetchval("SELECT count(*) FROM parked_events") == 1
+        await n.receive(client_committed(engagement_id, "c-early", "cl-early", at=at))
+        await n.receive(claimed)  # redelivered: nothing new
+        kinds = sorted(i["kind"] for i in await n.notifications("coach:c-early"))
+        assert kinds == ["claim_to_verify", "welcome"]
+        assert await n.pool.fetchval("SELECT count(*) FROM parked_events") == 0
+        types = event_types(await n.events(engagement_id))
+        assert types[0] == "EngagementPartiesRecorded"
+        assert types.count("NotificationScheduled") == 3
+
+
+async def test_a_webhook_registered_later_receives_notifications_already_due(
+    infra: Endpoints,
+) -> None:
+    async with notifier(infra.database_url) as n, receiver() as hook:
+        await n.commit("c-late")
+        async with running(n.worker()):
+            [item] = await n.notifications("coach:c-late")
+            assert item["status"] == "pending"
+            await n.webhook("coach:c-late", hook.url)
+            await eventually(lambda: only(n, "coach:c-late", "delivered"))
+        assert hook.ids() == [item["notification_id"]]
+
+
+async def test_the_worker_reports_queue_depth_and_the_oldest_pending_age(
+    infra: Endpoints,
+) -> None:
+    async with notifier(infra.database_url) as n, receiver(answer=lambda count: 503) as hook:
+        await n.webhook("coach:c-m", hook.url)
+        await n.commit("c-m")
+        n.clock.advance(timedelta(minutes=10))
+        worker = n.worker(stats_seconds=0.0)
+        async with running(worker):
+            await eventually(holds(lambda: len(hook.received) >= 2))
+        await worker.update_stats()
+        assert metric("rapport_notification_queue_depth") == 1
+        assert metric("rapport_notification_oldest_pending_seconds") >= 600
+        assert metric("rapport_notification_deliveries_total", outcome="retried") >= 1

@@ -183,7 +183,7 @@ def report(
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Write a self-contained HTML report: stages, events and the trust score over time."""
-    from rapport.report import write_report
+    from rapport.report import build_report
     from shared.envelope import parse_time
     from shared.infra import running_database
 
@@ -193,8 +193,10 @@ def report(
         typer.echo(f"error: --as-of must be an RFC 3339 time with an offset: {error}", err=True)
         raise typer.Exit(2) from error
     with running_database(data_dir) as database_url:
-        found = asyncio.run(write_report(database_url, engagement_id, out, moment, data_dir))
-    if not found:
+        page = asyncio.run(build_report(database_url, engagement_id, moment, data_dir))
+    if page is None:
         typer.echo(f"error: no engagement {engagement_id}", err=True)
         raise typer.Exit(1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
     typer.echo(f"wrote {out}")

@@ -84,6 +84,16 @@ class EventRegistry:
             version += 1
         return data
 
+    def upcast_envelope(self, envelope: Envelope) -> Envelope:
+        """The envelope with its `data` at the current schema version, for folds that read
+        data directly (projections). Unknown types and current versions come back as they are.
+        The stored row is never rewritten; the copy's `hash` is the stored event's."""
+        model = self._types.get(envelope.event_type)
+        if model is None or envelope.schema_version >= model.schema_version:
+            return envelope
+        data = self.upcast(envelope.event_type, envelope.schema_version, dict(envelope.data))
+        return envelope.model_copy(update={"data": data, "schema_version": model.schema_version})
+
     def load(self, envelope: Envelope) -> DomainEvent:
         """The domain event an envelope carries, at the current schema version."""
         data = self.upcast(envelope.event_type, envelope.schema_version, dict(envelope.data))

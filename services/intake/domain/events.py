@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -57,8 +58,21 @@ class BaselineAssessed(DomainEvent):
     notes: OptionalPersonalStr = None
 
 
+Direction = Literal["increase", "decrease", "maintain"]
+
+
+def goal_direction(baseline: float, target: float) -> Direction:
+    """Which way the measure has to move from the baseline to reach the target."""
+    if target > baseline:
+        return "increase"
+    return "decrease" if target < baseline else "maintain"
+
+
 class GoalSet(DomainEvent):
+    """Version 2 adds `direction`; version 1 rows are upcast on read (see below)."""
+
     event_type = "GoalSet"
+    schema_version = 2
 
     goal_id: str
     title: PersonalStr
@@ -66,6 +80,7 @@ class GoalSet(DomainEvent):
     baseline: float
     target: float
     target_date: date | None = None
+    direction: Direction
 
 
 class AgreementSigned(DomainEvent):
@@ -107,3 +122,10 @@ class ClientErased(DomainEvent):
 registry = EventRegistry(
     [IntakeStarted, BaselineAssessed, GoalSet, AgreementSigned, ClientCommitted, ClientErased]
 )
+
+
+@registry.upcaster("GoalSet", 1)
+def goal_set_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """GoalSet v1 had no `direction`: it follows from the baseline and the target it carried.
+    Stored v1 rows stay as they are; they are upcast whenever they are read."""
+    return {**data, "direction": goal_direction(data["baseline"], data["target"])}

@@ -22,6 +22,7 @@ from services.intake.domain.events import (
     Goal,
     GoalSet,
     IntakeStarted,
+    goal_direction,
 )
 from shared.errors import ForbiddenByState, InvalidCommand
 from shared.events import Command, DomainEvent
@@ -73,7 +74,7 @@ def evolve(state: Intake, event: DomainEvent) -> Intake:
             )
             return replace(state, baselines=(*state.baselines, baseline))
         case GoalSet():
-            goal = Goal(**event.model_dump())
+            goal = Goal(**event.model_dump(exclude={"direction"}))
             return replace(state, goals=(*state.goals, goal))
         case AgreementSigned():
             return replace(state, agreement=event)
@@ -108,7 +109,8 @@ def decide(state: Intake, command: Command) -> Sequence[DomainEvent]:
             return [BaselineAssessed(**command.model_dump())]
         case SetGoal():
             _open(state)
-            return [GoalSet(**command.model_dump())]
+            direction = goal_direction(command.baseline, command.target)
+            return [GoalSet(**command.model_dump(), direction=direction)]
         case SignAgreement():
             _open(state)
             unsigned = [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.intake.domain.events import registry
 from shared.envelope import Envelope
 from shared.projections import Document, Projection
 
@@ -25,6 +26,7 @@ def key(envelope: Envelope) -> str | None:
 
 
 def fold(document: Document | None, envelope: Envelope) -> Document | None:
+    envelope = registry.upcast_envelope(envelope)  # old schema versions read as current
     data: dict[str, Any] = envelope.data
     if envelope.event_type == "IntakeStarted":
         return {

@@ -141,3 +141,14 @@ def printed_documents(output: str, projection: str) -> int:
     return next(
         documents for (_, name), (documents, _, _) in digests(output).items() if name == projection
     )
+
+
+async def test_verify_walks_every_service_log_of_the_running_stack_and_finds_it_whole(
+    stack: Stack,
+) -> None:
+    await journeys_reached_every_service(stack, 1)
+    result = await cli("audit", "verify")
+    assert result.exit_code == 0, result.output
+    for name in SERVICES:
+        assert re.search(rf"^{name}: \d+ streams, \d+ events intact", result.output, re.M)
+    assert re.search(r"verified \d+ streams, \d+ events in \d+\.\d+ s", result.output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tracemalloc
 import uuid
 
 import asyncpg
@@ -11,8 +12,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from rapport.cli import app
+from shared.audit import verify_events
 from shared.clock import SystemClock
-from shared.envelope import Actor
+from shared.envelope import GENESIS_HASH, Actor, seal
 from shared.events import DomainEvent
 from shared.eventstore import EventMetadata, EventStore
 from shared.infra import Endpoints
@@ -118,6 +120,74 @@ async def test_a_deleted_event_is_reported_as_a_version_gap(scratch_pool: asyncp
     assert result.exit_code == 1, result.output
     assert f"stream={stream_id} version=3" in result.output
     assert "expected version 2, found 3" in result.output
+
+
+async def bulk_log(pool: asyncpg.Pool, streams: int, events: int) -> None:
+    """A large, valid log written straight into the table (sealed as the store seals)."""
+    rows = []
+    for _ in range(streams):
+        stream_id, prev = str(uuid.uuid4()), GENESIS_HASH
+        for version in range(1, events + 1):
+            envelope = seal(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "event_type": "Pinged",
+                    "schema_version": 1,
+                    "stream_id": stream_id,
+                    "stream_version": version,
+                    "occurred_at": "2025-01-01T00:00:00.000000Z",
+                    "recorded_at": "2025-01-01T00:00:00.000000Z",
+                    "producer": "test",
+                    "correlation_id": "c",
+                    "causation_id": None,
+                    "actor": {"role": "admin", "id": "a"},
+                    "data": {"n": version, "padding": "x" * 200},
+                    "prev_hash": prev,
+                }
+            )
+            prev = envelope.hash
+            rows.append(
+                (
+                    envelope.event_id,
+                    stream_id,
+                    version,
+                    "Pinged",
+                    1,
+                    envelope.occurred,
+                    envelope.to_json().decode(),
+                    envelope.hash,
+                )
+            )
+    await pool.executemany(
+        "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,"
+        " occurred_at, envelope, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        rows,
+    )
+
+
+async def peak_memory_of_verifying(pool: asyncpg.Pool) -> tuple[int, int]:
+    schema = await schema_of(pool)
+    async with pool.acquire() as conn:
+        tracemalloc.start()
+        try:
+            result = await verify_events(conn, schema)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert result.intact, result.bad
+    return result.events, peak
+
+
+async def test_verifying_a_log_four_times_longer_needs_no_more_memory(
+    infra: Endpoints, scratch_pool: asyncpg.Pool
+) -> None:
+    await bulk_log(scratch_pool, streams=20, events=100)
+    small_events, small_peak = await peak_memory_of_verifying(scratch_pool)
+    await bulk_log(scratch_pool, streams=60, events=100)
+    large_events, large_peak = await peak_memory_of_verifying(scratch_pool)
+    assert (small_events, large_events) == (2_000, 8_000)
+    # the walk holds one prefetch window and one stream head, however long the log is
+    assert large_peak < small_peak * 1.25 + 64 * 1024, (small_peak, large_peak)
 
 
 async def test_a_schema_without_an_event_store_is_said_so_and_not_an_error() -> None:

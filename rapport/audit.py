@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,15 @@ from shared.projections import Projection
 SERVICES = ("intake", "engagement", "notifications")
 
 app = typer.Typer(help="Auditors: verify the hash chains, replay projections, write reports.")
+
+
+@app.callback()
+def quiet_logs() -> None:
+    """Auditors: verify the hash chains, replay projections, write reports."""
+    from shared.logs import configure_logging
+
+    configure_logging(os.environ.get("RAPPORT_LOG_LEVEL", "warning"))
+
 
 DATA_DIR = typer.Option(Path(".rapport"), help="Where `rapport dev` keeps its database.")
 SERVICE = typer.Option(None, "--service", help="Only this service (repeatable).")

@@ -134,8 +134,8 @@ async def bench_propagation(settings: Settings, rows: list[tuple[str, str]]) -> 
             began = time.perf_counter()
             await client.post(f"{intake}/{engagement_id}/commitment", headers=headers)
             url = f"http://127.0.0.1:18002/v1/engagements/{engagement_id}"
-            while (await client.get(url, headers=headers)).status_code != 200:
-                await asyncio.sleep(0.002)  # noqa: ASYNC110 - polling an HTTP read
+            while (await client.get(url, headers=headers)).status_code != 200:  # noqa: ASYNC110
+                await asyncio.sleep(0.002)  # polling an HTTP read
             latencies.append((time.perf_counter() - began) * 1000)
     latencies.sort()
     rows.append(

@@ -92,7 +92,8 @@ _AFTER_SQL = (
     "SELECT global_position, transaction_id::text AS transaction_id, envelope FROM events"
     " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
     " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-    " ORDER BY transaction_id, global_position LIMIT $3"
+    # Qualified: a bare `transaction_id` would sort by the text alias above ("1040" < "884").
+    " ORDER BY events.transaction_id, events.global_position LIMIT $3"
 )
 
 

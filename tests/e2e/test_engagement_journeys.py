@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shared.auth import Role
 from shared.envelope import format_time, parse_time
 from tests.e2e.test_engagement_support import DUE, open_engagement, stages, trust_numbers
 from tests.support import Stack
@@ -182,11 +183,12 @@ async def test_boundary_violations_reach_supervision_and_one_is_resolved(stack: 
             return {"violated_by": party, "kind": kind, "description": f"{party} did {kind}"}
 
         reported = []
-        for role, body in (
+        reports: list[tuple[Role, dict[str, str]]] = [
             ("supervisor", violation("client")),
             ("client", violation("coach", "role_overstep")),
             ("coach", violation("client", "inappropriate_disclosure")),
-        ):
+        ]
+        for role, body in reports:
             reported.append(await journey.send("boundary-violations", body, role=role))
         view = await journey.stage()
         assert (view["open_violations"], view["supervision_recommendations"]) == (3, 0)

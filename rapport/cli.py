@@ -54,5 +54,20 @@ def token(
     typer.echo(issue_token(secret, role, sub, now=now, ttl=timedelta(hours=hours)))
 
 
+@app.command()
+def demo(
+    intake_url: str = typer.Option("http://127.0.0.1:8001", envvar="RAPPORT_INTAKE_URL"),
+    engagement_url: str = typer.Option("http://127.0.0.1:8002", envvar="RAPPORT_ENGAGEMENT_URL"),
+    secret: str | None = typer.Option(
+        None, envvar="RAPPORT_JWT_SECRET", help="HS256 secret (default: .rapport/secrets.json)."
+    ),
+    data_dir: Path = typer.Option(Path(".rapport"), help="Where `rapport dev` keeps its secrets."),
+) -> None:
+    """Walk one client through all four stages against a running stack; print each step."""
+    from rapport.demo import main
+
+    raise typer.Exit(main(intake_url, engagement_url, secret, data_dir))
+
+
 if __name__ == "__main__":
     app()

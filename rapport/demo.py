@@ -1,0 +1,201 @@
+"""`rapport demo`: one client walked through all four stages against a running stack.
+
+The first thing to run after `make run`: an intake up to the coaching agreement, the
+engagement it opens over Kafka, homework (one claim confirmed, one refuted), a session, a
+boundary check-in, transformation, graduation to a longer cadence, graduated. After each step
+it waits for the stage and trust views to catch up and prints the stage and the trust score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from shared.auth import Role, issue_token
+
+DEFAULT_INTAKE_URL = "http://127.0.0.1:8001"
+DEFAULT_ENGAGEMENT_URL = "http://127.0.0.1:8002"
+
+
+class DemoFailed(RuntimeError):
+    """The stack did not answer as the contract says."""
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    step: str
+    stage: str
+    score: int
+    version: int
+
+
+class _Walk:
+    """The HTTP conversation of the demo, with one coach and one client."""
+
+    def __init__(self, http: httpx.AsyncClient, urls: tuple[str, str], secret: str) -> None:
+        self.http = http
+        self.intake_url, self.engagement_url = urls
+        self.secret = secret
+        self.coach_id = f"demo-coach-{uuid.uuid4().hex[:8]}"
+        self.client_id = ""
+        self.engagement_id = ""
+        self.steps: list[DemoStep] = []
+
+    def headers(self, role: Role) -> dict[str, str]:
+        sub = self.coach_id if role == "coach" else self.client_id
+        now = datetime.now(UTC)
+        token = issue_token(self.secret, role, sub, now=now, ttl=timedelta(minutes=30))
+        return {"Authorization": f"Bearer {token}"}
+
+    async def post(
+        self, url: str, body: dict[str, Any] | None = None, role: Role = "coach"
+    ) -> dict[str, Any]:
+        response = await self.http.post(url, json=body, headers=self.headers(role))
+        if response.status_code != 201:
+            raise DemoFailed(f"POST {url} answered {response.status_code}: {response.text}")
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def intake(self) -> None:
+        started = await self.post(
+            f"{self.intake_url}/v1/intakes",
+            {
+                "coach_id": self.coach_id,
+                "client": {"name": "Grace Hopper", "email": "grace@example.org"},
+            },
+        )
+        self.engagement_id, self.client_id = started["engagement_id"], started["client_id"]
+        base = f"{self.intake_url}/v1/intakes/{self.engagement_id}"
+        await self.post(f"{base}/assessments", {"instrument": "wellbeing", "scores": {"energy": 3}})
+        await self.post(
+            f"{base}/goals", {"title": "Run 5k", "measure": "km", "baseline": 1, "target": 5}
+        )
+        await self.post(
+            f"{base}/agreement",
+            {
+                "role_explained": True,
+                "confidentiality_limits_acknowledged": True,
+                "signed_by_client": True,
+                "signed_by_coach": True,
+                "contact_channels": ["video"],
+                "contact_hours": "weekdays 9-17",
+                "session_cadence_days": 7,
+            },
+        )
+        await self.post(f"{base}/commitment")
+        await self.record("Client committed (intake, then Kafka)", 1)
+
+    async def command(
+        self, step: str, path: str, body: dict[str, Any] | None = None, role: Role = "coach"
+    ) -> dict[str, Any]:
+        url = f"{self.engagement_url}/v1/engagements/{self.engagement_id}/{path}"
+        answer = await self.post(url, body, role)
+        await self.record(step, int(answer["stream_version"]))
+        return answer
+
+    async def view(self, suffix: str, version: int, timeout: float) -> dict[str, Any]:
+        """A read, polled until it has folded `version` (reads are eventually consistent)."""
+        url = f"{self.engagement_url}/v1/engagements/{self.engagement_id}{suffix}"
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            response = await self.http.get(url, headers=self.headers("coach"))
+            if response.status_code == 200 and response.json()["version"] >= version:
+                body: dict[str, Any] = response.json()
+                return body
+            if asyncio.get_running_loop().time() > deadline:
+                raise DemoFailed(f"GET {url} did not reach version {version}: {response.text}")
+            await asyncio.sleep(0.05)
+
+    async def record(self, step: str, version: int, timeout: float = 30.0) -> None:
+        stage = await self.view("", version, timeout)
+        trust = await self.view("/trust", version, timeout)
+        self.steps.append(DemoStep(step, stage["stage"], int(trust["score"]), version))
+
+    async def walk(self) -> dict[str, Any]:
+        await self.intake()
+        due = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+        await self.command("Plan started", "plan")
+        first = await self.command(
+            "Homework assigned", "homework", {"title": "Walk", "due_at": due}
+        )
+        walk = first["homework_id"]
+        await self.command(
+            "Client claims it", f"homework/{walk}/claim", {"note": "daily"}, "client"
+        )
+        await self.command(
+            "Coach confirms it", f"homework/{walk}/verification", {"outcome": "confirmed"}
+        )
+        second = await self.command(
+            "Homework assigned", "homework", {"title": "Journal", "due_at": due}
+        )
+        journal = second["homework_id"]
+        await self.command("Client claims it", f"homework/{journal}/claim", None, "client")
+        await self.command(
+            "Coach refutes the claim",
+            f"homework/{journal}/verification",
+            {"outcome": "refuted", "evidence": "no entries"},
+        )
+        await self.command(
+            "Session held",
+            "sessions",
+            {"held_at": datetime.now(UTC).isoformat(), "duration_minutes": 50},
+        )
+        await self.command("Boundary check-in", "boundary-reviews", {"notes": "all respected"})
+        await self.command("Transformation achieved", "transformation", {"summary": "runs 5k"})
+        await self.command("Graduation: every 28 days", "graduation", {"session_cadence_days": 28})
+        await self.command("Graduated", "graduate")
+        return await self.view("", self.steps[-1].version, 30.0)
+
+
+async def run_demo(
+    intake_url: str, engagement_url: str, secret: str, *, console: Console | None = None
+) -> list[DemoStep]:
+    """Walk one client through the stages; print each step and the stage timeline."""
+    console = console or Console()
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        walk = _Walk(http, (intake_url.rstrip("/"), engagement_url.rstrip("/")), secret)
+        try:
+            final = await walk.walk()
+        except httpx.HTTPError as error:
+            raise DemoFailed(
+                f"cannot reach the stack ({error!r}); is `make run` (rapport dev) running?"
+            ) from error
+    table = Table(title=f"Engagement {walk.engagement_id}")
+    for column in ("#", "step", "stage", "trust score", "version"):
+        table.add_column(column, justify="right" if column in ("#", "trust score") else "left")
+    for number, step in enumerate(walk.steps, 1):
+        table.add_row(str(number), step.step, step.stage, str(step.score), str(step.version))
+    console.print(table)
+    timeline = Table(title="Stage timeline")
+    timeline.add_column("stage")
+    timeline.add_column("entered at")
+    for entry in final["stage_history"]:
+        timeline.add_row(entry["stage"], entry["entered_at"])
+    console.print(timeline)
+    return walk.steps
+
+
+def main(intake_url: str, engagement_url: str, secret: str | None, data_dir: Path) -> int:
+    """`rapport demo`: the exit status (0 when the walk went through)."""
+    console = Console()
+    if not secret:
+        from rapport.secrets import dev_secrets
+
+        if not (data_dir / "secrets.json").exists():
+            console.print("[red]error:[/] set RAPPORT_JWT_SECRET or run `rapport dev` first")
+            return 2
+        secret = dev_secrets(data_dir).jwt_secret
+    try:
+        asyncio.run(run_demo(intake_url, engagement_url, secret, console=console))
+    except DemoFailed as error:
+        console.print(f"[red]demo failed:[/] {error}")
+        return 1
+    return 0

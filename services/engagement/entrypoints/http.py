@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query
@@ -107,320 +111,150 @@ class ViolationOut(CommandAccepted):
     violation_id: str
 
 
+@dataclass(frozen=True)
+class CommandRoute:
+    """One command of the contract: `POST /v1/engagements/{engagement_id}/<path>`."""
+
+    path: str
+    command: type[Command]
+    who: Who
+    body: type[RequestBody] | None = None
+    body_optional: bool = False
+    new_id: str | None = None  # the id of the new thing, chosen here and answered
+    response: type[CommandAccepted] = CommandAccepted
+
+    @property
+    def path_id(self) -> str | None:
+        """The second id in the path (`homework_id`, `violation_id`), if any."""
+        found = re.search(r"\{(\w+)\}", self.path)
+        return found.group(1) if found else None
+
+
+COMMAND_ROUTES = (
+    CommandRoute("plan", commands.StartPlan, "coach"),
+    CommandRoute(
+        "homework",
+        commands.AssignHomework,
+        "coach",
+        HomeworkIn,
+        new_id="homework_id",
+        response=HomeworkOut,
+    ),
+    CommandRoute(
+        "homework/{homework_id}/claim",
+        commands.ClaimHomework,
+        "client",
+        ClaimIn,
+        body_optional=True,
+    ),
+    CommandRoute(
+        "homework/{homework_id}/verification", commands.VerifyHomework, "coach", VerificationIn
+    ),
+    CommandRoute("sessions", commands.HoldSession, "coach", SessionIn, new_id="session_id"),
+    CommandRoute(
+        "boundary-violations",
+        commands.ReportViolation,
+        "reporter",
+        ViolationIn,
+        new_id="violation_id",
+        response=ViolationOut,
+    ),
+    CommandRoute(
+        "boundary-violations/{violation_id}/resolution",
+        commands.AddressViolation,
+        "coach",
+        ResolutionIn,
+    ),
+    CommandRoute(
+        "boundary-reviews", commands.ReviewBoundaries, "coach", ReviewIn, body_optional=True
+    ),
+    CommandRoute("transformation", commands.AchieveTransformation, "coach", TransformationIn),
+    CommandRoute("self-checks", commands.RecordSelfCheck, "party", SelfCheckIn),
+    CommandRoute("graduation", commands.StartGraduation, "coach", GraduationIn),
+    CommandRoute("graduate", commands.Graduate, "coach"),
+    CommandRoute(
+        "follow-ups", commands.CompleteFollowUp, "coach", FollowUpIn, new_id="follow_up_id"
+    ),
+    CommandRoute(
+        "testimonial",
+        commands.ReceiveTestimonial,
+        "client",
+        TestimonialIn,
+        new_id="testimonial_id",
+    ),
+    CommandRoute("termination", commands.TerminateEngagement, "coach", TerminationIn),
+)
+# Who sent a command, recorded in its event, where the command has such a field.
+SENDER_FIELDS = {commands.ReportViolation: "reported_by", commands.RecordSelfCheck: "recorded_by"}
+
+
 def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
     """Attach the engagement routes; `current` gives the running service core."""
     caller = authenticated(lambda: current().jwt_secret)
+    tags: list[str | Enum] = ["engagement"]
 
     def service() -> EngagementService:
         core = current()
         return EngagementService(core.store, core.vault, core.clock)
 
-    async def run(
-        principal: Principal,
-        engagement_id: str,
-        route: str,
-        idempotency_key: str | None,
-        who: Who,
-        command: type[Command],
-        request: RequestBody | None,
-        fields: dict[str, Any] | None = None,
-        extra: Body | None = None,
-    ) -> Body:
-        """Run a command; the idempotency hash covers the request body as sent."""
-        sent = request.model_dump(mode="json") if request is not None else {}
-        key = IdempotencyKey.of(
-            f"{principal.role}:{principal.sub}:engagements/{engagement_id}/{route}",
-            idempotency_key,
-            sent,
-        )
-        values = {**(request.model_dump() if request is not None else {}), **(fields or {})}
-        return await service().act(
-            principal, engagement_id, who, command, values, idempotency=key, extra=extra
+    def add_command(route: CommandRoute) -> None:
+        async def endpoint(
+            engagement_id: str,
+            principal: Principal,
+            idempotency_key: str | None,
+            body: RequestBody | None = None,
+            **path_ids: str,
+        ) -> Body:
+            sent = body.model_dump(mode="json") if body is not None else {}
+            target = f"engagements/{engagement_id}/{route.path.format(**path_ids)}"
+            scope = f"{principal.role}:{principal.sub}:{target}"
+            key = IdempotencyKey.of(scope, idempotency_key, sent)
+            fields = {**(body.model_dump() if body is not None else {}), **path_ids}
+            extra: Body = {}
+            if route.new_id is not None:
+                fields[route.new_id] = extra[route.new_id] = new_id()
+            if route.command in SENDER_FIELDS:
+                fields[SENDER_FIELDS[route.command]] = principal.role
+            return await service().act(
+                principal,
+                engagement_id,
+                route.who,
+                route.command,
+                fields,
+                idempotency=key,
+                extra=extra,
+            )
+
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        parameters = [inspect.Parameter("engagement_id", keyword, annotation=PathId)]
+        if route.path_id is not None:
+            parameters.append(inspect.Parameter(route.path_id, keyword, annotation=PathId))
+        if route.body is not None:
+            annotation: Any = route.body | None if route.body_optional else route.body
+            default = None if route.body_optional else inspect.Parameter.empty
+            parameters.append(
+                inspect.Parameter("body", keyword, annotation=annotation, default=default)
+            )
+        parameters += [
+            inspect.Parameter("principal", keyword, annotation=Principal, default=Depends(caller)),
+            inspect.Parameter(
+                "idempotency_key", keyword, annotation=str | None, default=IDEMPOTENCY_HEADER
+            ),
+        ]
+        endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        app.add_api_route(
+            f"/v1/engagements/{{engagement_id}}/{route.path}",
+            endpoint,
+            methods=["POST"],
+            status_code=201,
+            response_model=route.response,
+            tags=tags,
+            name=route.command.__name__,
+            summary=f"{route.command.__name__} ({route.who})",
         )
 
-    accepted: dict[str, Any] = {"status_code": 201, "response_model": CommandAccepted}
-    tags: list[str | Any] = ["engagement"]
-
-    @app.post("/v1/engagements/{engagement_id}/plan", **accepted, tags=tags)
-    async def start_plan(
-        engagement_id: PathId,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal, engagement_id, "plan", idempotency_key, "coach", commands.StartPlan, None
-        )
-
-    @app.post(
-        "/v1/engagements/{engagement_id}/homework",
-        status_code=201,
-        response_model=HomeworkOut,
-        tags=tags,
-    )
-    async def assign_homework(
-        engagement_id: PathId,
-        body: HomeworkIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        homework_id = new_id()
-        return await run(
-            principal,
-            engagement_id,
-            "homework",
-            idempotency_key,
-            "coach",
-            commands.AssignHomework,
-            body,
-            {"homework_id": homework_id},
-            {"homework_id": homework_id},
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/homework/{homework_id}/claim", **accepted, tags=tags)
-    async def claim_homework(
-        engagement_id: PathId,
-        homework_id: PathId,
-        body: ClaimIn | None = None,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal,
-            engagement_id,
-            f"homework/{homework_id}/claim",
-            idempotency_key,
-            "client",
-            commands.ClaimHomework,
-            body,
-            {"homework_id": homework_id},
-        )
-
-    @app.post(
-        "/v1/engagements/{engagement_id}/homework/{homework_id}/verification",
-        **accepted,
-        tags=tags,
-    )
-    async def verify_homework(
-        engagement_id: PathId,
-        homework_id: PathId,
-        body: VerificationIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal,
-            engagement_id,
-            f"homework/{homework_id}/verification",
-            idempotency_key,
-            "coach",
-            commands.VerifyHomework,
-            body,
-            {"homework_id": homework_id},
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/sessions", **accepted, tags=tags)
-    async def hold_session(
-        engagement_id: PathId,
-        body: SessionIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        session_id = new_id()
-        return await run(
-            principal,
-            engagement_id,
-            "sessions",
-            idempotency_key,
-            "coach",
-            commands.HoldSession,
-            body,
-            {"session_id": session_id},
-            {"session_id": session_id},
-        )
-
-    @app.post(
-        "/v1/engagements/{engagement_id}/boundary-violations",
-        status_code=201,
-        response_model=ViolationOut,
-        tags=tags,
-    )
-    async def report_violation(
-        engagement_id: PathId,
-        body: ViolationIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        violation_id = new_id()
-        return await run(
-            principal,
-            engagement_id,
-            "boundary-violations",
-            idempotency_key,
-            "reporter",
-            commands.ReportViolation,
-            body,
-            {"violation_id": violation_id, "reported_by": principal.role},
-            {"violation_id": violation_id},
-        )
-
-    @app.post(
-        "/v1/engagements/{engagement_id}/boundary-violations/{violation_id}/resolution",
-        **accepted,
-        tags=tags,
-    )
-    async def address_violation(
-        engagement_id: PathId,
-        violation_id: PathId,
-        body: ResolutionIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal,
-            engagement_id,
-            f"boundary-violations/{violation_id}/resolution",
-            idempotency_key,
-            "coach",
-            commands.AddressViolation,
-            body,
-            {"violation_id": violation_id},
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/boundary-reviews", **accepted, tags=tags)
-    async def review_boundaries(
-        engagement_id: PathId,
-        body: ReviewIn | None = None,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal,
-            engagement_id,
-            "boundary-reviews",
-            idempotency_key,
-            "coach",
-            commands.ReviewBoundaries,
-            body,
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/transformation", **accepted, tags=tags)
-    async def achieve_transformation(
-        engagement_id: PathId,
-        body: TransformationIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal,
-            engagement_id,
-            "transformation",
-            idempotency_key,
-            "coach",
-            commands.AchieveTransformation,
-            body,
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/self-checks", **accepted, tags=tags)
-    async def record_self_check(
-        engagement_id: PathId,
-        body: SelfCheckIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal,
-            engagement_id,
-            "self-checks",
-            idempotency_key,
-            "party",
-            commands.RecordSelfCheck,
-            body,
-            {"recorded_by": principal.role},
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/graduation", **accepted, tags=tags)
-    async def start_graduation(
-        engagement_id: PathId,
-        body: GraduationIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal,
-            engagement_id,
-            "graduation",
-            idempotency_key,
-            "coach",
-            commands.StartGraduation,
-            body,
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/graduate", **accepted, tags=tags)
-    async def graduate(
-        engagement_id: PathId,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal, engagement_id, "graduate", idempotency_key, "coach", commands.Graduate, None
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/follow-ups", **accepted, tags=tags)
-    async def complete_follow_up(
-        engagement_id: PathId,
-        body: FollowUpIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        follow_up_id = new_id()
-        return await run(
-            principal,
-            engagement_id,
-            "follow-ups",
-            idempotency_key,
-            "coach",
-            commands.CompleteFollowUp,
-            body,
-            {"follow_up_id": follow_up_id},
-            {"follow_up_id": follow_up_id},
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/testimonial", **accepted, tags=tags)
-    async def receive_testimonial(
-        engagement_id: PathId,
-        body: TestimonialIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        testimonial_id = new_id()
-        return await run(
-            principal,
-            engagement_id,
-            "testimonial",
-            idempotency_key,
-            "client",
-            commands.ReceiveTestimonial,
-            body,
-            {"testimonial_id": testimonial_id},
-            {"testimonial_id": testimonial_id},
-        )
-
-    @app.post("/v1/engagements/{engagement_id}/termination", **accepted, tags=tags)
-    async def terminate(
-        engagement_id: PathId,
-        body: TerminationIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        return await run(
-            principal,
-            engagement_id,
-            "termination",
-            idempotency_key,
-            "coach",
-            commands.TerminateEngagement,
-            body,
-        )
+    for route in COMMAND_ROUTES:
+        add_command(route)
 
     @app.get("/v1/engagements/{engagement_id}", tags=tags)
     async def read_engagement(

@@ -117,3 +117,29 @@ async def test_a_late_committing_transaction_is_read_after_earlier_positions_com
         read = await store.read_after(conn, START)
     assert [item.envelope.event_id for item in read] == [slow[0].event_id, fast[0].event_id]
     assert read[0].position < read[1].position
+
+
+async def test_commit_order_holds_when_transaction_ids_gain_a_digit(
+    scratch_pool: asyncpg.Pool,
+) -> None:
+    store = EventStore(scratch_pool, "test", SystemClock())
+    async with scratch_pool.acquire() as conn:
+        await conn.execute(
+            "CREATE PROCEDURE burn_xids(n int) LANGUAGE plpgsql AS $$"
+            " BEGIN FOR i IN 1..n LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$"
+        )
+        current = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
+        boundary = 10 ** len(str(current))  # e.g. 999 -> 1000: "1000" < "999" as text
+        stream_id = stream()
+        async with store.transaction() as tx:
+            await store.append(tx, stream_id, 0, [Pinged(n=0)], META)
+        await conn.execute("CALL burn_xids($1)", boundary - current + 1)
+    async with store.transaction() as tx:
+        await store.append(tx, stream_id, 1, [Pinged(n=1)], META)
+    async with scratch_pool.acquire() as conn:
+        read = await store.read_after(conn, START)
+    mine = [item for item in read if item.envelope.stream_id == stream_id]
+    assert [item.envelope.data["n"] for item in mine] == [0, 1]
+    assert len(str(mine[1].transaction_id)) > len(str(mine[0].transaction_id))
+    checkpoints = [item.checkpoint for item in read]
+    assert checkpoints == sorted(checkpoints)

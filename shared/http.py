@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI, Header, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -59,11 +60,39 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
 
 async def _validation_problem(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
+    items = error.errors()
+    unparsable = [item for item in items if item.get("type") == "json_invalid"]
+    if unparsable:
+        item = unparsable[0]
+        location = item.get("loc", ())
+        position = location[1] if len(location) > 1 else "?"
+        reason = str((item.get("ctx") or {}).get("error", "invalid JSON"))
+        message = f"{reason} at character {position}"
+        return problem(
+            422,
+            "Unprocessable Content",
+            f"The request body is not valid JSON: {message}.",
+            errors=[{"field": "body", "message": message}],
+        )
     errors = [
         {"field": _field_name(item.get("loc", ())), "message": str(item.get("msg", "invalid"))}
-        for item in error.errors()
+        for item in items
     ]
     return problem(422, "Unprocessable Content", "The request is not valid.", errors=errors)
+
+
+def _unparsable_body(cause: BaseException | None) -> str | None:
+    """Why a body FastAPI could not parse was refused, from the parser's error."""
+    match cause:
+        case RecursionError():
+            return "The request body is not acceptable JSON: it is nested too deeply."
+        case UnicodeDecodeError():
+            return "The request body is not acceptable JSON: it is not valid UTF-8."
+        case ValueError():
+            return "The request body is not acceptable JSON: a number in it is too long."
+        case None:
+            return None
+    return "The request body could not be parsed as JSON."
 
 
 async def _http_problem(request: Request, error: Exception) -> Response:
@@ -72,10 +101,13 @@ async def _http_problem(request: Request, error: Exception) -> Response:
         title = HTTPStatus(error.status_code).phrase
     except ValueError:
         title = "Error"
+    detail = str(error.detail)
+    if error.status_code == 400:
+        detail = _unparsable_body(error.__cause__) or detail
     return problem(
         error.status_code,
         title,
-        str(error.detail),
+        detail,
         headers=getattr(error, "headers", None),
     )
 
@@ -108,8 +140,14 @@ async def _unexpected(request: Request, error: Exception) -> Response:
     return problem(500, "Internal Server Error", "An unexpected error occurred.")
 
 
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
 class BodyLimit:
-    """Refuses request bodies over a size with 413, before anything reads them."""
+    """Refuses request bodies over a size with 413 and bodies that are not JSON with 415,
+    before anything reads them."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -119,11 +157,19 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or {}).get(b"content-length")
+        headers = dict(scope.get("headers") or {})
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await problem(413, "Content Too Large", "The request body is too large.")(
                 scope, receive, send
             )
+            return
+        content_type = headers.get(b"content-type")
+        sends_body = scope.get("method") in ("POST", "PUT", "PATCH") and declared != b"0"
+        if sends_body and content_type is not None and not _is_json(content_type):
+            await problem(
+                415, "Unsupported Media Type", "Request bodies must be application/json."
+            )(scope, receive, send)
             return
         received = 0
 
@@ -137,6 +183,52 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+# What an authenticated command / read can answer besides success (contract section 3).
+COMMAND_PROBLEMS = (400, 401, 403, 404, 409, 413, 415, 422)
+READ_PROBLEMS = (401, 403, 404, 422)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring problem+json answers with these statuses."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+def document_problems(app: FastAPI) -> None:
+    """Declare in OpenAPI the problem+json answers of every authenticated (`/v1/`) route, so
+    the statuses a client can meet are the statuses documented."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.path.startswith("/v1/"):
+            continue
+        writes = bool((route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"})
+        declared = problem_responses(*(COMMAND_PROBLEMS if writes else READ_PROBLEMS))
+        route.responses = {**declared, **route.responses}
+    app.openapi_schema = None
 
 
 HealthCheck = Callable[[], Awaitable[bool]]
@@ -172,7 +264,14 @@ def create_app(
         REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
         return response
 
-    @app.get("/health", tags=["operations"])
+    @app.get(
+        "/health",
+        tags=["operations"],
+        responses={
+            200: {"description": "Database and broker reachable"},
+            503: {"description": "Database or broker unreachable"},
+        },
+    )
     async def health() -> JSONResponse:
         results = {}
         for name, check in health_checks.items():

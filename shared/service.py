@@ -25,7 +25,7 @@ from shared.config import Settings
 from shared.crypto import KeyVault, decode_master_key
 from shared.db import create_pool, migrate
 from shared.eventstore import EventStore
-from shared.http import bearer_principal, create_app
+from shared.http import bearer_principal, create_app, document_problems
 from shared.inbox import Handler, Inbox
 from shared.infra import create_topics
 from shared.kafka import KafkaPublisher, all_topics_with_dlq
@@ -235,6 +235,7 @@ def service_app(
     )
     build_routes(app, current)
     audit_routes(app, current)
+    document_problems(app)
     return app
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import asyncpg
 
 from services.engagement.domain import engagement
-from services.engagement.domain.commands import OpenEngagement
+from services.engagement.domain.commands import EraseClientData, OpenEngagement
 from services.engagement.domain.events import Stage, registry
 from services.engagement.projections.stage_view import stage_view
 from shared.auth import PermissionDenied, Principal
@@ -71,7 +71,11 @@ class EngagementService:
         self.runner = CommandRunner(store, registry, DECIDER, vault)
 
     async def on_intake_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
-        """Open the engagement when the intake's `ClientCommitted` arrives."""
+        """Open the engagement when the intake's `ClientCommitted` arrives; record the erasure
+        of its client's personal data when `ClientErased` does."""
+        if envelope.event_type == "ClientErased":
+            await self._on_client_erased(conn, envelope)
+            return
         if envelope.event_type != "ClientCommitted":
             return
         data = envelope.data
@@ -97,6 +101,22 @@ class EngagementService:
             ),
             lambda state, _: {},
             creates=True,
+        )
+
+    async def _on_client_erased(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        erase = EraseClientData(client_id=envelope.data["client_id"], at=envelope.occurred)
+        await self.runner.execute_in(
+            conn,
+            envelope.stream_id,
+            lambda state: engagement.decide(state, erase),
+            EventMetadata(
+                actor=SYSTEM_ACTOR,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.event_id,
+                occurred_at=envelope.occurred,
+            ),
+            lambda state, _: {},
+            creates=True,  # an intake erased before its commitment opened nothing: no event
         )
 
     async def act(
@@ -154,7 +174,7 @@ class EngagementService:
         document, version = found
         if not may_read(principal, document):
             raise PermissionDenied("not a party to this engagement")
-        erased = await self.vault.is_erased(document["client_id"])
+        erased = bool(document.get("erased")) or await self.vault.is_erased(document["client_id"])
         return {**document, "erased": erased, "version": version}
 
     async def coach_engagements(
@@ -178,5 +198,5 @@ class EngagementService:
         items = []
         for row in rows:
             document: Body = json.loads(row["doc"])
-            items.append({**document, "version": int(row["version"])})
+            items.append({"erased": False, **document, "version": int(row["version"])})
         return {"items": items}

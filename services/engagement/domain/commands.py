@@ -116,6 +116,13 @@ class ReceiveTestimonial(Command):
     at: datetime
 
 
+class EraseClientData(Command):
+    """The intake erased this client: record that their personal fields are gone."""
+
+    client_id: str
+    at: datetime
+
+
 class TerminateEngagement(Command):
     reason: TerminationReason
     notes: str | None = None

@@ -213,6 +213,16 @@ class EngagementTerminated(DomainEvent):
     terminated_at: datetime
 
 
+class ClientDataErased(DomainEvent):
+    """The client's key was destroyed (the intake's `ClientErased` arrived): the personal
+    fields of this stream read null from now on. No count, score or stage changes."""
+
+    event_type = "ClientDataErased"
+
+    client_id: str
+    erased_at: datetime
+
+
 ENGAGEMENT_EVENTS: tuple[type[DomainEvent], ...] = (
     EngagementOpened,
     PlanStarted,
@@ -233,6 +243,7 @@ ENGAGEMENT_EVENTS: tuple[type[DomainEvent], ...] = (
     FollowUpCompleted,
     TestimonialReceived,
     EngagementTerminated,
+    ClientDataErased,
 )
 
 registry = EventRegistry(ENGAGEMENT_EVENTS)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from services.engagement.domain.commands import (
     AchieveTransformation,
+    EraseClientData,
     HoldSession,
     OpenEngagement,
     RecordSelfCheck,
@@ -17,6 +18,7 @@ from services.engagement.domain.commands import (
     TerminateEngagement,
 )
 from services.engagement.domain.events import (
+    ClientDataErased,
     EngagementOpened,
     EngagementTerminated,
     PlanStarted,
@@ -112,3 +114,11 @@ def terminate(state: Engagement, command: TerminateEngagement) -> Sequence[Domai
             reason=command.reason, notes=command.notes, from_stage=stage, terminated_at=command.at
         )
     ]
+
+
+def erase_client_data(state: Engagement, command: EraseClientData) -> Sequence[DomainEvent]:
+    """Once per engagement of that client, in any stage; nothing for an engagement that never
+    opened (an intake erased before its commitment) or belongs to someone else."""
+    if not state.opened or state.erased or state.client_id != command.client_id:
+        return []
+    return [ClientDataErased(client_id=command.client_id, erased_at=command.at)]

@@ -10,6 +10,7 @@ from services.engagement.domain import trust
 from services.engagement.domain.events import (
     BoundaryViolated,
     BoundaryViolationAddressed,
+    ClientDataErased,
     EngagementOpened,
     EngagementTerminated,
     Graduated,
@@ -84,6 +85,7 @@ class Engagement:
     violations: Mapping[str, Violation] = field(default_factory=dict)
     sessions_held: int = 0
     graduated_at: datetime | None = None
+    erased: bool = False
 
     @property
     def opened(self) -> bool:
@@ -162,4 +164,6 @@ def evolve(state: Engagement, event: DomainEvent) -> Engagement:
             return replace(state, stage="graduated", graduated_at=event.graduated_at)
         case EngagementTerminated():
             return replace(state, stage="terminated")
+        case ClientDataErased():
+            return replace(state, erased=True)
     return state

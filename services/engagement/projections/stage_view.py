@@ -95,6 +95,8 @@ def fold(document: Document | None, envelope: Envelope) -> Document | None:
             view["graduated_at"] = data["graduated_at"]
         case "EngagementTerminated":
             view["termination_reason"] = data["reason"]
+        case "ClientDataErased":
+            view["erased"] = True
     return view
 
 

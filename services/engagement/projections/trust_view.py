@@ -52,6 +52,8 @@ def fold(document: Document | None, envelope: Envelope) -> Document | None:
             view["open_client_violations"] += 1
         case "BoundaryViolationAddressed" if data["violated_by"] == "client":
             view["open_client_violations"] -= 1
+        case "ClientDataErased":
+            view["erased"] = True
     return _scored(view)
 
 

@@ -1,4 +1,4 @@
-"""Every route of every service × every kind of caller, with the status each must get.
+"""Every route of every service, for every kind of caller, with the status each must get.
 
 Routes are read from the running apps, so a new endpoint without a row in `EXPECTED` fails
 the test. Commands that a caller may send are sent to a terminated engagement (and a committed
@@ -174,8 +174,9 @@ class World:
         return role, (own if whose == "own" else other)[role]
 
     def recipient(self, caller: str) -> str:
-        """The recipient a caller names: itself for parties, the coach for auditor and admin."""
-        role, _, whose = caller.partition("_")
+        """The recipient a caller names: engagement A's party of the caller's role (so itself
+        for `_own` callers, someone else for `_other` ones), the coach for auditor and admin."""
+        role = caller.partition("_")[0]
         if role in ("coach", "client", "supervisor"):
             own = {"coach": self.coach_id, "client": self.client_id}
             return f"{role}:{own.get(role, self.supervisor_id)}"

@@ -1,14 +1,26 @@
-"""No personal value ever appears in plaintext in Kafka or in an event row; erasure works."""
+"""No personal value ever appears in plaintext in Kafka, in an event row, in a projection
+document or in a webhook; erasure nulls it everywhere and changes no number."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from typer.testing import CliRunner, Result
 
+from rapport.cli import app as rapport_cli
+from shared.envelope import GENESIS_HASH, Envelope
+from tests.e2e.test_engagement_support import DUE, Journey
+from tests.integration.test_webhook_support import Receiver, receiver
 from tests.support import Stack, auth, eventually, start_intake_journey
+
+PAYLOAD_FIELDS = {"notification_id", "kind", "recipient", "engagement_id", "due_at", "created_at"}
 
 
 def secrets_of(tag: str) -> dict[str, Any]:
@@ -19,7 +31,159 @@ def secrets_of(tag: str) -> dict[str, Any]:
     }
 
 
-async def every_kafka_value(stack: Stack) -> list[bytes]:
+def personal_values(tag: str) -> dict[str, str]:
+    """A distinctive value for every personal field a journey sends (contract section 5)."""
+    labels = (
+        "assessment notes",
+        "goal title",
+        "goal measure",
+        "contact hours",
+        "homework title",
+        "claim note",
+        "evidence",
+        "session notes",
+        "violation description",
+        "resolution steps",
+        "review notes",
+        "transformation summary",
+        "self-check notes",
+        "follow-up notes",
+        "testimonial text",
+        "termination notes",
+    )
+    values = {label: f"Quokka {label} {tag}" for label in labels}
+    return {**values, **secrets_of(tag)}
+
+
+@dataclass
+class Parties:
+    engagement_id: str
+    coach_id: str
+    client_id: str
+    supervisor_id: str
+
+
+async def commit_intake(
+    stack: Stack, values: dict[str, str], *, before_commit: Any = None
+) -> Parties:
+    """An intake whose every personal field carries one of `values`, run to ClientCommitted."""
+    ids = uuid.uuid4().hex[:8]
+    coach_id, supervisor_id = f"coach-{ids}", f"sup-{ids}"
+    headers = auth("coach", coach_id)
+    async with stack.client("intake") as intake:
+        started = await intake.post(
+            "/v1/intakes",
+            json={
+                "coach_id": coach_id,
+                "supervisor_id": supervisor_id,
+                "client": {
+                    "name": values["name"],
+                    "email": values["email"],
+                    "phone": values["phone"],
+                },
+            },
+            headers=headers,
+        )
+        assert started.status_code == 201, started.text
+        parties = Parties(
+            started.json()["engagement_id"], coach_id, started.json()["client_id"], supervisor_id
+        )
+        if before_commit is not None:
+            await before_commit(parties)
+        url = f"/v1/intakes/{parties.engagement_id}"
+        steps = [
+            (
+                "assessments",
+                {
+                    "instrument": "wellbeing",
+                    "scores": {"energy": 4},
+                    "notes": values["assessment notes"],
+                },
+            ),
+            (
+                "goals",
+                {
+                    "title": values["goal title"],
+                    "measure": values["goal measure"],
+                    "baseline": 1,
+                    "target": 5,
+                },
+            ),
+            (
+                "agreement",
+                {
+                    "role_explained": True,
+                    "confidentiality_limits_acknowledged": True,
+                    "signed_by_client": True,
+                    "signed_by_coach": True,
+                    "contact_channels": ["video"],
+                    "contact_hours": values["contact hours"],
+                    "session_cadence_days": 7,
+                },
+            ),
+        ]
+        for path, body in steps:
+            response = await intake.post(f"{url}/{path}", json=body, headers=headers)
+            assert response.status_code == 201, response.text
+        committed = await intake.post(f"{url}/commitment", headers=headers)
+        assert committed.status_code == 201, committed.text
+    return parties
+
+
+async def opened_journey(stack: Stack, http: httpx.AsyncClient, parties: Parties) -> Journey:
+    journey = Journey(
+        stack=stack,
+        http=http,
+        engagement_id=parties.engagement_id,
+        coach_id=parties.coach_id,
+        client_id=parties.client_id,
+        supervisor_id=parties.supervisor_id,
+    )
+    await journey.stage()
+    return journey
+
+
+async def drive_to_graduation(journey: Journey, values: dict[str, str]) -> None:
+    """Every command of the engagement that carries free text, through all four stages."""
+    homework = await journey.send("homework", {"title": values["homework title"], "due_at": DUE})
+    hw = homework["homework_id"]
+    await journey.send(f"homework/{hw}/claim", {"note": values["claim note"]}, role="client")
+    await journey.send(
+        f"homework/{hw}/verification", {"outcome": "confirmed", "evidence": values["evidence"]}
+    )
+    await journey.send(
+        "sessions", {"held_at": DUE, "duration_minutes": 45, "notes": values["session notes"]}
+    )
+    violation = await journey.send(
+        "boundary-violations",
+        {
+            "violated_by": "coach",
+            "kind": "confidentiality_breach",
+            "description": values["violation description"],
+        },
+        role="client",
+    )
+    await journey.send(
+        f"boundary-violations/{violation['violation_id']}/resolution",
+        {"steps": values["resolution steps"]},
+    )
+    await journey.send("boundary-reviews", {"notes": values["review notes"]})
+    await journey.send(
+        "self-checks", {"on_track": True, "notes": values["self-check notes"]}, role="client"
+    )
+    await journey.send("transformation", {"summary": values["transformation summary"]})
+    await journey.send("graduation", {"session_cadence_days": 30})
+    await journey.send("graduate")
+    await journey.send("follow-ups", {"scores": {"energy": 5}, "notes": values["follow-up notes"]})
+    await journey.send(
+        "testimonial",
+        {"text": values["testimonial text"], "consent_to_publish": True},
+        role="client",
+    )
+
+
+async def every_kafka_record(stack: Stack) -> list[bytes]:
+    """Keys, values and header values of every record of every topic, DLQs included."""
     bootstrap = stack.settings.kafka_bootstrap
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -27,98 +191,207 @@ async def every_kafka_value(stack: Stack) -> list[bytes]:
         topics = [t for t in await admin.list_topics() if not t.startswith("__")]
     finally:
         await admin.close()
+    assert {"intake.events.dlq", "engagement.events.dlq", "notifications.events.dlq"} <= set(topics)
     consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
-    values: list[bytes] = []
+    found: list[bytes] = []
     try:
-        while batches := await consumer.getmany(timeout_ms=1000):
-            for batch in batches.values():
-                for record in batch:
-                    values.append(record.value or b"")
-                    values.extend(value for _, value in record.headers)
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or {0})
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while any([await consumer.position(p) < ends[p] for p in partitions]):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    found += [record.key or b"", record.value or b""]
+                    found += [name.encode() + b"=" + value for name, value in record.headers]
     finally:
         await consumer.stop()
-    return values
+    return found
 
 
-async def every_event_row(stack: Stack) -> list[str]:
+async def every_stored_row(stack: Stack) -> list[str]:
+    """Every event row and every projection document of every schema in the database."""
     pool = stack.core("intake").pool
-    rows: list[str] = []
-    for schema in ("intake", "engagement", "notifications"):
-        records = await pool.fetch(f"SELECT envelope::text AS e FROM {schema}.events")
-        rows.extend(record["e"] for record in records)
-    return rows
-
-
-async def test_personal_values_never_reach_kafka_or_event_rows_in_plaintext(stack: Stack) -> None:
-    tag = uuid.uuid4().hex[:10]
-    personal = secrets_of(tag)
-    coach_id = f"coach-{tag}"
-    async with stack.client("intake") as intake:
-        journey = await start_intake_journey(intake, coach_id, client=personal)
-        view = await intake.get(
-            f"/v1/intakes/{journey['engagement_id']}", headers=auth("coach", coach_id)
+    found: list[str] = []
+    tables = await pool.fetch(
+        "SELECT table_schema, table_name FROM information_schema.tables"
+        " WHERE table_name IN ('events', 'documents')"
+    )
+    assert {"intake", "engagement", "notifications"} <= {row["table_schema"] for row in tables}
+    for row in tables:
+        column = "envelope" if row["table_name"] == "events" else "doc"
+        records = await pool.fetch(
+            f'SELECT {column}::text AS t FROM "{row["table_schema"]}"."{row["table_name"]}"'
         )
-    assert view.json()["client"]["name"] == personal["name"]  # authorised reads decrypt
-    async with stack.client("engagement") as engagement:
+        found.extend(record["t"] for record in records)
+    return found
 
-        async def opened() -> bool:
-            response = await engagement.get(
-                f"/v1/engagements/{journey['engagement_id']}", headers=auth("admin", "ops")
+
+async def delivered_to(hook: Receiver, count: int) -> None:
+    async def enough() -> bool:
+        return len(hook.received) >= count
+
+    await eventually(enough, timeout=30.0)
+
+
+async def test_full_journeys_leave_no_personal_value_in_plaintext_anywhere(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:10]
+    values = personal_values(tag)
+    async with receiver() as hook, stack.client("engagement") as http:
+
+        async def webhooks(parties: Parties) -> None:
+            async with stack.client("notifications") as notifications:
+                for role, sub in (("coach", parties.coach_id), ("client", parties.client_id)):
+                    registered = await notifications.post(
+                        "/v1/webhooks",
+                        json={"recipient": f"{role}:{sub}", "url": hook.url, "secret": tag},
+                        headers=auth(role, sub),  # type: ignore[arg-type]
+                    )
+                    assert registered.status_code == 201, registered.text
+
+        graduated = await opened_journey(
+            stack, http, await commit_intake(stack, values, before_commit=webhooks)
+        )
+        await drive_to_graduation(graduated, values)
+        ended = await opened_journey(stack, http, await commit_intake(stack, values))
+        await ended.send("termination", {"reason": "mutual", "notes": values["termination notes"]})
+        view = await graduated.stage()
+        assert view["stage"] == "graduated" and view["erased"] is False
+        await graduated.published_events()
+        await ended.published_events()
+        # welcome (coach, client), claim_to_verify, boundary_violation, supervision_recommended
+        await delivered_to(hook, 5)
+    async with stack.client("intake") as intake:
+        read = await intake.get(
+            f"/v1/intakes/{graduated.engagement_id}", headers=auth("coach", graduated.coach_id)
+        )
+    assert read.json()["client"]["name"] == values["name"]  # authorised reads decrypt
+    assert read.json()["goals"][0]["measure"] == values["goal measure"]
+
+    kafka = await every_kafka_record(stack)
+    stored = [row.encode() for row in await every_stored_row(stack)]
+    webhook_traffic = [request.body + repr(request.headers).encode() for request in hook.received]
+    for request in hook.received:
+        assert set(request.json) == PAYLOAD_FIELDS
+    assert graduated.engagement_id.encode() in b"".join(kafka)  # the scan sees this journey
+    assert any(graduated.engagement_id.encode() in row for row in stored)
+    for label, value in values.items():
+        needle = value.encode()
+        assert not any(needle in item for item in kafka), f"{label} in Kafka"
+        assert not any(needle in item for item in stored), f"{label} in a stored row"
+        assert not any(needle in item for item in webhook_traffic), f"{label} in a webhook"
+
+
+async def cli(*args: str) -> Result:
+    """Run the command line in a thread: it runs its own event loop."""
+    return await asyncio.to_thread(CliRunner().invoke, rapport_cli, list(args))
+
+
+def numbers(view: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in view.items() if name not in ("version", "erased")}
+
+
+async def test_erasure_reaches_intake_and_engagement_keeps_every_chain_and_changes_no_number(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    values = personal_values(tag)
+    async with stack.client("engagement") as http:
+        journey = await opened_journey(stack, http, await commit_intake(stack, values))
+        homework = await journey.send(
+            "homework", {"title": values["homework title"], "due_at": DUE}
+        )
+        await journey.send(
+            f"homework/{homework['homework_id']}/claim", {"note": "n"}, role="client"
+        )
+        await journey.send(
+            f"homework/{homework['homework_id']}/verification",
+            {"outcome": "refuted", "evidence": values["evidence"]},
+        )
+        await journey.send(
+            "boundary-violations",
+            {
+                "violated_by": "client",
+                "kind": "other",
+                "description": values["violation description"],
+            },
+        )
+        await journey.send("sessions", {"held_at": DUE, "duration_minutes": 30, "notes": "x"})
+        stage_before, trust_before = await journey.stage(), await journey.trust()
+        assert stage_before["erased"] is False and trust_before["score"] < 100
+        version_before = journey.version
+
+        async with stack.client("intake") as intake:
+            erased = await intake.post(
+                f"/v1/clients/{journey.client_id}/erasure", headers=auth("admin", "ops")
             )
-            return response.status_code == 200
+            assert erased.status_code == 201, erased.text
+            intake_view = await intake.get(
+                f"/v1/intakes/{journey.engagement_id}", headers=auth("coach", journey.coach_id)
+            )
 
-        await eventually(opened)
-    plaintexts = [value.encode() for value in personal.values()] + [b"Run 5k", b"tired"]
-    haystack = await every_kafka_value(stack) + [
-        row.encode() for row in await every_event_row(stack)
-    ]
-    assert len(haystack) > 10
-    for needle in plaintexts:
-        assert not any(needle in item for item in haystack), needle
+        async def recorded() -> list[Envelope] | None:
+            events = await journey.stored_events()
+            return events if events[-1].event_type == "ClientDataErased" else None
+
+        events = await eventually(recorded)
+        journey.version = events[-1].stream_version
+        assert journey.version == version_before + 1
+        stage_after, trust_after = await journey.stage(), await journey.trust()
+        coach_list = await http.get(
+            f"/v1/coaches/{journey.coach_id}/engagements", headers=auth("coach", journey.coach_id)
+        )
+
+    client = intake_view.json()
+    assert client["erased"] is True
+    assert client["client"]["name"] is None and client["client"]["email"] is None
+    assert client["goals"][0]["title"] is None and client["goals"][0]["measure"] is None
+    assert client["goals"][0]["target"] == 5 and client["status"] == "committed"
+
+    assert stage_after["erased"] is True and trust_after["erased"] is True
+    assert coach_list.json()["items"][0]["erased"] is True
+    assert numbers(stage_after) == numbers(stage_before)
+    assert numbers(trust_after) == numbers(trust_before)
+    assert events[-1].data == {
+        "client_id": journey.client_id,
+        "erased_at": events[-1].data["erased_at"],
+    }
+
+    previous = GENESIS_HASH
+    for envelope in events:
+        assert envelope.is_intact() and envelope.prev_hash == previous
+        previous = envelope.hash
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", stack.settings.database_url)
+    verified = await cli("audit", "verify", "--service", "intake", "--service", "engagement")
+    assert verified.exit_code == 0, verified.output
+    assert "verified" in verified.output
 
 
-async def test_erasure_nulls_personal_fields_and_keeps_the_history(stack: Stack) -> None:
+async def test_erasure_is_for_admins_only_and_for_known_clients(stack: Stack) -> None:
     tag = uuid.uuid4().hex[:10]
     coach_id = f"coach-{tag}"
     async with stack.client("intake") as intake:
         journey = await start_intake_journey(intake, coach_id, client=secrets_of(tag))
-        engagement_id, client_id = journey["engagement_id"], journey["client_id"]
-        denied = await intake.post(
-            f"/v1/clients/{client_id}/erasure", headers=auth("coach", coach_id)
-        )
-        assert denied.status_code == 403
-        erased = await intake.post(f"/v1/clients/{client_id}/erasure", headers=auth("admin", "a"))
-        assert erased.status_code == 201, erased.text
+        client_id = journey["client_id"]
+        for role, sub in (("coach", coach_id), ("client", client_id), ("auditor", "a")):
+            denied = await intake.post(
+                f"/v1/clients/{client_id}/erasure",
+                headers=auth(role, sub),  # type: ignore[arg-type]
+            )
+            assert denied.status_code == 403
         unknown = await intake.post(
             f"/v1/clients/{uuid.uuid4()}/erasure", headers=auth("admin", "a")
         )
         assert unknown.status_code == 404
-
-        async def erased_view() -> dict[str, Any] | None:
-            response = await intake.get(
-                f"/v1/intakes/{engagement_id}", headers=auth("coach", coach_id)
-            )
-            body: dict[str, Any] = response.json()
-            return body if body.get("erased_at") else None
-
-        view = await eventually(erased_view)
-    assert view["erased"] is True
-    assert view["client"]["name"] is None and view["client"]["email"] is None
-    assert view["goals"][0]["title"] is None and view["assessments"][0]["notes"] is None
-    assert view["goals"][0]["target"] == 5 and view["status"] == "committed"
-    pool = stack.core("intake").pool
-    events = await pool.fetch(
-        "SELECT envelope FROM intake.events WHERE stream_id = $1 ORDER BY stream_version",
-        engagement_id,
-    )
-    from shared.envelope import GENESIS_HASH, Envelope
-
-    chain = [Envelope.model_validate_json(row["envelope"]) for row in events]
-    assert chain[-1].event_type == "ClientErased"
-    previous = GENESIS_HASH
-    for envelope in chain:
-        assert envelope.is_intact() and envelope.prev_hash == previous
-        previous = envelope.hash
+        view = await intake.get(
+            f"/v1/intakes/{journey['engagement_id']}", headers=auth("coach", coach_id)
+        )
+    assert view.json()["erased"] is False
+    assert view.json()["client"]["name"] == secrets_of(tag)["name"]

@@ -24,7 +24,7 @@ class Goal(BaseModel):
 
     goal_id: str
     title: PersonalStr
-    measure: str
+    measure: PersonalStr
     baseline: float
     target: float
     target_date: date | None = None
@@ -76,7 +76,7 @@ class GoalSet(DomainEvent):
 
     goal_id: str
     title: PersonalStr
-    measure: str
+    measure: PersonalStr
     baseline: float
     target: float
     target_date: date | None = None
@@ -91,7 +91,7 @@ class AgreementSigned(DomainEvent):
     signed_by_client: bool
     signed_by_coach: bool
     contact_channels: list[str]
-    contact_hours: str
+    contact_hours: PersonalStr
     session_cadence_days: int
 
 
@@ -106,7 +106,7 @@ class ClientCommitted(DomainEvent):
     baselines: list[Baseline]
     session_cadence_days: int
     contact_channels: list[str]
-    contact_hours: str
+    contact_hours: PersonalStr
     committed_at: datetime
 
 

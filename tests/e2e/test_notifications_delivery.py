@@ -143,6 +143,21 @@ async def test_each_kind_is_produced_by_its_event_for_the_right_recipients(
     assert await notifications(stack, second["supervisor"], second["engagement_id"]) == []
 
 
+async def test_a_redelivered_event_creates_nothing_new(
+    stack: Stack, publisher: KafkaPublisher
+) -> None:
+    parties = await engagement(stack, supervisor=False)
+    engagement_id = parties["engagement_id"]
+    claimed = sealed("HomeworkClaimed", engagement_id, {"homework_id": "h"}, at=stack.clock.now())
+    marker = sealed("DeceptionPatternDetected", engagement_id, {}, at=stack.clock.now())
+    for envelope in (claimed, claimed, marker, claimed):
+        await publisher.publish([envelope_message(ENGAGEMENT_TOPIC, envelope)])
+    items = await kinds_when(
+        stack, parties["coach"], engagement_id, ["welcome", "claim_to_verify", "deception_pattern"]
+    )
+    assert len({item["notification_id"] for item in items}) == 3
+
+
 async def test_follow_ups_and_the_testimonial_request_are_delivered_once_the_clock_passes_them(
     stack: Stack, publisher: KafkaPublisher
 ) -> None:
@@ -213,24 +228,24 @@ async def test_a_restart_in_the_middle_of_deliveries_loses_nothing_and_repeats_o
 ) -> None:
     parties = await engagement(stack, supervisor=False)
     engagement_id = parties["engagement_id"]
-    async with receiver(delay=0.15) as hook:
+    async with receiver(delay=0.3) as hook:
         response = await register(stack, parties["coach"], hook.url, "restart", ADMIN)
         assert response.status_code == 201, response.text
         at = stack.clock.now()
-        for number in range(16):
+        for number in range(24):
             await publish(
                 publisher, engagement_id, "HomeworkClaimed", {"homework_id": f"h-{number}"}, at
             )
         await eventually(holds(lambda: len(hook.received) >= 4))
         await stack.stop("notifications")
         received_before_restart = set(hook.ids())
-        assert len(received_before_restart) < 17  # stopped in the middle
+        assert len(received_before_restart) < 25  # stopped in the middle
         await stack.start("notifications", notifications_app)
 
         async def all_delivered() -> list[dict[str, Any]] | None:
             items = await notifications(stack, parties["coach"], engagement_id)
             done = [i for i in items if i["status"] == "delivered"]
-            return items if len(items) == 17 and len(done) == 17 else None
+            return items if len(items) == 25 and len(done) == 25 else None
 
         items = await eventually(all_delivered, timeout=60)
     expected = {item["notification_id"] for item in items}

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
+from shared.auth import PermissionDenied, Principal
 from shared.envelope import format_time
+from shared.eventstore import START
 from shared.infra import Endpoints
 from tests.integration.test_webhook_support import (
+    ADMIN,
     Notifier,
     client_committed,
     holds,
@@ -228,3 +233,48 @@ async def test_the_worker_reports_queue_depth_and_the_oldest_pending_age(
         assert metric("rapport_notification_queue_depth") == 1
         assert metric("rapport_notification_oldest_pending_seconds") >= 600
         assert metric("rapport_notification_deliveries_total", outcome="retried") >= 1
+
+
+async def test_an_admin_webhook_for_every_recipient_receives_everyone_s_notifications(
+    infra: Endpoints,
+) -> None:
+    async with notifier(infra.database_url) as n, receiver() as everyone, receiver() as own:
+        await n.webhook("*", everyone.url)
+        await n.webhook("coach:c-star", own.url)
+        await n.commit("c-star", "cl-star")
+        async with running(n.worker()):
+            await eventually(lambda: only(n, "client:cl-star", "delivered"))
+            await eventually(lambda: only(n, "coach:c-star", "delivered"))
+        assert sorted(r.json["recipient"] for r in everyone.received) == [
+            "client:cl-star",
+            "coach:c-star",
+        ]
+        assert [r.json["recipient"] for r in own.received] == ["coach:c-star"]
+        [coach_item] = await n.notifications("coach:c-star")
+        assert coach_item["attempts"] == 2  # one per webhook
+
+
+async def test_only_the_recipient_or_an_admin_may_register_a_webhook(infra: Endpoints) -> None:
+    async with notifier(infra.database_url) as n:
+        url = "https://hooks.example.org/x"
+        own = Principal(role="coach", sub="c-1")
+        assert await n.service.register_webhook(own, "coach:c-1", url, "s", None)
+        for principal, recipient in [
+            (own, "coach:c-2"),
+            (own, "*"),
+            (Principal(role="auditor", sub="a"), "coach:c-1"),
+            (Principal(role="client", sub="c-1"), "coach:c-1"),
+        ]:
+            with pytest.raises(PermissionDenied):
+                await n.service.register_webhook(principal, recipient, url, "s", None)
+        assert await n.service.register_webhook(ADMIN, "*", url, "s", None)
+        stored = await n.pool.fetch("SELECT recipient, secret FROM webhooks ORDER BY recipient")
+        assert [row["recipient"] for row in stored] == ["*", "coach:c-1"]
+        types = [e.event_type async for e in _all_events(n)]
+        assert types == []  # configuration, not events: no secret ever reaches the log
+
+
+async def _all_events(n: Notifier) -> AsyncIterator[Any]:
+    async with n.store.snapshot() as conn:
+        for item in await n.store.read_after(conn, START, 1000):
+            yield item.envelope

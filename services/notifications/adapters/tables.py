@@ -53,6 +53,16 @@ class Claimed:
         return self.notice.engagement_id
 
 
+async def lock_stream(conn: asyncpg.Connection, engagement_id: str) -> None:
+    """Serialise writers of one engagement's notifications stream until the transaction ends.
+
+    An advisory lock takes no transaction id, so a following append stays the first write.
+    """
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"notifications:{engagement_id}"
+    )
+
+
 async def insert_webhook(
     conn: asyncpg.Connection,
     webhook_id: str,

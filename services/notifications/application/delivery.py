@@ -63,7 +63,7 @@ class DeliveryWorker:
         clock: Clock,
         settings: Settings,
         *,
-        concurrency: int = 32,
+        concurrency: int = 64,
         per_webhook: int = 4,
         poll_seconds: float = 0.2,
         stats_seconds: float = 1.0,
@@ -109,6 +109,7 @@ class DeliveryWorker:
             appended.clear()
             try:
                 async with self.store.transaction() as conn:
+                    await tables.lock_stream(conn, stream_id)
                     await self.runner.execute_in(
                         conn,
                         stream_id,
@@ -139,6 +140,8 @@ class DeliveryWorker:
     async def _dispatch(self, item: DueNotification, now: datetime) -> None:
         async with self.store.pool.acquire() as conn:
             webhook_ids = await tables.webhooks_for(conn, item.recipient)
+        if not webhook_ids:
+            return  # nobody to tell yet: the lease runs out and it is due again
         command = DispatchNotification(
             notification_id=item.notification_id, webhook_ids=webhook_ids, at=now
         )
@@ -284,8 +287,12 @@ class DeliveryWorker:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(self.release(claims), 5.0)
+        except Exception as error:  # their leases run out instead
+            log.warning("delivery_release_failed", claims=len(claims), error=repr(error))
+        else:
+            log.info("delivery_worker_stopped", released=len(claims))
 
 
 class LostLease(Exception):

@@ -56,12 +56,8 @@ class NotificationService:
         """
         if envelope.event_type not in HANDLED:
             return
-        # Serialises parking with the arrival of the parties; takes no transaction id, so the
-        # append below stays the transaction's first write.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            f"notifications:{envelope.stream_id}",
-        )
+        # Serialises parking with the arrival of the parties, and with the delivery worker.
+        await tables.lock_stream(conn, envelope.stream_id)
         earlier = await tables.parked(conn, envelope.stream_id) if parties_in(envelope) else []
         waiting = False
 

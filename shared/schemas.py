@@ -10,7 +10,8 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=10_000)]
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Number = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
+# Strict: `true` or `"5"` is not a number (lax mode would read them as 1.0 and 5.0).
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e12, le=1e12)]
 Scores = Annotated[
     dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], Number],
     Field(min_length=1, max_length=100),

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Path
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from services.intake.application.handlers import IntakeService
 from services.intake.domain.events import ClientDetails
@@ -58,13 +58,13 @@ class GoalSetOut(CommandAccepted):
 
 
 class AgreementIn(RequestBody):
-    role_explained: bool
-    confidentiality_limits_acknowledged: bool
-    signed_by_client: bool
-    signed_by_coach: bool
+    role_explained: StrictBool
+    confidentiality_limits_acknowledged: StrictBool
+    signed_by_client: StrictBool
+    signed_by_coach: StrictBool
     contact_channels: Annotated[list[ShortText], Field(min_length=1, max_length=20)]
     contact_hours: ShortText
-    session_cadence_days: Annotated[int, Field(ge=1, le=365)]
+    session_cadence_days: Annotated[StrictInt, Field(ge=1, le=365)]
 
 
 def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:

@@ -50,7 +50,9 @@ def audit_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
     )
     async def stream_events(
         stream_id: StreamId,
-        after_version: Annotated[int, Query(ge=0, description="Only versions above this.")] = 0,
+        after_version: Annotated[
+            int, Query(ge=0, le=2**31 - 1, description="Only versions above this.")
+        ] = 0,
         principal: Principal = Depends(caller),
     ) -> Response:
         if principal.role not in AUDIT_ROLES:

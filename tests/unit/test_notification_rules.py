@@ -25,8 +25,9 @@ from services.notifications.domain.notifications import (
     RecordAttempt,
 )
 from services.notifications.domain.rules import KINDS, Parties, notifications_for
-from shared.envelope import GENESIS_HASH, Envelope, format_time, seal
+from shared.envelope import Envelope, format_time
 from shared.events import DomainEvent
+from tests.integration.test_webhook_support import sealed
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 ENGAGEMENT = "e-1"
@@ -34,23 +35,7 @@ PARTIES = Parties(client_id="cl-1", coach_id="co-1", supervisor_id="su-1")
 
 
 def envelope(event_type: str, data: dict[str, Any], *, at: datetime = AT) -> Envelope:
-    return seal(
-        {
-            "event_id": str(uuid.uuid4()),
-            "event_type": event_type,
-            "schema_version": 1,
-            "stream_id": ENGAGEMENT,
-            "stream_version": 1,
-            "occurred_at": format_time(at),
-            "recorded_at": format_time(at),
-            "producer": "engagement",
-            "correlation_id": str(uuid.uuid4()),
-            "causation_id": None,
-            "actor": {"role": "system", "id": "test"},
-            "data": data,
-            "prev_hash": GENESIS_HASH,
-        }
-    )
+    return sealed(event_type, ENGAGEMENT, data, at=at)
 
 
 def committed(supervisor_id: str | None = "su-1") -> Envelope:

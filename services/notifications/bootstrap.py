@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from services.notifications.application.delivery import DeliveryWorker
 from services.notifications.application.handlers import NotificationService
 from services.notifications.entrypoints.http import build_routes
-from services.notifications.projections.schedule import schedule
+from services.notifications.projections import PROJECTIONS
 from shared.clock import Clock
 from shared.config import Settings
 from shared.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC, NOTIFICATIONS_TOPIC
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             NAME,
             settings,
             migrations="services.notifications.adapters.migrations",
-            projections=[schedule],
+            projections=PROJECTIONS,
             topic=NOTIFICATIONS_TOPIC,
             clock=clock,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -77,9 +78,10 @@ class Publisher(Protocol):
 class KafkaPublisher:
     """aiokafka producer, acks from all in-sync replicas, no idempotence (tansu lacks it)."""
 
-    def __init__(self, bootstrap: str, client_id: str) -> None:
+    def __init__(self, bootstrap: str, client_id: str, *, timeout: float = 15.0) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
+        self._timeout = timeout
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -107,21 +109,23 @@ class KafkaPublisher:
     async def reset(self) -> None:
         """Drop the connection after a failure; the next publish reconnects."""
         try:
-            await self.stop()
+            await asyncio.wait_for(self.stop(), self._timeout)
         except Exception as error:  # a broken producer may fail to stop cleanly
             log.warning("producer_stop_failed", error=str(error))
 
     async def publish(self, messages: Sequence[OutboundMessage]) -> None:
-        await self.start()
-        assert self._producer is not None
-        futures = [
-            await self._producer.send(
-                message.topic, value=message.value, key=message.key, headers=message.headers
-            )
-            for message in messages
-        ]
-        for future in futures:
-            await future
+        """Send and wait for every acknowledgement; TimeoutError when the broker stays away."""
+        async with asyncio.timeout(self._timeout):
+            await self.start()
+            assert self._producer is not None
+            futures = [
+                await self._producer.send(
+                    message.topic, value=message.value, key=message.key, headers=message.headers
+                )
+                for message in messages
+            ]
+            for future in futures:
+                await future
 
     async def topic_is_empty(self, topic: str) -> bool:
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)

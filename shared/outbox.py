@@ -38,6 +38,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 0.5,
         max_backoff: float = 5.0,
+        history_check_interval: float = 30.0,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -45,6 +46,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
+        self._history_check_interval = history_check_interval
         self._wake = store.appended.subscribe()
         self._service = store.producer
 
@@ -82,13 +84,14 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until cancelled, backing off while the broker or database is away."""
         backoff = 0.1
-        recovered = False
+        loop = asyncio.get_running_loop()
+        next_history_check = loop.time()  # at start, after any failure, and now and then
         while True:
             self._wake.clear()
             try:
-                if not recovered:
+                if loop.time() >= next_history_check:
                     await self.recover_lost_history()
-                    recovered = True
+                    next_history_check = loop.time() + self._history_check_interval
                 await self.publish_pending()
                 backoff = 0.1
             except Exception as error:
@@ -99,6 +102,7 @@ class OutboxRelay:
                     await reset()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
+                next_history_check = loop.time()
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)

@@ -114,7 +114,12 @@ class Stack:
     async def stop(self, name: str) -> None:
         service = self.services.pop(name)
         service.server.should_exit = True
-        await service.task
+        done, _ = await asyncio.wait({service.task}, timeout=15)
+        if not done:  # a connection that never closes: stop without waiting for it
+            service.server.force_exit = True
+            done, _ = await asyncio.wait({service.task}, timeout=15)
+        if not done:
+            service.task.cancel()
 
     async def stop_all(self) -> None:
         for name in list(self.services):

@@ -43,7 +43,15 @@ BAD_CREDENTIALS = (
     "malformed_token",
     "basic_scheme",
 )
-PUBLIC = ("/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+PUBLIC = (
+    "/health",
+    "/metrics",
+    "/openapi.json",
+    "/asyncapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+)
 
 
 def row(*statuses: int) -> dict[str, int]:

@@ -154,3 +154,20 @@ async def test_a_retried_command_with_an_idempotency_key_writes_once(stack: Stac
             "/v1/intakes", json={**payload, "coach_id": "c3", "supervisor_id": "s"}, headers=headers
         )
         assert other.status_code == 422
+
+
+async def test_every_service_documents_its_kafka_interface_as_asyncapi(stack: Stack) -> None:
+    expected = {
+        "intake": ("intake.events", []),
+        "engagement": ("engagement.events", ["intake.events"]),
+        "notifications": ("notifications.events", ["intake.events", "engagement.events"]),
+    }
+    for name, (published, consumed) in expected.items():
+        async with stack.client(name) as client:
+            response = await client.get("/asyncapi.json")
+        assert response.status_code == 200
+        document = response.json()
+        assert document["asyncapi"].startswith("3.")
+        addresses = {channel["address"] for channel in document["channels"].values()}
+        assert published in addresses
+        assert set(consumed) <= addresses

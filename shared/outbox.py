@@ -49,23 +49,33 @@ class OutboxRelay:
         self._history_check_interval = history_check_interval
         self._wake = store.appended.subscribe()
         self._service = store.producer
+        self._lock = f"outbox:{store.producer}:{topic}"
 
     async def publish_pending(self) -> int:
-        """Publish everything committed since the checkpoint; returns how many were sent."""
+        """Publish everything committed since the checkpoint; returns how many were sent.
+
+        One relay per service publishes at a time (a session advisory lock, so several
+        instances can run). No transaction stays open while the broker is awaited: an open
+        transaction would hold back the log's horizon for every reader.
+        """
         sent = 0
-        while True:
-            async with self._store.pool.acquire() as conn, conn.transaction():
-                checkpoint = await load_checkpoint(conn, CHECKPOINT, lock=True)
-                batch = await self._store.read_after(conn, checkpoint, self._batch_size)
-                if not batch:
-                    return sent
-                await self._publisher.publish(
-                    [envelope_message(self._topic, item.envelope) for item in batch]
-                )
-                await save_checkpoint(conn, CHECKPOINT, batch[-1].checkpoint)
-            sent += len(batch)
-            PUBLISHED.labels(self._service).inc(len(batch))
-            LAG.labels(self._service).set(len(batch))
+        async with self._store.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._lock):
+                return 0  # another instance is relaying
+            try:
+                checkpoint = await load_checkpoint(conn, CHECKPOINT)
+                while batch := await self._store.read_after(conn, checkpoint, self._batch_size):
+                    await self._publisher.publish(
+                        [envelope_message(self._topic, item.envelope) for item in batch]
+                    )
+                    checkpoint = batch[-1].checkpoint
+                    await save_checkpoint(conn, CHECKPOINT, checkpoint)
+                    sent += len(batch)
+                    PUBLISHED.labels(self._service).inc(len(batch))
+                    LAG.labels(self._service).set(len(batch))
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self._lock)
+        return sent
 
     async def recover_lost_history(self) -> bool:
         """If the broker holds nothing of the topic but we published before (an in-memory
@@ -73,11 +83,15 @@ class OutboxRelay:
         the source of truth. Consumers deduplicate by `event_id`. True if it rewound."""
         if not await self._publisher.topic_is_empty(self._topic):
             return False
-        async with self._store.pool.acquire() as conn, conn.transaction():
-            checkpoint = await load_checkpoint(conn, CHECKPOINT, lock=True)
-            if checkpoint == START:
+        async with self._store.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._lock):
                 return False
-            await save_checkpoint(conn, CHECKPOINT, START)
+            try:
+                if await load_checkpoint(conn, CHECKPOINT) == START:
+                    return False
+                await save_checkpoint(conn, CHECKPOINT, START)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self._lock)
         log.warning("outbox_rewound", topic=self._topic, reason="the broker lost the topic")
         return True
 

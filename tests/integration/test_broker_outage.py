@@ -122,3 +122,37 @@ async def _seen(bootstrap: str, topic: str, stream_id: str, expected: list[int])
         return sorted(set(await versions_on(bootstrap, topic, stream_id))) == expected
     except Exception:
         return False
+
+
+async def test_a_relay_waiting_on_a_dead_broker_does_not_hold_back_other_readers(
+    scratch_pool: asyncpg.Pool,
+) -> None:
+    from shared.eventstore import START
+
+    store = EventStore(scratch_pool, "test", SystemClock())
+    async with store.transaction() as conn:
+        await store.append(conn, str(uuid.uuid4()), 0, [Pinged(n=1)], META)
+
+    async def black_hole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # a broker that accepts connections and never answers
+
+    silent = await asyncio.start_server(black_hole, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    publisher = KafkaPublisher(f"127.0.0.1:{port}", "dead", timeout=5.0)
+    relay = OutboxRelay(store, publisher, "test.dead")
+    stuck = asyncio.create_task(relay.publish_pending())
+    try:
+        await asyncio.sleep(0.5)
+        assert not stuck.done()
+        later_stream = str(uuid.uuid4())
+        async with store.transaction() as conn:
+            await store.append(conn, later_stream, 0, [Pinged(n=2)], META)
+        async with scratch_pool.acquire() as conn:
+            visible = await store.read_after(conn, START, 10_000)
+        assert later_stream in {item.envelope.stream_id for item in visible}
+    finally:
+        stuck.cancel()
+        with contextlib.suppress(BaseException):
+            await stuck
+        await publisher.reset()
+        silent.close()

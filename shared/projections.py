@@ -27,6 +27,11 @@ from shared.eventstore import START, EventStore, StoredEvent, load_checkpoint, s
 log = structlog.get_logger(__name__)
 
 APPLIED = Counter("rapport_projection_events_total", "Events folded", ["service", "projection"])
+FAILED = Counter(
+    "rapport_projection_failures_total",
+    "Failed catch-up rounds (the projection waits)",
+    ["service"],
+)
 
 Document = dict[str, Any]
 
@@ -157,7 +162,8 @@ class ProjectionRunner:
             try:
                 await self.catch_up_all()
             except Exception as error:
-                log.warning("projection_failed", error=repr(error))
+                FAILED.labels(self._store.producer).inc()
+                log.error("projection_failed", service=self._store.producer, error=repr(error))
                 await asyncio.sleep(1.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)

@@ -17,7 +17,15 @@ from typing import NamedTuple
 import asyncpg
 
 from shared.clock import Clock
-from shared.envelope import GENESIS_HASH, Actor, Envelope, format_time, new_id, seal
+from shared.envelope import (
+    GENESIS_HASH,
+    SYSTEM_ACTOR,
+    Actor,
+    Envelope,
+    format_time,
+    new_id,
+    seal,
+)
 from shared.events import DomainEvent, dump_protected
 
 
@@ -62,6 +70,17 @@ class EventMetadata:
     correlation_id: str
     causation_id: str | None = None
     occurred_at: datetime | None = None
+
+    @classmethod
+    def caused_by(cls, cause: Envelope, *, occurred_at: datetime | None = None) -> EventMetadata:
+        """Metadata of the system's reaction to another event: same correlation, caused by it,
+        at the cause's time unless told otherwise."""
+        return cls(
+            actor=SYSTEM_ACTOR,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.event_id,
+            occurred_at=occurred_at or cause.occurred,
+        )
 
 
 class Wakeup:

@@ -17,7 +17,7 @@ from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
 from shared.commands import Body, CommandRunner, Decider, IdempotencyKey
 from shared.crypto import KeyVault
-from shared.envelope import SYSTEM_ACTOR, Actor, Envelope, new_id
+from shared.envelope import Actor, Envelope, new_id
 from shared.errors import NotFound
 from shared.events import Command, DomainEvent
 from shared.eventstore import EventMetadata, EventStore
@@ -93,12 +93,7 @@ class EngagementService:
             conn,
             command.engagement_id,
             lambda state: engagement.decide(state, command),
-            EventMetadata(
-                actor=SYSTEM_ACTOR,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.event_id,
-                occurred_at=envelope.occurred,
-            ),
+            EventMetadata.caused_by(envelope),
             lambda state, _: {},
             creates=True,
         )
@@ -109,12 +104,7 @@ class EngagementService:
             conn,
             envelope.stream_id,
             lambda state: engagement.decide(state, erase),
-            EventMetadata(
-                actor=SYSTEM_ACTOR,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.event_id,
-                occurred_at=envelope.occurred,
-            ),
+            EventMetadata.caused_by(envelope),
             lambda state, _: {},
             creates=True,  # an intake erased before its commitment opened nothing: no event
         )

@@ -17,7 +17,7 @@ from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
 from shared.commands import Body, CommandRunner, Decider, IdempotencyKey, remember, remembered
 from shared.crypto import KeyVault
-from shared.envelope import SYSTEM_ACTOR, Envelope, new_id, parse_time
+from shared.envelope import Envelope, new_id, parse_time
 from shared.eventstore import EventMetadata, EventStore
 
 DECIDER = Decider(
@@ -79,12 +79,7 @@ class NotificationService:
             conn,
             envelope.stream_id,
             decide,
-            EventMetadata(
-                actor=SYSTEM_ACTOR,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.event_id,
-                occurred_at=self.clock.now(),
-            ),
+            EventMetadata.caused_by(envelope, occurred_at=self.clock.now()),
             respond,
             creates=True,
         )

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from shared.config import Settings
 from shared.crypto import generate_master_key
 from shared.db import create_pool, migrate
 from shared.infra import Endpoints, running_infrastructure
 from tests.support import JWT_SECRET, MovableClock, Stack
+
+# CI replays the same examples every run (a red build is reproducible); locally they vary.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

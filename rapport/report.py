@@ -169,8 +169,9 @@ async def load_history(
 
 # ----------------------------------------------------------------------------- rendering
 
-WIDTH, HEIGHT = 900, 300
-LEFT, RIGHT, TOP, BOTTOM = 48, 16, 28, 40
+WIDTH, HEIGHT = 900, 320
+LEFT, RIGHT, TOP, BOTTOM = 48, 16, 48, 40
+LABEL_ROWS, LABEL_WIDTH = 3, 7 * 16  # stage labels too close to each other stack upwards
 
 
 def chart(history: History) -> str:
@@ -210,15 +211,21 @@ def chart(history: History) -> str:
             ' stroke="#c8ccd2" stroke-width="1"/>'
             f'<text x="{LEFT - 8}" y="{y(level) + 4}" text-anchor="end" class="axis">{level}</text>'
         )
+    row_ends = [float("-inf")] * LABEL_ROWS
     for index, (stage, entered) in enumerate(history.stages):
         if index == 0:
             continue
         position = x(entered)
+        row = next((r for r, end_x in enumerate(row_ends) if position >= end_x), LABEL_ROWS - 1)
+        row_ends[row] = position + LABEL_WIDTH
+        fits_right = position + LABEL_WIDTH < WIDTH
+        anchor = "start" if fits_right else "end"
+        label_x = position + 4 if fits_right else position - 4
         parts.append(
-            f'<line class="stage-change" x1="{position}" x2="{position}" y1="{TOP}"'
+            f'<line class="stage-change" x1="{position}" x2="{position}" y1="{TOP - 14 * row}"'
             f' y2="{TOP + inner_h}" stroke="#7c3aed" stroke-width="1.5" stroke-dasharray="5 4"/>'
-            f'<text x="{position + 4}" y="{TOP - 8}" class="stage-label">'
-            f"{html.escape(stage.replace('_', ' '))}</text>"
+            f'<text x="{label_x}" y="{TOP - 8 - 14 * row}" text-anchor="{anchor}"'
+            f' class="stage-label">{html.escape(stage.replace("_", " "))}</text>'
         )
     points: list[str] = []
     previous: float | None = None

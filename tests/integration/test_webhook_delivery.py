@@ -278,3 +278,27 @@ async def _all_events(n: Notifier) -> AsyncIterator[Any]:
     async with n.store.snapshot() as conn:
         for item in await n.store.read_after(conn, START, 1000):
             yield item.envelope
+
+
+async def test_a_notification_that_reached_one_webhook_reads_delivered_while_another_fails(
+    infra: Endpoints,
+) -> None:
+    async with (
+        notifier(infra.database_url) as n,
+        receiver() as working,
+        receiver(answer=lambda count: 500) as broken,
+    ):
+        await n.webhook("coach:two-hooks", working.url)
+        await n.webhook("coach:two-hooks", broken.url)
+        engagement_id = await n.commit("two-hooks")
+        async with running(n.worker()):
+            [item] = await eventually(lambda: only(n, "coach:two-hooks", "delivered"))
+            assert len(working.received) == 1
+            await eventually(lambda: _has(n, engagement_id, "NotificationFailed"), timeout=60)
+            [after] = await only(n, "coach:two-hooks")
+        assert after["status"] == "delivered"
+        assert after["attempts"] == 1 + len(broken.received) > 1
+
+
+async def _has(n: Any, engagement_id: str, event_type: str) -> bool:
+    return event_type in event_types(await n.events(engagement_id))

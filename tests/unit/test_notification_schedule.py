@@ -52,20 +52,35 @@ def test_a_new_notification_is_scheduled_with_no_attempts() -> None:
     }
 
 
-def test_a_dispatched_notification_is_pending_until_every_webhook_settles() -> None:
+def test_a_dispatched_notification_is_pending_until_a_webhook_acknowledges_it() -> None:
     dispatched = ("NotificationDispatched", {"webhook_ids": ["w-1", "w-2"]})
     delivered_1 = ("NotificationDelivered", {"webhook_id": "w-1"})
     delivered_2 = ("NotificationDelivered", {"webhook_id": "w-2"})
     assert life(dispatched)["status"] == "pending"
-    assert life(dispatched, attempted("w-1"), delivered_1)["status"] == "pending"
+    assert life(dispatched, attempted("w-2"))["status"] == "pending"
+    assert life(dispatched, attempted("w-1"), delivered_1)["status"] == "delivered"
     done = life(dispatched, attempted("w-1"), delivered_1, attempted("w-2"), delivered_2)
     assert done["status"] == "delivered" and done["attempts"] == 2
 
 
-def test_a_spent_retry_budget_on_any_webhook_fails_the_notification() -> None:
-    dispatched = ("NotificationDispatched", {"webhook_ids": ["w-1"]})
-    failed = ("NotificationFailed", {"webhook_id": "w-1"})
-    view = life(dispatched, *(attempted("w-1") for _ in range(4)), failed)
+def test_a_notification_delivered_to_one_webhook_stays_delivered_when_another_fails() -> None:
+    dispatched = ("NotificationDispatched", {"webhook_ids": ["w-ok", "w-dead"]})
+    delivered = ("NotificationDelivered", {"webhook_id": "w-ok"})
+    failed = ("NotificationFailed", {"webhook_id": "w-dead"})
+    retries = [attempted("w-dead") for _ in range(4)]
+    view = life(dispatched, attempted("w-ok"), delivered, *retries, failed)
+    assert view["status"] == "delivered" and view["attempts"] == 5
+    view = life(dispatched, *retries, failed, attempted("w-ok"), delivered)
+    assert view["status"] == "delivered"
+
+
+def test_a_notification_fails_only_when_every_webhook_spent_its_budget() -> None:
+    dispatched = ("NotificationDispatched", {"webhook_ids": ["w-1", "w-2"]})
+    failed_1 = ("NotificationFailed", {"webhook_id": "w-1"})
+    failed_2 = ("NotificationFailed", {"webhook_id": "w-2"})
+    view = life(dispatched, *(attempted("w-1") for _ in range(4)), failed_1)
+    assert view["status"] == "pending"
+    view = life(dispatched, *(attempted("w-1") for _ in range(4)), failed_1, failed_2)
     assert view["status"] == "failed" and view["attempts"] == 4
 
 

@@ -1,8 +1,10 @@
 """The notification schedule: one document per notification, folded from the log.
 
-Status as folded: `scheduled` until dispatched, then `pending` until every webhook it was
-dispatched to has settled: `delivered` when all acknowledged it, `failed` when one spent its
-retry budget. Reads turn `scheduled` into `pending` once `due_at` has passed.
+Status as folded: `scheduled` until dispatched; `delivered` as soon as one webhook of the
+recipient acknowledged it with a 2xx (the notification reached its recipient; other webhooks
+keep their own retries, every attempt counted); `failed` only when every webhook it was
+dispatched to spent its retry budget without a 2xx; `pending` otherwise. Reads turn
+`scheduled` into `pending` once `due_at` has passed.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ def key(envelope: Envelope) -> str | None:
 
 def _status(webhooks: dict[str, str]) -> str:
     states = set(webhooks.values())
-    if "pending" in states:
-        return "pending"
-    return "failed" if "failed" in states else "delivered"
+    if "delivered" in states:
+        return "delivered"
+    return "pending" if "pending" in states else "failed"
 
 
 def fold(document: Document | None, envelope: Envelope) -> Document | None:

@@ -293,7 +293,7 @@ async def test_a_notification_that_reached_one_webhook_reads_delivered_while_ano
         engagement_id = await n.commit("two-hooks")
         async with running(n.worker()):
             [item] = await eventually(lambda: only(n, "coach:two-hooks", "delivered"))
-            assert len(working.received) == 1
+            assert working.ids() == [item["notification_id"]]
             await eventually(lambda: _has(n, engagement_id, "NotificationFailed"), timeout=60)
             [after] = await only(n, "coach:two-hooks")
         assert after["status"] == "delivered"

@@ -105,6 +105,19 @@ async def fold_as_of(
     return None if document is None else (document, version)
 
 
+async def read_view(
+    store: EventStore, projection: Projection, stream_id: str, *, as_of: datetime | None = None
+) -> tuple[Document, int] | None:
+    """A stream's view: the live document, or, for a stream the runner has not reached yet
+    (its first commit a moment ago) or for `as_of`, the fold of its log. None: no stream."""
+    if as_of is None:
+        async with store.pool.acquire() as conn:
+            found = await load_document(conn, projection.name, stream_id)
+        if found is not None:
+            return found
+    return await fold_as_of(store, projection, stream_id, as_of)
+
+
 async def digest(conn: asyncpg.Connection, projection: str) -> tuple[str, int]:
     """SHA-256 over the projection's documents in id order, and how many there are."""
     sha = hashlib.sha256()

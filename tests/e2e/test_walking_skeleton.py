@@ -171,3 +171,21 @@ async def test_every_service_documents_its_kafka_interface_as_asyncapi(stack: St
         addresses = {channel["address"] for channel in document["channels"].values()}
         assert published in addresses
         assert set(consumed) <= addresses
+
+
+async def test_a_new_intake_reads_back_at_once_even_before_its_view_is_projected(
+    stack: Stack,
+) -> None:
+    coach = auth("coach", "c-read-your-writes")
+    async with stack.client("intake") as intake:
+        for _ in range(5):
+            started = await intake.post(
+                "/v1/intakes",
+                json={"coach_id": "c-read-your-writes", "client": {"name": "R", "email": "r@x.io"}},
+                headers=coach,
+            )
+            engagement_id = started.json()["engagement_id"]
+            view = await intake.get(f"/v1/intakes/{engagement_id}", headers=coach)
+            assert view.status_code == 200
+            assert view.json()["status"] == "open" and view.json()["version"] == 1
+            assert view.json()["client"]["name"] == "R"

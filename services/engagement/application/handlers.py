@@ -21,7 +21,7 @@ from shared.envelope import Actor, Envelope, new_id
 from shared.errors import NotFound
 from shared.events import Command, DomainEvent
 from shared.eventstore import EventMetadata, EventStore
-from shared.projections import Projection, fold_as_of, load_document
+from shared.projections import Projection, read_view
 
 DECIDER = Decider(initial=engagement.initial, evolve=engagement.evolve, owner=engagement.owner)
 
@@ -154,11 +154,7 @@ class EngagementService:
         as_of: datetime | None = None,
     ) -> Body:
         """A single view, live or as it stood at `as_of` (folded from the log up to then)."""
-        if as_of is None:
-            async with self.store.pool.acquire() as conn:
-                found = await load_document(conn, projection.name, engagement_id)
-        else:
-            found = await fold_as_of(self.store, projection, engagement_id, as_of)
+        found = await read_view(self.store, projection, engagement_id, as_of=as_of)
         if found is None:
             raise NotFound(f"no engagement {engagement_id}")
         document, version = found

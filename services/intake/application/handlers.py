@@ -24,7 +24,7 @@ from shared.envelope import Actor, new_id
 from shared.errors import NotFound
 from shared.events import DomainEvent
 from shared.eventstore import EventMetadata, EventStore
-from shared.projections import load_document
+from shared.projections import read_view
 
 DECIDER = Decider(initial=intake.initial, evolve=intake.evolve, owner=intake.owner)
 
@@ -158,8 +158,7 @@ class IntakeService:
         )
 
     async def read(self, principal: Principal, engagement_id: str) -> Body:
-        async with self.store.pool.acquire() as conn:
-            found = await load_document(conn, intake_view.name, engagement_id)
+        found = await read_view(self.store, intake_view, engagement_id)
         if found is None:
             raise NotFound(f"no intake {engagement_id}")
         document, version = found

@@ -71,6 +71,18 @@ class KeyVault:
         self._master = AESGCM(master_key)
         self._erased: set[str] = set()
 
+    def seal_secret(self, value: str, purpose: str) -> str:
+        """Encrypt a service secret (a webhook's signing secret, say) with the master key,
+        bound to `purpose`, for storage at rest."""
+        nonce = os.urandom(12)
+        sealed = self._master.encrypt(nonce, value.encode(), purpose.encode())
+        return "sealed:v1:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def open_secret(self, stored: str, purpose: str) -> str:
+        """The plaintext of `seal_secret`'s result for the same purpose."""
+        raw = base64.urlsafe_b64decode(stored.removeprefix("sealed:v1:").encode())
+        return self._master.decrypt(raw[:12], raw[12:], purpose.encode()).decode()
+
     @staticmethod
     async def install(conn: asyncpg.Connection) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('keyvault'))")

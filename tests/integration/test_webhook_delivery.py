@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -302,3 +303,19 @@ async def test_a_notification_that_reached_one_webhook_reads_delivered_while_ano
 
 async def _has(n: Any, engagement_id: str, event_type: str) -> bool:
     return event_type in event_types(await n.events(engagement_id))
+
+
+async def test_a_webhook_secret_is_stored_sealed_and_still_signs_deliveries(
+    infra: Endpoints,
+) -> None:
+    async with notifier(infra.database_url) as n, receiver() as hook:
+        secret = f"very-secret-{uuid.uuid4().hex}"
+        await n.webhook("coach:sealed", hook.url, secret=secret)
+        stored = await n.pool.fetchval(
+            "SELECT secret FROM webhooks WHERE recipient = 'coach:sealed'"
+        )
+        assert secret not in stored and stored.startswith("sealed:v1:")
+        await n.commit("sealed")
+        async with running(n.worker()):
+            await eventually(lambda: only(n, "coach:sealed", "delivered"))
+        assert hook.received[0].signed_with(secret)

@@ -80,6 +80,7 @@ class DeliveryWorker:
         self.poll_seconds = poll_seconds
         self.stats_seconds = stats_seconds
         self.jitter = jitter
+        self.vault = vault
         self.runner = CommandRunner(store, registry, DECIDER, vault)
         self.name = f"deliveries-{new_id()[:8]}"
         self._wake = store.appended.subscribe()
@@ -177,7 +178,11 @@ class DeliveryWorker:
             http,
             claimed.url,
             body,
-            delivery.headers(claimed.notice, body, claimed.secret),
+            delivery.headers(
+                claimed.notice,
+                body,
+                self.vault.open_secret(claimed.secret, f"webhook:{claimed.webhook_id}"),
+            ),
             self.timeout,
         )
         await self.record(claimed, answer)

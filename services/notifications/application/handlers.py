@@ -46,6 +46,7 @@ class NotificationService:
     def __init__(self, store: EventStore, vault: KeyVault, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        self.vault = vault
         self.runner = CommandRunner(store, registry, DECIDER, vault)
 
     async def on_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
@@ -110,7 +111,7 @@ class NotificationService:
                 webhook_id,
                 recipient,
                 url,
-                secret,
+                self.vault.seal_secret(secret, f"webhook:{webhook_id}"),
                 f"{principal.role}:{principal.sub}",
                 self.clock.now(),
             )

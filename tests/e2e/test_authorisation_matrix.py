@@ -18,7 +18,7 @@ import jwt
 import pytest
 from starlette.routing import Route
 
-from tests.e2e.test_engagement_support import DUE
+from tests.e2e.engagement_support import DUE
 from tests.support import JWT_SECRET, Stack, auth, eventually, start_intake_journey, token
 
 # The callers of the matrix: a role, and whether it is a party of the engagement addressed.

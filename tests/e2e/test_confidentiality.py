@@ -16,8 +16,8 @@ from typer.testing import CliRunner, Result
 
 from rapport.cli import app as rapport_cli
 from shared.envelope import GENESIS_HASH, Envelope
-from tests.e2e.test_engagement_support import DUE, Journey
-from tests.integration.test_webhook_support import Receiver, receiver
+from tests.e2e.engagement_support import DUE, Journey
+from tests.integration.webhook_support import Receiver, receiver
 from tests.support import Stack, auth, eventually, start_intake_journey
 
 PAYLOAD_FIELDS = {"notification_id", "kind", "recipient", "engagement_id", "due_at", "created_at"}

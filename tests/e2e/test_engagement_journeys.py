@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from shared.auth import Role
 from shared.envelope import format_time, parse_time
-from tests.e2e.test_engagement_support import DUE, open_engagement, stages, trust_numbers
+from tests.e2e.engagement_support import DUE, open_engagement, stages, trust_numbers
 from tests.support import Stack
 
 

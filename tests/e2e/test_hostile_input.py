@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_engagement_support import DUE, Journey, open_engagement
+from tests.e2e.engagement_support import DUE, Journey, open_engagement
 from tests.support import Stack, auth
 
 JSON = {"content-type": "application/json"}

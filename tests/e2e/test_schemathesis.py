@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.e2e.test_engagement_support import open_engagement
+from tests.e2e.engagement_support import open_engagement
 from tests.support import Stack, auth
 
 EXAMPLES_PER_OPERATION = 20

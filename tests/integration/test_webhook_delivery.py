@@ -16,7 +16,7 @@ from shared.auth import PermissionDenied, Principal
 from shared.envelope import format_time
 from shared.eventstore import START
 from shared.infra import Endpoints
-from tests.integration.test_webhook_support import (
+from tests.integration.webhook_support import (
     ADMIN,
     Notifier,
     client_committed,

@@ -27,7 +27,7 @@ from services.notifications.domain.notifications import (
 from services.notifications.domain.rules import KINDS, Parties, notifications_for
 from shared.envelope import Envelope, format_time
 from shared.events import DomainEvent
-from tests.integration.test_webhook_support import sealed
+from tests.integration.webhook_support import sealed
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 ENGAGEMENT = "e-1"

@@ -67,6 +67,8 @@ class Inbox:
                 outcome = await self._apply(envelope, handler)
             except TRANSIENT as error:
                 if attempt == self._attempts:
+                    log.warning("inbox_redeliver", consumer=self._consumer, error=repr(error))
+                    await asyncio.sleep(1.0)  # the message comes again: no hot loop meanwhile
                     raise
                 log.info("inbox_retry", consumer=self._consumer, error=repr(error))
                 await asyncio.sleep(0.05 * attempt)

@@ -189,3 +189,29 @@ async def test_a_new_intake_reads_back_at_once_even_before_its_view_is_projected
             assert view.status_code == 200
             assert view.json()["status"] == "open" and view.json()["version"] == 1
             assert view.json()["client"]["name"] == "R"
+
+
+async def test_an_admin_lists_every_recipient_s_notifications_with_a_star(stack: Stack) -> None:
+    coach_id = f"coach-{uuid.uuid4().hex[:8]}"
+    async with stack.client("intake") as intake, stack.client("notifications") as notifications:
+        journey = await start_intake_journey(intake, coach_id)
+
+        async def listed() -> set[str] | None:
+            response = await notifications.get(
+                "/v1/notifications",
+                params={"recipient": "*", "limit": 10_000},
+                headers=auth("admin", "ops"),
+            )
+            assert response.status_code == 200
+            mine = {
+                item["recipient"]
+                for item in response.json()["items"]
+                if item["engagement_id"] == journey["engagement_id"]
+            }
+            return mine if len(mine) == 2 else None
+
+        assert await eventually(listed) == {f"coach:{coach_id}", f"client:{journey['client_id']}"}
+        refused = await notifications.get(
+            "/v1/notifications", params={"recipient": "*"}, headers=auth("coach", coach_id)
+        )
+        assert refused.status_code == 403

@@ -125,7 +125,7 @@ class NotificationService:
                 await remember(conn, idempotency, 201, body)
         return body
 
-    async def list_for(self, principal: Principal, recipient: str) -> Body:
+    async def list_for(self, principal: Principal, recipient: str, *, limit: int = 1000) -> Body:
         if not may_list(principal, recipient):
             raise PermissionDenied("you may only list your own notifications")
         now = self.clock.now()
@@ -133,9 +133,10 @@ class NotificationService:
         async with self.store.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT doc, version FROM documents WHERE projection = $1"
-                " AND doc->>'recipient' = $2 ORDER BY doc->>'due_at', id",
+                " AND ($2 = '*' OR doc->>'recipient' = $2) ORDER BY doc->>'due_at', id LIMIT $3",
                 schedule.name,
                 recipient,
+                limit,
             )
         for row in rows:
             item = public(json.loads(row["doc"]))

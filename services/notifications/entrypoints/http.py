@@ -77,6 +77,11 @@ def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
 
     @app.get("/v1/notifications", tags=["notifications"])
     async def list_notifications(
-        recipient: Recipient, principal: Principal = Depends(caller)
+        recipient: Recipient,
+        limit: Annotated[
+            int, Query(ge=1, le=10_000, description="At most this many, earliest due first.")
+        ] = 1000,
+        principal: Principal = Depends(caller),
     ) -> Body:
-        return await service().list_for(principal, recipient)
+        """A recipient's notifications; `*` (admin, auditor) lists every recipient's."""
+        return await service().list_for(principal, recipient, limit=limit)

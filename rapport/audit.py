@@ -7,11 +7,12 @@ in `--data-dir`. Each service keeps its log in the schema named after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import typer
@@ -45,6 +46,19 @@ DATA_DIR = typer.Option(Path(".rapport"), help="Where `rapport dev` keeps its da
 SERVICE = typer.Option(None, "--service", help="Only this service (repeatable).")
 
 
+@contextlib.contextmanager
+def database(data_dir: Path) -> Iterator[str]:
+    """The audited database, or a one-line error and exit code 2."""
+    from shared.infra import InfrastructureError, running_database
+
+    try:
+        with running_database(data_dir) as database_url:
+            yield database_url
+    except InfrastructureError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
 def console() -> Console:
     """Wide enough for full digests when the output is not a terminal."""
     return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
@@ -74,17 +88,19 @@ def verify(
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Recompute every hash and check every prev_hash link and version sequence."""
-    from shared.infra import running_database
-
     targets = list(schema) if schema else chosen(service)
     out = console()
-    with running_database(data_dir) as database_url:
-        bad = asyncio.run(_verify(database_url, targets, out))
-    if bad:
+    with database(data_dir) as database_url:
+        outcome = asyncio.run(_verify(database_url, targets, out, named=bool(schema or service)))
+    if outcome == "missing":
+        typer.echo("error: nothing to verify: no event store in " + ", ".join(targets), err=True)
+        raise typer.Exit(2)
+    if outcome == "bad":
         raise typer.Exit(1)
 
 
-async def _verify(database_url: str, schemas: Sequence[str], out: Console) -> bool:
+async def _verify(database_url: str, schemas: Sequence[str], out: Console, *, named: bool) -> str:
+    """`intact`, `bad` (the first bad event was printed) or `missing` (no store to verify)."""
     import asyncpg
 
     from shared.audit import has_event_store, verify_events
@@ -93,8 +109,11 @@ async def _verify(database_url: str, schemas: Sequence[str], out: Console) -> bo
     streams = events = 0
     conn = await asyncpg.connect(database_url)
     try:
+        stores = [schema for schema in schemas if await has_event_store(conn, schema)]
+        if not stores or (named and len(stores) < len(schemas)):
+            return "missing"
         for schema in schemas:
-            if not await has_event_store(conn, schema):
+            if schema not in stores:
                 out.print(f"{schema}: no event store (the service has not run yet)")
                 continue
             result = await verify_events(conn, schema)
@@ -102,7 +121,7 @@ async def _verify(database_url: str, schemas: Sequence[str], out: Console) -> bo
             events += result.events
             if result.bad is not None:
                 out.print(f"first bad event: {result.bad}", soft_wrap=True)
-                return True
+                return "bad"
             out.print(
                 f"{schema}: {result.streams} streams, {result.events} events intact"
                 f" ({result.seconds:.2f} s)"
@@ -113,7 +132,7 @@ async def _verify(database_url: str, schemas: Sequence[str], out: Console) -> bo
         f"verified {streams} streams, {events} events in {time.perf_counter() - started:.2f} s:"
         " every hash recomputes, every link and version sequence is whole"
     )
-    return False
+    return "intact"
 
 
 @app.command()
@@ -123,10 +142,8 @@ def replay(
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Rebuild every projection from the log into fresh tables and print their digests."""
-    from shared.infra import running_database
-
     out = console()
-    with running_database(data_dir) as database_url:
+    with database(data_dir) as database_url:
         asyncio.run(_replay(database_url, chosen(service), keep, out))
 
 
@@ -195,18 +212,32 @@ def report(
     """Write a self-contained HTML report: stages, events and the trust score over time."""
     from rapport.report import build_report
     from shared.envelope import parse_time
-    from shared.infra import running_database
+    from shared.schemas import in_utc
 
     try:
-        moment = None if as_of is None else parse_time(as_of)
+        moment = None if as_of is None else in_utc(parse_time(as_of))
     except ValueError as error:
         typer.echo(f"error: --as-of must be an RFC 3339 time with an offset: {error}", err=True)
         raise typer.Exit(2) from error
-    with running_database(data_dir) as database_url:
+    if out.is_dir():
+        typer.echo(f"error: --out {out} is a directory; name the HTML file", err=True)
+        raise typer.Exit(2)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        writable = os.access(out.parent, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        typer.echo(f"error: cannot write {out}: its folder is not writable", err=True)
+        raise typer.Exit(2)
+    with database(data_dir) as database_url:
         page = asyncio.run(build_report(database_url, engagement_id, moment, data_dir))
     if page is None:
         typer.echo(f"error: no engagement {engagement_id}", err=True)
         raise typer.Exit(1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as error:
+        typer.echo(f"error: cannot write {out}: {error.strerror or error}", err=True)
+        raise typer.Exit(2) from error
     typer.echo(f"wrote {out}")

@@ -40,6 +40,9 @@ def token(
     data_dir: Path = typer.Option(Path(".rapport"), help="Where `rapport dev` keeps its secrets."),
 ) -> None:
     """Print a signed token for ROLE and SUB."""
+    if not sub.strip():
+        typer.echo("error: --sub must not be empty", err=True)
+        raise typer.Exit(2)
     if role not in ROLES:
         typer.echo(f"error: unknown role {role!r}; expected one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
@@ -56,8 +59,14 @@ def token(
 
 @app.command()
 def demo(
-    intake_url: str = typer.Option("http://127.0.0.1:8001", envvar="RAPPORT_INTAKE_URL"),
-    engagement_url: str = typer.Option("http://127.0.0.1:8002", envvar="RAPPORT_ENGAGEMENT_URL"),
+    intake_url: str | None = typer.Option(
+        None, envvar="RAPPORT_INTAKE_URL", help="Default: 127.0.0.1 at RAPPORT_INTAKE_PORT."
+    ),
+    engagement_url: str | None = typer.Option(
+        None,
+        envvar="RAPPORT_ENGAGEMENT_URL",
+        help="Default: 127.0.0.1 at RAPPORT_ENGAGEMENT_PORT.",
+    ),
     secret: str | None = typer.Option(
         None, envvar="RAPPORT_JWT_SECRET", help="HS256 secret (default: .rapport/secrets.json)."
     ),
@@ -65,7 +74,11 @@ def demo(
 ) -> None:
     """Walk one client through all four stages against a running stack; print each step."""
     from rapport.demo import main
+    from shared.config import Settings
 
+    settings = Settings()
+    intake_url = intake_url or f"http://127.0.0.1:{settings.intake_port}"
+    engagement_url = engagement_url or f"http://127.0.0.1:{settings.engagement_port}"
     raise typer.Exit(main(intake_url, engagement_url, secret, data_dir))
 
 

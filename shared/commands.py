@@ -8,8 +8,10 @@ version folded. A lost race is retried against the new state. A command with an
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -118,7 +120,7 @@ class CommandRunner(Generic[S]):
         decider: Decider[S],
         vault: KeyVault,
         *,
-        retries: int = 5,
+        retries: int = 12,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -152,6 +154,9 @@ class CommandRunner(Generic[S]):
             except ConcurrencyConflict:
                 if attempt == self.retries:
                     raise
+                # another command won the race: decide again against the new state, after a
+                # short random pause so a crowd of writers spreads out instead of colliding
+                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
         raise AssertionError("unreachable")
 
     async def execute_in(

@@ -530,7 +530,13 @@ def running_database(data_dir: Path) -> Iterator[str]:
     if database_url is not None:
         yield database_url
         return
-    with _embedded_postgres(data_dir.expanduser().resolve() / "pg") as dsn:
+    pgdata = data_dir.expanduser().resolve() / "pg"
+    if not (pgdata / "PG_VERSION").exists():
+        raise InfrastructureError(
+            f"no Rapport database in {pgdata}: run `rapport dev` there first, pass --data-dir,"
+            f" or set {DATABASE_URL_ENV}"
+        )
+    with _embedded_postgres(pgdata) as dsn:
         yield dsn
 
 

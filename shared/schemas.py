@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -48,3 +59,24 @@ class CommandAccepted(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     stream_version: int
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339_text(value: object) -> object:
+    if isinstance(value, str) and _RFC3339.match(value):
+        return value
+    raise ValueError("expected an RFC 3339 time with an offset, e.g. 2026-05-01T09:30:00Z")
+
+
+def in_utc(moment: datetime) -> datetime:
+    """The same instant in UTC; ValueError when that falls outside the representable years."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("time out of range") from error
+
+
+Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(in_utc)]
+"""A point in time as RFC 3339 text with an offset, held in UTC."""

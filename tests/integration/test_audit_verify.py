@@ -6,6 +6,7 @@ import asyncio
 import re
 import tracemalloc
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -190,7 +191,38 @@ async def test_verifying_a_log_four_times_longer_needs_no_more_memory(
     assert large_peak < small_peak * 1.25 + 64 * 1024, (small_peak, large_peak)
 
 
-async def test_a_schema_without_an_event_store_is_said_so_and_not_an_error() -> None:
+async def test_a_named_schema_without_an_event_store_is_an_error_not_a_green_result() -> None:
     result = await cli("audit", "verify", "--schema", "no_such_service_here")
-    assert result.exit_code == 0, result.output
-    assert "no event store" in result.output
+    assert result.exit_code == 2, result.output
+    assert "no event store in no_such_service_here" in result.output
+
+
+async def test_a_data_dir_without_a_database_is_an_error_and_creates_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("RAPPORT_DATABASE_URL")
+    missing = tmp_path / "typo"
+    for command in (
+        ["verify"],
+        ["replay"],
+        ["report", "some-id", "--out", str(tmp_path / "r.html")],
+    ):
+        result = await cli("audit", *command, "--data-dir", str(missing))
+        assert result.exit_code == 2, result.output
+        assert "no Rapport database" in result.output
+    assert not missing.exists()
+
+
+async def test_the_report_refuses_bad_output_paths_and_times_with_a_clear_message(
+    tmp_path: Path,
+) -> None:
+    for arguments, message in (
+        (["--out", str(tmp_path)], "is a directory"),
+        (["--out", "/proc/no/such.html"], "cannot write"),
+        (["--out", str(tmp_path / "r.html"), "--as-of", "0001-01-01T00:00:00+01:00"], "--as-of"),
+        (["--out", str(tmp_path / "r.html"), "--as-of", "yesterday"], "--as-of"),
+    ):
+        result = await cli("audit", "report", "some-engagement", *arguments)
+        assert message in result.output, result.output
+        assert result.exit_code in (1, 2), result.output
+        assert "Traceback" not in result.output

@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
 from services.engagement.application.handlers import EngagementService, Who
 from services.engagement.domain import commands
@@ -28,20 +28,20 @@ from shared.envelope import new_id
 from shared.events import Command
 from shared.http import IDEMPOTENCY_HEADER, authenticated
 from shared.schemas import Body as RequestBody
-from shared.schemas import CommandAccepted, LongText, Scores, ShortText
+from shared.schemas import CommandAccepted, LongText, Rfc3339Time, Scores, ShortText
 from shared.service import ServiceCore
 
 PathId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 AsOf = Annotated[
-    AwareDatetime | None,
+    Rfc3339Time | None,
     Query(description="RFC 3339 time: the view as it stood then, folded from the log."),
 ]
 
 
 class HomeworkIn(RequestBody):
     title: ShortText
-    due_at: AwareDatetime
+    due_at: Rfc3339Time
 
 
 class ClaimIn(RequestBody):
@@ -54,7 +54,7 @@ class VerificationIn(RequestBody):
 
 
 class SessionIn(RequestBody):
-    held_at: AwareDatetime
+    held_at: Rfc3339Time
     duration_minutes: Annotated[StrictInt, Field(ge=1, le=24 * 60)]
     notes: LongText | None = None
 

@@ -25,15 +25,20 @@ CONSUMED = Counter(
 )
 
 Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
-TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    ConcurrencyConflict,
-)
+TRANSIENT = (OSError, TimeoutError, asyncpg.InterfaceError, ConcurrencyConflict)
+# SQLSTATE classes that say "the database is away or busy", not "this message is bad":
+# connection exceptions, transaction rollbacks, insufficient resources, operator intervention.
+TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether trying the same message again later may succeed."""
+    if isinstance(error, TRANSIENT):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(error, asyncpg.PostgresError) and str(sqlstate)[:2] in (
+        TRANSIENT_SQLSTATE_CLASSES
+    )
 
 
 class Inbox:
@@ -65,7 +70,9 @@ class Inbox:
         for attempt in range(1, self._attempts + 1):
             try:
                 outcome = await self._apply(envelope, handler)
-            except TRANSIENT as error:
+            except Exception as error:
+                if not is_transient(error):
+                    return await self._dead_letter(topic, key, value, headers, error)
                 if attempt == self._attempts:
                     log.warning("inbox_redeliver", consumer=self._consumer, error=repr(error))
                     await asyncio.sleep(1.0)  # the message comes again: no hot loop meanwhile
@@ -73,8 +80,6 @@ class Inbox:
                 log.info("inbox_retry", consumer=self._consumer, error=repr(error))
                 await asyncio.sleep(0.05 * attempt)
                 continue
-            except Exception as error:
-                return await self._dead_letter(topic, key, value, headers, error)
             CONSUMED.labels(self._consumer, outcome).inc()
             return outcome
         raise AssertionError("unreachable")

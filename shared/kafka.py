@@ -68,10 +68,16 @@ def envelope_message(topic: str, envelope: Envelope) -> OutboundMessage:
 class Publisher(Protocol):
     """Sends records to the broker; returns only when all of them are acknowledged."""
 
-    async def publish(self, messages: Sequence[OutboundMessage]) -> None: ...
+    async def publish(self, messages: Sequence[OutboundMessage]) -> None:
+        """Send every message; raise if any is not acknowledged."""
+        ...
 
     async def topic_is_empty(self, topic: str) -> bool:
         """True when the broker holds no record of the topic at all (a fresh or lost log)."""
+        ...
+
+    async def reset(self) -> None:
+        """Drop the connection after a failure; the next publish reconnects."""
         ...
 
 
@@ -83,9 +89,15 @@ class KafkaPublisher:
         self._client_id = client_id
         self._timeout = timeout
         self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()  # relay and dead-letter publishers share one producer
 
     async def start(self) -> None:
-        if self._producer is None:
+        await self._started()
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is not None:
+                return self._producer
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap,
                 client_id=self._client_id,
@@ -100,9 +112,11 @@ class KafkaPublisher:
                 await producer.stop()
                 raise
             self._producer = producer
+            return producer
 
     async def stop(self) -> None:
-        producer, self._producer = self._producer, None
+        async with self._lock:
+            producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
 
@@ -116,10 +130,9 @@ class KafkaPublisher:
     async def publish(self, messages: Sequence[OutboundMessage]) -> None:
         """Send and wait for every acknowledgement; TimeoutError when the broker stays away."""
         async with asyncio.timeout(self._timeout):
-            await self.start()
-            assert self._producer is not None
+            producer = await self._started()
             futures = [
-                await self._producer.send(
+                await producer.send(
                     message.topic, value=message.value, key=message.key, headers=message.headers
                 )
                 for message in messages

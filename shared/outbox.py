@@ -111,9 +111,7 @@ class OutboxRelay:
             except Exception as error:
                 FAILURES.labels(self._service).inc()
                 log.warning("outbox_publish_failed", error=repr(error), retry_in=backoff)
-                reset = getattr(self._publisher, "reset", None)
-                if reset is not None:
-                    await reset()
+                await self._publisher.reset()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 next_history_check = loop.time()

@@ -29,8 +29,8 @@ log = structlog.get_logger(__name__)
 APPLIED = Counter("rapport_projection_events_total", "Events folded", ["service", "projection"])
 FAILED = Counter(
     "rapport_projection_failures_total",
-    "Failed catch-up rounds (the projection waits)",
-    ["service"],
+    "Failed catch-up rounds (the projection waits at its checkpoint)",
+    ["service", "projection"],
 )
 
 Document = dict[str, Any]
@@ -165,18 +165,29 @@ class ProjectionRunner:
             APPLIED.labels(self._store.producer, projection.name).inc(len(batch))
 
     async def catch_up_all(self) -> None:
+        """Catch every projection up, in turn (errors propagate)."""
         for projection in self.projections:
             await self.catch_up(projection)
 
     async def run(self) -> None:
-        """Catch up on every wake-up and poll tick until cancelled."""
+        """Catch up on every wake-up and poll tick until cancelled. A projection that fails
+        waits at its checkpoint and is retried; the others go on."""
         while True:
             self._wake.clear()
-            try:
-                await self.catch_up_all()
-            except Exception as error:
-                FAILED.labels(self._store.producer).inc()
-                log.error("projection_failed", service=self._store.producer, error=repr(error))
+            failed = False
+            for projection in self.projections:
+                try:
+                    await self.catch_up(projection)
+                except Exception as error:
+                    failed = True
+                    FAILED.labels(self._store.producer, projection.name).inc()
+                    log.error(
+                        "projection_failed",
+                        service=self._store.producer,
+                        projection=projection.name,
+                        error=repr(error),
+                    )
+            if failed:
                 await asyncio.sleep(1.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)

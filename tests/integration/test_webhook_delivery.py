@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -319,3 +320,25 @@ async def test_a_webhook_secret_is_stored_sealed_and_still_signs_deliveries(
         async with running(n.worker()):
             await eventually(lambda: only(n, "coach:sealed", "delivered"))
         assert hook.received[0].signed_with(secret)
+
+
+async def test_concurrent_registrations_with_one_idempotency_key_register_once(
+    infra: Endpoints,
+) -> None:
+    from shared.commands import IdempotencyKey
+    from tests.integration.webhook_support import ADMIN
+
+    async with notifier(infra.database_url) as n:
+        request = {"recipient": "coach:idem", "url": "http://127.0.0.1:9/hook", "secret": "s"}
+        key = IdempotencyKey.of("admin:ops:webhooks", f"k-{uuid.uuid4()}", request)
+        answers = await asyncio.gather(
+            *(
+                n.service.register_webhook(ADMIN, "coach:idem", "http://127.0.0.1:9/hook", "s", key)
+                for _ in range(10)
+            )
+        )
+        assert len({answer["webhook_id"] for answer in answers}) == 1
+        stored = await n.pool.fetchval(
+            "SELECT count(*) FROM webhooks WHERE recipient = 'coach:idem'"
+        )
+        assert stored == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from services.intake.domain import intake
@@ -46,11 +47,13 @@ class IntakeService:
         self.clock = clock
         self.runner = CommandRunner(store, registry, DECIDER, vault)
 
-    def _metadata(self, principal: Principal, correlation_id: str | None) -> EventMetadata:
+    def _metadata(
+        self, principal: Principal, correlation_id: str | None, at: datetime | None = None
+    ) -> EventMetadata:
         return EventMetadata(
             actor=actor_of(principal),
             correlation_id=correlation_id or new_id(),
-            occurred_at=self.clock.now(),
+            occurred_at=at or self.clock.now(),
         )
 
     async def start(
@@ -91,6 +94,7 @@ class IntakeService:
         idempotency: IdempotencyKey | None,
         extra: Body | None = None,
         correlation_id: str | None = None,
+        at: datetime | None = None,
     ) -> Body:
         def decide(state: intake.Intake) -> Sequence[DomainEvent]:
             if not may_act_for_coach(principal, state.coach_id):
@@ -100,7 +104,7 @@ class IntakeService:
         return await self.runner.execute(
             engagement_id,
             decide,
-            self._metadata(principal, correlation_id),
+            self._metadata(principal, correlation_id, at),
             lambda state, _: dict(extra or {}),
             idempotency=idempotency,
         )
@@ -153,8 +157,9 @@ class IntakeService:
     async def commit(
         self, principal: Principal, engagement_id: str, idempotency: IdempotencyKey | None
     ) -> Body:
+        at = self.clock.now()
         return await self.command(
-            principal, engagement_id, CommitClient(at=self.clock.now()), idempotency=idempotency
+            principal, engagement_id, CommitClient(at=at), idempotency=idempotency, at=at
         )
 
     async def read(self, principal: Principal, engagement_id: str) -> Body:
@@ -181,16 +186,20 @@ class IntakeService:
             ]
         if not streams:
             raise NotFound(f"no client {client_id}")
+        # The key goes first: whatever happens next, the data is unreadable from now on.
+        # Each stream then records ClientErased; a retried erasure completes what a crash
+        # interrupted (the decider appends it once per stream).
         async with self.store.transaction() as conn:
             await self.vault.erase(conn, client_id)
+        at = self.clock.now()
+        erase = EraseClient(client_id=client_id, at=at)
+        metadata = self._metadata(principal, None, at)
         versions = {}
         for engagement_id in streams:
             body = await self.runner.execute(
                 engagement_id,
-                lambda state: intake.decide(
-                    state, EraseClient(client_id=client_id, at=self.clock.now())
-                ),
-                self._metadata(principal, None),
+                lambda state: intake.decide(state, erase),
+                metadata,
                 lambda state, _: {},
             )
             versions[engagement_id] = body["stream_version"]

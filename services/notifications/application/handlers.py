@@ -18,7 +18,7 @@ from shared.clock import Clock
 from shared.commands import Body, CommandRunner, Decider, IdempotencyKey, remember, remembered
 from shared.crypto import KeyVault
 from shared.envelope import Envelope, new_id, parse_time
-from shared.eventstore import EventMetadata, EventStore
+from shared.eventstore import ConcurrencyConflict, EventMetadata, EventStore
 
 DECIDER = Decider(
     initial=notifications.initial, evolve=notifications.evolve, owner=notifications.owner
@@ -100,6 +100,21 @@ class NotificationService:
     ) -> Body:
         if not may_register(principal, recipient):
             raise PermissionDenied("you may only register webhooks for yourself")
+        for _ in range(3):
+            try:
+                return await self._register(principal, recipient, url, secret, idempotency)
+            except ConcurrencyConflict:
+                continue  # the same Idempotency-Key raced: the next round answers the first
+        raise ConcurrencyConflict("webhooks", None, None)
+
+    async def _register(
+        self,
+        principal: Principal,
+        recipient: str,
+        url: str,
+        secret: str,
+        idempotency: IdempotencyKey | None,
+    ) -> Body:
         webhook_id = new_id()
         async with self.store.transaction() as conn:
             if idempotency is not None:

@@ -26,7 +26,7 @@ StreamId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0
 
 _EVENTS_SQL = (
     "SELECT stream_version, envelope FROM events WHERE stream_id = $1 AND stream_version > $2"
-    " ORDER BY stream_version"
+    " ORDER BY stream_version LIMIT $3"
 )
 
 
@@ -53,12 +53,16 @@ def audit_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
         after_version: Annotated[
             int, Query(ge=0, le=2**31 - 1, description="Only versions above this.")
         ] = 0,
+        limit: Annotated[
+            int,
+            Query(ge=1, le=10_000, description="At most this many; page on with after_version."),
+        ] = 1000,
         principal: Principal = Depends(caller),
     ) -> Response:
         if principal.role not in AUDIT_ROLES:
             raise PermissionDenied("only auditors and admins read the raw log")
         async with current().store.snapshot() as conn:
-            rows = await conn.fetch(_EVENTS_SQL, stream_id, after_version)
+            rows = await conn.fetch(_EVENTS_SQL, stream_id, after_version, limit)
             if not rows and not await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id
             ):

@@ -101,3 +101,17 @@ async def test_the_audit_read_refuses_others_and_answers_unknown_streams_with_40
         assert response.status_code == status, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["status"] == status
+
+
+async def test_a_long_stream_is_read_page_by_page(stack: Stack) -> None:
+    async with stack.client("intake") as intake:
+        journey = await start_intake_journey(intake, f"coach-{uuid.uuid4().hex[:6]}")
+        stream = f"/v1/audit/streams/{journey['engagement_id']}/events"
+        auditor = auth("auditor", "a-1")
+        first = (await intake.get(stream, params={"limit": 2}, headers=auditor)).json()
+        rest = (
+            await intake.get(stream, params={"after_version": first["version"]}, headers=auditor)
+        ).json()
+    assert [item["stream_version"] for item in first["items"]] == [1, 2]
+    assert [item["stream_version"] for item in rest["items"]] == [3, 4, 5]
+    assert rest["version"] == 5

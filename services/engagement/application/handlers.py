@@ -164,7 +164,7 @@ class EngagementService:
         return {**document, "erased": erased, "version": version}
 
     async def coach_engagements(
-        self, principal: Principal, coach_id: str, stage: Stage | None
+        self, principal: Principal, coach_id: str, stage: Stage | None, *, limit: int = 1000
     ) -> Body:
         """The coach's engagements (stage views), optionally only those in one stage."""
         allowed = principal.role in ("admin", "auditor") or (
@@ -176,10 +176,11 @@ class EngagementService:
             rows = await conn.fetch(
                 "SELECT doc, version FROM documents WHERE projection = $1"
                 " AND doc->>'coach_id' = $2 AND ($3::text IS NULL OR doc->>'stage' = $3)"
-                " ORDER BY doc->>'opened_at', id",
+                " ORDER BY doc->>'opened_at', id LIMIT $4",
                 stage_view.name,
                 coach_id,
                 stage,
+                limit,
             )
         items = []
         for row in rows:

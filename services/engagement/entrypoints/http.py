@@ -274,7 +274,10 @@ def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
     async def coach_engagements(
         coach_id: PathId,
         stage: Stage | None = None,
+        limit: Annotated[
+            int, Query(ge=1, le=10_000, description="At most this many, oldest first.")
+        ] = 1000,
         principal: Principal = Depends(caller),
     ) -> Body:
         """The coach's engagements as stage views, optionally only those in `stage`."""
-        return await service().coach_engagements(principal, coach_id, stage)
+        return await service().coach_engagements(principal, coach_id, stage, limit=limit)

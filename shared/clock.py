@@ -9,7 +9,9 @@ from typing import Protocol
 class Clock(Protocol):
     """Tells the current time (timezone-aware, UTC)."""
 
-    def now(self) -> datetime: ...
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
 
 
 class SystemClock:

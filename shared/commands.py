@@ -58,6 +58,7 @@ class IdempotencyKey:
 
 
 async def remembered(conn: asyncpg.Connection, key: IdempotencyKey) -> Body | None:
+    """The first answer given under this key, or None; 422 if the request differs."""
     row = await conn.fetchrow(
         "SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND key = $2",
         key.scope,
@@ -75,6 +76,7 @@ async def remembered(conn: asyncpg.Connection, key: IdempotencyKey) -> Body | No
 
 
 async def remember(conn: asyncpg.Connection, key: IdempotencyKey, status: int, body: Body) -> None:
+    """Keep the answer under this key, in the command's transaction."""
     inserted = await conn.execute(
         "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response)"
         " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING",
@@ -90,6 +92,8 @@ async def remember(conn: asyncpg.Connection, key: IdempotencyKey, status: int, b
 
 @dataclass
 class Folded(Generic[S]):
+    """A stream's state and the version it was folded up to."""
+
     state: S
     version: int
 

@@ -85,6 +85,7 @@ class KeyVault:
 
     @staticmethod
     async def install(conn: asyncpg.Connection) -> None:
+        """Create the key table once per database (under a lock)."""
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('keyvault'))")
         await conn.execute(KEYVAULT_DDL)
 
@@ -116,6 +117,7 @@ class KeyVault:
         return not status.endswith(" 0")
 
     async def is_erased(self, client_id: str) -> bool:
+        """Whether the client's key was destroyed."""
         if client_id in self._erased:
             return True
         erased_at = await self._pool.fetchval(

@@ -90,11 +90,13 @@ class Wakeup:
         self._events: list[asyncio.Event] = []
 
     def subscribe(self) -> asyncio.Event:
+        """An event set at every `fire`; the subscriber clears it."""
         event = asyncio.Event()
         self._events.append(event)
         return event
 
     def fire(self) -> None:
+        """Wake every subscriber."""
         for event in self._events:
             event.set()
 
@@ -209,6 +211,7 @@ class EventStore:
         return envelopes
 
     async def version(self, conn: asyncpg.Connection, stream_id: str) -> int:
+        """The stream's current version (0 for a stream with no events)."""
         head = await conn.fetchrow(_HEAD_SQL, stream_id)
         return 0 if head is None else int(head["stream_version"])
 
@@ -260,6 +263,7 @@ async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = F
 
 
 async def save_checkpoint(conn: asyncpg.Connection, name: str, checkpoint: Checkpoint) -> None:
+    """Move a named checkpoint to the last event a reader handled."""
     await conn.execute(
         "UPDATE checkpoints SET transaction_id = $2::text::xid8, global_position = $3,"
         " updated_at = now() WHERE name = $1",

@@ -292,16 +292,6 @@ def create_app(
     return app
 
 
-def bearer_principal(secret: str, authorization: str | None) -> Principal:
-    """The caller named by an `Authorization: Bearer` header, or AuthenticationFailed."""
-    if not authorization:
-        raise AuthenticationFailed("missing token")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationFailed("not a bearer token")
-    return verify_token(secret, token.strip())
-
-
 _bearer = HTTPBearer(auto_error=False, description="HS256 JWT with sub, role and exp")
 
 

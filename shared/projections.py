@@ -48,6 +48,7 @@ class Projection:
 async def load_document(
     conn: asyncpg.Connection, projection: str, key: str, *, for_update: bool = False
 ) -> tuple[Document, int] | None:
+    """A projection's document and the stream version folded into it, or None."""
     row = await conn.fetchrow(
         "SELECT doc, version FROM documents WHERE projection = $1 AND id = $2"
         + (" FOR UPDATE" if for_update else ""),

@@ -21,14 +21,13 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
 from shared.audit_http import audit_routes
-from shared.auth import Principal
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.crypto import KeyVault, decode_master_key
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope
 from shared.eventstore import EventStore
-from shared.http import bearer_principal, create_app, document_problems
+from shared.http import create_app, document_problems
 from shared.inbox import Handler, Inbox
 from shared.infra import create_topics
 from shared.kafka import KafkaPublisher, all_topics_with_dlq
@@ -71,16 +70,16 @@ class ServiceCore:
     jwt_secret: str
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def principal(self, authorization: str | None) -> Principal:
-        return bearer_principal(self.jwt_secret, authorization)
-
     async def database_ok(self) -> bool:
+        """The database answers."""
         return bool(await self.pool.fetchval("SELECT 1"))
 
     async def broker_ok(self) -> bool:
+        """The broker answers."""
         return bool(await self.broker.ping(timeout=2.0))
 
     def subscribe(self, subscription: Subscription) -> None:
+        """Consume the subscription's topics through an inbox (before `start_core`)."""
         inbox = Inbox(self.store, subscription.consumer, self.publisher)
 
         @self.broker.subscriber(
@@ -103,6 +102,8 @@ class ServiceCore:
             )
 
     def spawn(self, worker: Worker, name: str) -> None:
+        """Run a background worker, restarting it a second after a crash."""
+
         async def guarded() -> None:
             while True:
                 try:
@@ -117,6 +118,7 @@ class ServiceCore:
         self.tasks.append(asyncio.create_task(guarded(), name=f"{self.name}:{name}"))
 
     async def close(self) -> None:
+        """Stop workers, consumers, the producer and the pool."""
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

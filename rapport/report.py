@@ -130,9 +130,13 @@ def fold_history(history: History, engagement: Sequence[Envelope]) -> None:
     rows = {row.envelope.event_id: row for row in history.rows}
     for envelope in engagement:
         if stage_view is not None and stage_view.key(envelope) is not None:
-            history.stage_view = stage_view.fold(history.stage_view, envelope) or history.stage_view
+            history.stage_view = (
+                stage_view.apply(history.stage_view, envelope) or history.stage_view
+            )
         if trust_view is not None and trust_view.key(envelope) is not None:
-            history.trust_view = trust_view.fold(history.trust_view, envelope) or history.trust_view
+            history.trust_view = (
+                trust_view.apply(history.trust_view, envelope) or history.trust_view
+            )
         row = rows[envelope.event_id]
         moment = envelope.occurred
         if history.stage_view is not None:

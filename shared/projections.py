@@ -22,6 +22,7 @@ import structlog
 from prometheus_client import Counter
 
 from shared.envelope import Envelope, canonical_json
+from shared.events import EventRegistry
 from shared.eventstore import START, EventStore, StoredEvent, load_checkpoint, save_checkpoint
 
 log = structlog.get_logger(__name__)
@@ -38,11 +39,22 @@ Document = dict[str, Any]
 
 @dataclass(frozen=True)
 class Projection:
-    """A pure fold of envelopes into documents, keyed by `key(envelope)` (None: not mine)."""
+    """A pure fold of envelopes into documents, keyed by `key(envelope)` (None: not mine).
+
+    With a `registry`, envelopes of older schema versions are upcast before the fold sees
+    them, so folds only ever read current data (stored rows are never rewritten).
+    """
 
     name: str
     key: Callable[[Envelope], str | None]
     fold: Callable[[Document | None, Envelope], Document | None]
+    registry: EventRegistry | None = None
+
+    def apply(self, document: Document | None, envelope: Envelope) -> Document | None:
+        """Fold one envelope, upcast to its current schema version."""
+        if self.registry is not None:
+            envelope = self.registry.upcast_envelope(envelope)
+        return self.fold(document, envelope)
 
 
 async def load_document(
@@ -66,7 +78,7 @@ async def apply_event(conn: asyncpg.Connection, projection: Projection, envelope
     if key is None:
         return False
     current = await load_document(conn, projection.name, key, for_update=True)
-    document = projection.fold(None if current is None else current[0], envelope)
+    document = projection.apply(None if current is None else current[0], envelope)
     if document is None:
         return False
     await conn.execute(
@@ -88,7 +100,7 @@ def fold_stream(
     """The pure fold of a sequence of one key's envelopes."""
     for envelope in envelopes:
         if projection.key(envelope) is not None:
-            document = projection.fold(document, envelope) or document
+            document = projection.apply(document, envelope) or document
     return document
 
 
@@ -101,7 +113,7 @@ async def fold_as_of(
     async with store.snapshot() as conn:
         async for envelope in store.read_stream(conn, stream_id, until=as_of):
             if projection.key(envelope) is not None:
-                document = projection.fold(document, envelope) or document
+                document = projection.apply(document, envelope) or document
                 version = envelope.stream_version
     return None if document is None else (document, version)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.engagement.domain.events import ENGAGEMENT_EVENTS
+from services.engagement.domain.events import ENGAGEMENT_EVENTS, registry
 from shared.envelope import Envelope
 from shared.projections import Document, Projection
 
@@ -100,4 +100,4 @@ def fold(document: Document | None, envelope: Envelope) -> Document | None:
     return view
 
 
-stage_view = Projection(name="stage_view", key=key, fold=fold)
+stage_view = Projection(name="stage_view", key=key, fold=fold, registry=registry)

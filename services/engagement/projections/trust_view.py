@@ -4,6 +4,7 @@ scored by the same rules the domain decides with."""
 from __future__ import annotations
 
 from services.engagement.domain import trust
+from services.engagement.domain.events import registry
 from services.engagement.projections.stage_view import key
 from shared.envelope import Envelope
 from shared.projections import Document, Projection
@@ -57,4 +58,4 @@ def fold(document: Document | None, envelope: Envelope) -> Document | None:
     return _scored(view)
 
 
-trust_view = Projection(name="trust_view", key=key, fold=fold)
+trust_view = Projection(name="trust_view", key=key, fold=fold, registry=registry)

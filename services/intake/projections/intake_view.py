@@ -26,7 +26,6 @@ def key(envelope: Envelope) -> str | None:
 
 
 def fold(document: Document | None, envelope: Envelope) -> Document | None:
-    envelope = registry.upcast_envelope(envelope)  # old schema versions read as current
     data: dict[str, Any] = envelope.data
     if envelope.event_type == "IntakeStarted":
         return {
@@ -64,4 +63,4 @@ def fold(document: Document | None, envelope: Envelope) -> Document | None:
     return view
 
 
-intake_view = Projection(name="intake_view", key=key, fold=fold)
+intake_view = Projection(name="intake_view", key=key, fold=fold, registry=registry)

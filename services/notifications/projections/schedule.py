@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.notifications.domain.events import registry
 from shared.envelope import Envelope
 from shared.projections import Document, Projection
 
@@ -85,4 +86,4 @@ def public(document: Document) -> Document:
     return {name: document[name] for name in PUBLIC_FIELDS}
 
 
-schedule = Projection(name="notification_schedule", key=key, fold=fold)
+schedule = Projection(name="notification_schedule", key=key, fold=fold, registry=registry)

@@ -43,6 +43,9 @@ def service_environment(
         "RAPPORT_ENGAGEMENT_PORT": str(settings.engagement_port),
         "RAPPORT_NOTIFICATIONS_PORT": str(settings.notifications_port),
         "RAPPORT_DEV_MODE": "1",
+        "RAPPORT_WEBHOOK_ALLOW_PRIVATE_TARGETS": os.environ.get(
+            "RAPPORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "1"
+        ),
         "RAPPORT_LOG_LEVEL": os.environ.get("RAPPORT_LOG_LEVEL", "warning"),
     }
 

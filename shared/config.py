@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_max_attempts: int = Field(default=6, ge=1)
     webhook_base_backoff_seconds: float = Field(default=1.0, gt=0)
+    # Webhooks to loopback, private, link-local or reserved addresses are refused unless this
+    # is set (`rapport dev` sets it: local receivers are the point there).
+    webhook_allow_private_targets: bool = False
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
 
     def port_of(self, service: str) -> int:

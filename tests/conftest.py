@@ -39,6 +39,7 @@ def settings(infra: Endpoints) -> Settings:
         webhook_base_backoff_seconds=0.05,
         webhook_timeout_seconds=1.0,
         webhook_max_attempts=4,
+        webhook_allow_private_targets=True,  # the test receivers listen on localhost
     )
 
 

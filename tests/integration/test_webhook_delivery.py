@@ -247,6 +247,12 @@ async def test_an_admin_webhook_for_every_recipient_receives_everyone_s_notifica
         async with running(n.worker()):
             await eventually(lambda: only(n, "client:cl-star", "delivered"))
             await eventually(lambda: only(n, "coach:c-star", "delivered"))
+
+            async def both_webhooks_attempted() -> bool:
+                [item] = await n.notifications("coach:c-star")
+                return bool(item["attempts"] == 2)
+
+            await eventually(both_webhooks_attempted)
         assert sorted(r.json["recipient"] for r in everyone.received) == [
             "client:cl-star",
             "coach:c-star",
@@ -342,3 +348,31 @@ async def test_concurrent_registrations_with_one_idempotency_key_register_once(
             "SELECT count(*) FROM webhooks WHERE recipient = 'coach:idem'"
         )
         assert stored == 1
+
+
+async def test_a_webhook_inside_the_private_network_is_refused_unless_allowed(
+    infra: Endpoints,
+) -> None:
+    from services.notifications.adapters.sender import is_public
+
+    assert not any(
+        is_public(address)
+        for address in ("127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1")
+    )
+    assert is_public("93.184.216.34")
+    async with (
+        notifier(infra.database_url, webhook_allow_private_targets=False) as n,
+        receiver() as internal,
+    ):
+        await n.webhook("coach:ssrf", internal.url)
+        engagement_id = await n.commit("ssrf")
+        async with running(n.worker()):
+            [item] = await eventually(lambda: only(n, "coach:ssrf", "failed"), timeout=30)
+        assert internal.received == []
+        attempts = [
+            e.data
+            for e in await n.events(engagement_id)
+            if e.event_type == "NotificationDeliveryAttempted"
+        ]
+        assert attempts and {a["error"] for a in attempts} == {"blocked_target"}
+        assert item["attempts"] == len(attempts)

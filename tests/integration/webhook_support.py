@@ -247,6 +247,7 @@ async def notifier(database_url: str, **settings: Any) -> AsyncIterator[Notifier
             "webhook_timeout_seconds": 1.0,
             "webhook_max_attempts": 4,
             "webhook_base_backoff_seconds": 0.05,
+            "webhook_allow_private_targets": True,
             **settings,
         }
         yield Notifier(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -26,12 +28,48 @@ def client(timeout: float, *, max_connections: int = 100) -> httpx.AsyncClient:
     )
 
 
+def is_public(address: str) -> bool:
+    """Whether an IP address is a public, routable one (not loopback, private, link-local...)."""
+    ip = ipaddress.ip_address(address)
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+async def resolves_to_public_addresses_only(url: str) -> bool:
+    """Whether every address the URL's host resolves to is public (no SSRF into the network
+    the service runs in). A host that does not resolve is left to the POST to fail."""
+    parts = urlsplit(url)
+    if parts.hostname is None:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port)
+    except OSError:
+        return True
+    return all(is_public(str(info[4][0])) for info in infos)
+
+
 async def post(
-    http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout: float
+    http: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    *,
+    allow_private: bool = False,
 ) -> Answer:
-    """One attempt; the whole exchange is bounded by `timeout`, the answer's body is not read."""
+    """One attempt; the whole exchange is bounded by `timeout`, the answer's body is not read.
+    Targets inside private networks are refused (`blocked_target`) unless `allow_private`."""
     try:
         async with asyncio.timeout(timeout):
+            if not allow_private and not await resolves_to_public_addresses_only(url):
+                return Answer(None, "blocked_target")
             async with http.stream("POST", url, content=body, headers=headers) as response:
                 code = response.status_code
     except (TimeoutError, httpx.TimeoutException):

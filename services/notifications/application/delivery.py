@@ -74,6 +74,7 @@ class DeliveryWorker:
         self.timeout = settings.webhook_timeout_seconds
         self.max_attempts = settings.webhook_max_attempts
         self.base_backoff = settings.webhook_base_backoff_seconds
+        self.allow_private = settings.webhook_allow_private_targets
         self.lease_seconds = 2 * self.timeout + 10.0
         self.concurrency = concurrency
         self.per_webhook = per_webhook
@@ -184,6 +185,7 @@ class DeliveryWorker:
                 self.vault.open_secret(claimed.secret, f"webhook:{claimed.webhook_id}"),
             ),
             self.timeout,
+            allow_private=self.allow_private,
         )
         await self.record(claimed, answer)
 

@@ -42,7 +42,6 @@ def service_environment(
         "RAPPORT_INTAKE_PORT": str(settings.intake_port),
         "RAPPORT_ENGAGEMENT_PORT": str(settings.engagement_port),
         "RAPPORT_NOTIFICATIONS_PORT": str(settings.notifications_port),
-        "RAPPORT_DEV_MODE": "1",
         "RAPPORT_WEBHOOK_ALLOW_PRIVATE_TARGETS": os.environ.get(
             "RAPPORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "1"
         ),

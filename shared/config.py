@@ -21,7 +21,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     log_level: str = "info"
     log_json: bool = False
-    dev_mode: bool = False
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_max_attempts: int = Field(default=6, ge=1)
     webhook_base_backoff_seconds: float = Field(default=1.0, gt=0)

@@ -71,9 +71,6 @@ class EventRegistry:
 
         return register
 
-    def knows(self, event_type: str) -> bool:
-        return event_type in self._types
-
     def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> dict[str, Any]:
         model = self._types.get(event_type)
         if model is None:

@@ -21,7 +21,9 @@ log = structlog.get_logger(__name__)
 
 PUBLISHED = Counter("rapport_outbox_published_total", "Events published by the relay", ["service"])
 FAILURES = Counter("rapport_outbox_failures_total", "Failed publish attempts", ["service"])
-LAG = Gauge("rapport_outbox_last_batch_size", "Size of the last batch published", ["service"])
+BATCH_SIZE = Gauge(
+    "rapport_outbox_last_batch_size", "Size of the last batch published", ["service"]
+)
 
 CHECKPOINT = "outbox"
 
@@ -72,7 +74,7 @@ class OutboxRelay:
                     await save_checkpoint(conn, CHECKPOINT, checkpoint)
                     sent += len(batch)
                     PUBLISHED.labels(self._service).inc(len(batch))
-                    LAG.labels(self._service).set(len(batch))
+                    BATCH_SIZE.labels(self._service).set(len(batch))
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self._lock)
         return sent

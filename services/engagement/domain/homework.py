@@ -15,12 +15,11 @@ from services.engagement.domain.events import (
     PlanStarted,
     Stage,
 )
-from services.engagement.domain.lifecycle import require_stage
+from services.engagement.domain.lifecycle import ACTIVE, require_stage
 from services.engagement.domain.state import Engagement, Homework
 from shared.errors import ForbiddenByState, NotFound
 from shared.events import DomainEvent
 
-ASSIGNABLE: tuple[Stage, ...] = ("commitment", "working_the_plan", "transformation", "graduation")
 WORKING: tuple[Stage, ...] = ("working_the_plan", "transformation", "graduation")
 
 
@@ -32,7 +31,7 @@ def _existing(state: Engagement, homework_id: str) -> Homework:
 
 
 def assign(state: Engagement, command: AssignHomework) -> Sequence[DomainEvent]:
-    stage = require_stage(state, ASSIGNABLE, "assigning homework")
+    stage = require_stage(state, ACTIVE, "assigning homework")
     if command.homework_id in state.homework:
         raise ForbiddenByState(f"homework {command.homework_id} is already assigned")
     assigned = HomeworkAssigned(

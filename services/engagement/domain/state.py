@@ -29,14 +29,6 @@ from services.engagement.domain.events import (
 )
 from shared.events import DomainEvent
 
-STAGES: tuple[Stage, ...] = (
-    "commitment",
-    "working_the_plan",
-    "transformation",
-    "graduation",
-    "graduated",
-    "terminated",
-)
 # Every stage change the contract allows (`None` is before the engagement opened).
 TRANSITIONS: frozenset[tuple[Stage | None, Stage]] = frozenset(
     {

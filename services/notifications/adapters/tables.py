@@ -19,14 +19,6 @@ from shared.envelope import Envelope, parse_time
 
 
 @dataclass(frozen=True)
-class Webhook:
-    webhook_id: str
-    recipient: str
-    url: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class DueNotification:
     notification_id: str
     engagement_id: str

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from shared.projections import Projection
+from shared.projections import Projection, Unapplied
 
 SERVICES = ("intake", "engagement", "notifications")
 
@@ -144,10 +144,14 @@ def replay(
     """Rebuild every projection from the log into fresh tables and print their digests."""
     out = console()
     with database(data_dir) as database_url:
-        asyncio.run(_replay(database_url, chosen(service), keep, out))
+        unapplied = asyncio.run(_replay(database_url, chosen(service), keep, out))
+    if unapplied:
+        raise typer.Exit(1)
 
 
-async def _replay(database_url: str, services: Sequence[str], keep: bool, out: Console) -> None:
+async def _replay(database_url: str, services: Sequence[str], keep: bool, out: Console) -> int:
+    """Replay, print the digests and any events a projection could not fold; returns how
+    many could not be folded."""
     import asyncpg
 
     from shared.audit import count_events, has_event_store, live_digests, replay
@@ -163,6 +167,7 @@ async def _replay(database_url: str, services: Sequence[str], keep: bool, out: C
         table.add_column(column, no_wrap=True)
     differing = 0
     replayed = 0
+    unapplied: list[tuple[str, Unapplied]] = []
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -182,6 +187,7 @@ async def _replay(database_url: str, services: Sequence[str], keep: bool, out: C
             )
             progress.update(task, completed=result.events, total=max(result.events, 1))
             replayed += result.events
+            unapplied.extend((name, failure) for failure in result.unapplied)
             live = {d.projection: d for d in await live_digests(database_url, name, projections)}
             for found in result.digests:
                 same = live[found.projection] == found
@@ -191,6 +197,25 @@ async def _replay(database_url: str, services: Sequence[str], keep: bool, out: C
             if keep:
                 out.print(f"kept {result.schema}")
     out.print(table)
+    if unapplied:
+        parked = Table(title="Events a projection could not fold (left out of the digests)")
+        for column in ("service", "projection", "stream", "version", "event_id", "error"):
+            parked.add_column(column, overflow="fold")
+        for name, failure in unapplied:
+            item = failure.item
+            parked.add_row(
+                name,
+                failure.projection,
+                item.stream_id,
+                str(item.stream_version),
+                item.event_id,
+                failure.error[:300],
+            )
+        out.print(parked)
+        out.print(
+            f"{len(unapplied)} event(s) could not be folded; `rapport audit verify` tells"
+            " whether the log was tampered with"
+        )
     if differing:
         out.print(
             f"{differing} projection(s) differ from the live ones; the live runners may still be"
@@ -198,6 +223,7 @@ async def _replay(database_url: str, services: Sequence[str], keep: bool, out: C
         )
     else:
         out.print(f"replayed {replayed} events: every digest equals the live projection's")
+    return len(unapplied)
 
 
 @app.command()

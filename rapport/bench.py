@@ -27,7 +27,8 @@ from shared.db import create_pool, migrate
 from shared.envelope import Actor
 from shared.events import DomainEvent
 from shared.eventstore import START, EventMetadata, EventStore
-from shared.infra import create_topics, running_infrastructure
+from shared.infra import running_infrastructure
+from shared.kafka import create_topics
 from shared.kafka import KafkaPublisher
 from shared.outbox import OutboxRelay
 from shared.service import embedded_server

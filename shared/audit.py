@@ -17,7 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from shared.clock import SystemClock
 from shared.envelope import GENESIS_HASH, Envelope, compute_hash
 from shared.eventstore import EventStore
-from shared.projections import Projection, digest, rebuild
+from shared.projections import Projection, Unapplied, digest, rebuild
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -216,6 +216,7 @@ class ReplayResult:
     schema: str
     events: int
     digests: list[ProjectionDigest]
+    unapplied: list[Unapplied] = field(default_factory=list)
 
 
 async def digests_of(
@@ -276,7 +277,7 @@ async def replay(
         try:
             store = EventStore(pool, service or source, SystemClock())
             async with pool.acquire() as conn:
-                events = await rebuild(store, conn, projections, progress=progress)
+                events, unapplied = await rebuild(store, conn, projections, progress=progress)
                 digests = await digests_of(conn, projections)
         finally:
             await pool.close()
@@ -284,4 +285,4 @@ async def replay(
         if not keep:
             await admin.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
         await admin.close()
-    return ReplayResult(service or source, target, events, digests)
+    return ReplayResult(service or source, target, events, digests, unapplied)

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # is set (`rapport dev` sets it: local receivers are the point there).
     webhook_allow_private_targets: bool = False
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    # Partitions of each topic the services create (and re-create after a broker lost them).
+    kafka_partitions: int = Field(default=3, ge=1)
+    # How long a starting service waits for its database and broker before giving up.
+    startup_timeout: float = Field(default=60.0, gt=0)
 
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")

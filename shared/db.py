@@ -15,6 +15,7 @@ log = structlog.get_logger(__name__)
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 KERNEL_MIGRATIONS = "shared.migrations"
+CONNECT_TIMEOUT_SECONDS = 5.0  # a database that does not answer is reported, not waited on
 
 
 async def create_pool(
@@ -23,7 +24,7 @@ async def create_pool(
     """A pool whose connections see the service's own schema first."""
     if not _SCHEMA_NAME.match(schema):
         raise ValueError(f"invalid schema name {schema!r}")
-    admin = await asyncpg.connect(database_url)
+    admin = await asyncpg.connect(database_url, timeout=CONNECT_TIMEOUT_SECONDS)
     try:
         await admin.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     except asyncpg.UniqueViolationError:
@@ -34,6 +35,7 @@ async def create_pool(
         database_url,
         min_size=min_size,
         max_size=max_size,
+        timeout=CONNECT_TIMEOUT_SECONDS,
         server_settings={"search_path": schema, "application_name": f"rapport-{schema}"},
     )
     assert pool is not None

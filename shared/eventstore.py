@@ -49,17 +49,72 @@ class Checkpoint(NamedTuple):
 START = Checkpoint(0, 0)
 
 
-@dataclass(frozen=True)
 class StoredEvent:
-    """An envelope with its place in the log."""
+    """A stored event with its place in the log: the indexed columns, the envelope text
+    exactly as stored, and the envelope parsed from it on first use."""
 
-    position: int
-    transaction_id: int
-    envelope: Envelope
+    __slots__ = (
+        "_envelope",
+        "event_id",
+        "event_type",
+        "occurred_at",
+        "position",
+        "raw",
+        "schema_version",
+        "stream_id",
+        "stream_version",
+        "transaction_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        position: int,
+        transaction_id: int,
+        event_id: str,
+        stream_id: str,
+        stream_version: int,
+        event_type: str,
+        schema_version: int,
+        occurred_at: datetime,
+        raw: str,
+    ) -> None:
+        self.position = position
+        self.transaction_id = transaction_id
+        self.event_id = event_id
+        self.stream_id = stream_id
+        self.stream_version = stream_version
+        self.event_type = event_type
+        self.schema_version = schema_version
+        self.occurred_at = occurred_at
+        self.raw = raw
+        self._envelope: Envelope | None = None
+
+    @classmethod
+    def of(cls, record: asyncpg.Record) -> StoredEvent:
+        return cls(
+            position=int(record["global_position"]),
+            transaction_id=int(record["transaction_id"]),
+            event_id=str(record["event_id"]),
+            stream_id=record["stream_id"],
+            stream_version=record["stream_version"],
+            event_type=record["event_type"],
+            schema_version=record["schema_version"],
+            occurred_at=record["occurred_at"],
+            raw=record["envelope"],
+        )
 
     @property
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(self.transaction_id, self.position)
+
+    @property
+    def envelope(self) -> Envelope:
+        """The stored envelope; raises (pydantic's ValidationError) if the row was tampered
+        with so that it no longer has the contract's shape."""
+        if self._envelope is None:
+            self._envelope = Envelope.model_validate_json(self.raw)
+        return self._envelope
 
 
 @dataclass(frozen=True)
@@ -101,6 +156,9 @@ class Wakeup:
             event.set()
 
 
+# A request waits this long for a pooled connection before it answers 503.
+ACQUIRE_TIMEOUT_SECONDS = 10.0
+
 _HEAD_SQL = (
     "SELECT stream_version, hash FROM events WHERE stream_id = $1 "
     "ORDER BY stream_version DESC LIMIT 1"
@@ -110,7 +168,8 @@ _INSERT_SQL = (
     " occurred_at, envelope, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 _AFTER_SQL = (
-    "SELECT global_position, transaction_id::text AS transaction_id, envelope FROM events"
+    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
+    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope FROM events"
     " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
     " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
     # Qualified: a bare `transaction_id` would sort by the text alias above ("1040" < "884").
@@ -130,7 +189,7 @@ class EventStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection in a transaction; background readers are woken after it commits."""
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
             async with conn.transaction():
                 yield conn
             self.appended.fire()
@@ -139,7 +198,7 @@ class EventStore:
     async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
         """A read-only, repeatable-read connection for streaming reads."""
         async with (
-            self.pool.acquire() as conn,
+            self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             yield conn
@@ -238,14 +297,7 @@ class EventStore:
         records = await conn.fetch(
             _AFTER_SQL, str(checkpoint.transaction_id), checkpoint.position, limit
         )
-        return [
-            StoredEvent(
-                position=int(record["global_position"]),
-                transaction_id=int(record["transaction_id"]),
-                envelope=Envelope.model_validate_json(record["envelope"]),
-            )
-            for record in records
-        ]
+        return [StoredEvent.of(record) for record in records]
 
 
 async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> Checkpoint:

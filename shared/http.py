@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import structlog
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Header, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -19,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.auth import AuthenticationFailed, PermissionDenied, Principal, verify_token
 from shared.errors import DomainError
 from shared.eventstore import ConcurrencyConflict
+from shared.faults import DependencyUnavailable, is_connection_lost, is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -140,6 +145,47 @@ async def _unexpected(request: Request, error: Exception) -> Response:
     return problem(500, "Internal Server Error", "An unexpected error occurred.")
 
 
+RETRY_AFTER_SECONDS = 2
+# Errors that may mean a dependency is away; `_unavailable` answers 503 for the transient ones.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    DependencyUnavailable,
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresError,
+    KafkaError,
+)
+
+ConnectionLost = Callable[[], Awaitable[None]]
+
+
+def _unavailable(on_connection_lost: ConnectionLost | None) -> Callable[..., Awaitable[Response]]:
+    """503 problem+json with `Retry-After` for a transient dependency failure; 500 otherwise.
+
+    Nothing was half-written: every command runs in one transaction, which the failure
+    rolled back (or, at COMMIT, either committed whole or not at all).
+    """
+
+    async def handler(request: Request, error: Exception) -> Response:
+        if not is_transient(error):
+            return await _unexpected(request, error)
+        if on_connection_lost is not None and is_connection_lost(error):
+            await on_connection_lost()
+        log.warning("dependency_unavailable", path=request.url.path, error=repr(error))
+        dependency = error.dependency if isinstance(error, DependencyUnavailable) else "database"
+        if isinstance(error, KafkaError):
+            dependency = "broker"
+        return problem(
+            503,
+            "Service Unavailable",
+            f"The {dependency} cannot be reached right now; nothing was written. Retry later.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    return handler
+
+
 def _is_json(content_type: bytes) -> bool:
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or media.endswith(b"+json")
@@ -232,6 +278,35 @@ def document_problems(app: FastAPI) -> None:
 
 
 HealthCheck = Callable[[], Awaitable[bool]]
+HEALTH_CHECK_SECONDS = 2.0
+
+
+class Observe:
+    """Counts requests by route and status and times them (pure ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
+            LATENCY.labels(self.service, path).observe(time.perf_counter() - started)
 
 
 def create_app(
@@ -241,8 +316,13 @@ def create_app(
     health_checks: dict[str, HealthCheck],
     lifespan: Any = None,
     description: str = "",
+    on_connection_lost: ConnectionLost | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the contract's error format, /health and /metrics."""
+    """A FastAPI app with the contract's error format, /health and /metrics.
+
+    `on_connection_lost` is called when a request failed because a database connection
+    broke (the service then drops its pooled connections instead of failing on each).
+    """
     app = FastAPI(
         title=f"Rapport {service}", version=version, lifespan=lifespan, description=description
     )
@@ -252,17 +332,12 @@ def create_app(
     app.add_exception_handler(AuthenticationFailed, _unauthenticated)
     app.add_exception_handler(PermissionDenied, _forbidden)
     app.add_exception_handler(ConcurrencyConflict, _conflict)
+    unavailable = _unavailable(on_connection_lost)
+    for error_type in DEPENDENCY_ERRORS:
+        app.add_exception_handler(error_type, unavailable)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit)
-
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        path = getattr(request.scope.get("route"), "path", "unmatched")
-        REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
-        return response
+    app.add_middleware(Observe, service=service)
 
     @app.get(
         "/health",
@@ -276,13 +351,18 @@ def create_app(
         results = {}
         for name, check in health_checks.items():
             try:
-                results[name] = await check()
+                results[name] = bool(await asyncio.wait_for(check(), HEALTH_CHECK_SECONDS))
             except Exception:
                 results[name] = False
         healthy = all(results.values())
+        down = [name for name, ok in results.items() if not ok]
+        body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "checks": results}
+        if down:
+            body["down"] = down
         return JSONResponse(
-            {"status": "ok" if healthy else "unavailable", "checks": results},
+            body,
             status_code=200 if healthy else 503,
+            headers=None if healthy else {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)

@@ -1,13 +1,16 @@
 """Idempotent consumption: an event's effects and its `event_id` commit together.
 
-A message that cannot be parsed or applied goes to `<topic>.dlq` with the error in its
-headers and the partition moves on. Transient failures (database or broker away, a version
-race) are raised so the message is delivered again.
+A message that cannot be parsed or applied is parked (kept in PostgreSQL with its error, for
+an admin to retry or skip) and goes to `<topic>.dlq` with the error in its headers; the
+partition moves on. Transient failures (database or broker away, a version race, a broken
+connection) are never dead-lettered: they are retried here, then raised so the message is
+delivered again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -16,7 +19,11 @@ from prometheus_client import Counter
 
 from shared.envelope import Envelope
 from shared.eventstore import ConcurrencyConflict, EventStore
+from shared.faults import is_transient
 from shared.kafka import Headers, OutboundMessage, Publisher, dlq_topic
+from shared.parking import ParkedEvent, Parking, park
+
+__all__ = ["CONSUMED", "Handler", "Inbox", "NotApplied", "is_retryable"]
 
 log = structlog.get_logger(__name__)
 
@@ -25,20 +32,22 @@ CONSUMED = Counter(
 )
 
 Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
-TRANSIENT = (OSError, TimeoutError, asyncpg.InterfaceError, ConcurrencyConflict)
-# SQLSTATE classes that say "the database is away or busy", not "this message is bad":
-# connection exceptions, transaction rollbacks, insufficient resources, operator intervention.
-TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether trying the same message again later may succeed."""
-    if isinstance(error, TRANSIENT):
-        return True
-    sqlstate = getattr(error, "sqlstate", None)
-    return isinstance(error, asyncpg.PostgresError) and str(sqlstate)[:2] in (
-        TRANSIENT_SQLSTATE_CLASSES
-    )
+def is_retryable(error: BaseException) -> bool:
+    """Whether the same message may apply if tried again: a transient failure or a race."""
+    return isinstance(error, ConcurrencyConflict) or is_transient(error)
+
+
+class NotApplied(Exception):
+    """A parked message still cannot be applied."""
+
+
+def _parse(value: bytes) -> Envelope:
+    envelope = Envelope.model_validate_json(value)
+    if not envelope.is_intact():
+        raise ValueError("hash does not match the envelope")
+    return envelope
 
 
 class Inbox:
@@ -52,6 +61,10 @@ class Inbox:
         self._dead_letters = dead_letters
         self._attempts = attempts
 
+    @property
+    def consumer(self) -> str:
+        return self._consumer
+
     async def receive(
         self,
         topic: str,
@@ -60,19 +73,20 @@ class Inbox:
         headers: Sequence[tuple[str, bytes]],
         handler: Handler,
     ) -> str:
-        """Handle one raw message; returns the outcome: applied, duplicate or dead_lettered."""
+        """Handle one raw message; returns the outcome: applied, duplicate or dead_lettered.
+
+        Raises a transient error (after a few quick retries) so the message comes again.
+        """
         try:
-            envelope = Envelope.model_validate_json(value)
-            if not envelope.is_intact():
-                raise ValueError("hash does not match the envelope")
+            envelope = _parse(value)
         except Exception as error:
-            return await self._dead_letter(topic, key, value, headers, error)
+            return await self._set_aside(topic, key, value, headers, None, error)
         for attempt in range(1, self._attempts + 1):
             try:
                 outcome = await self._apply(envelope, handler)
             except Exception as error:
-                if not is_transient(error):
-                    return await self._dead_letter(topic, key, value, headers, error)
+                if not is_retryable(error):
+                    return await self._set_aside(topic, key, value, headers, envelope, error)
                 if attempt == self._attempts:
                     log.warning("inbox_redeliver", consumer=self._consumer, error=repr(error))
                     await asyncio.sleep(1.0)  # the message comes again: no hot loop meanwhile
@@ -83,6 +97,17 @@ class Inbox:
             CONSUMED.labels(self._consumer, outcome).inc()
             return outcome
         raise AssertionError("unreachable")
+
+    async def retry(self, parked: ParkedEvent, handler: Handler) -> str:
+        """Apply a parked message now: applied or duplicate, else NotApplied with the reason
+        (a transient failure is raised as it is)."""
+        try:
+            envelope = _parse(parked.message)
+            return await self._apply(envelope, handler)
+        except Exception as error:
+            if is_retryable(error):
+                raise
+            raise NotApplied(f"{type(error).__name__}: {error}") from error
 
     async def _apply(self, envelope: Envelope, handler: Handler) -> str:
         async with self._store.transaction() as conn:
@@ -103,17 +128,40 @@ class Inbox:
                 raise ConcurrencyConflict(envelope.stream_id, None, None)  # raced a redelivery
         return "applied"
 
-    async def _dead_letter(
+    async def _set_aside(
         self,
         topic: str,
         key: bytes | None,
         value: bytes,
         headers: Sequence[tuple[str, bytes]],
+        envelope: Envelope | None,
         error: Exception,
     ) -> str:
-        log.warning("dead_lettered", consumer=self._consumer, topic=topic, error=repr(error))
+        """Park the message in PostgreSQL (the durable record an admin acts on), then copy it
+        to the topic's DLQ for subscribers of dead letters."""
+        reason = f"{type(error).__name__}: {error}"
+        log.warning("dead_lettered", consumer=self._consumer, topic=topic, error=reason[:500])
+        async with self._store.transaction() as conn:
+            await park(
+                conn,
+                self._store.producer,
+                Parking(
+                    kind="consumer",
+                    name=self._consumer,
+                    event_id=envelope.event_id
+                    if envelope is not None
+                    else "sha256:" + hashlib.sha256(value).hexdigest(),
+                    message=value,
+                    error=reason,
+                    stream_id=None if envelope is None else envelope.stream_id,
+                    event_type=None if envelope is None else envelope.event_type,
+                    topic=topic,
+                    message_key=key,
+                    headers=list(headers),
+                ),
+            )
         extra: Headers = [
-            ("error", f"{type(error).__name__}: {error}"[:2000].encode()),
+            ("error", reason[:2000].encode()),
             ("error_type", type(error).__name__.encode()),
             ("original_topic", topic.encode()),
             ("consumer", self._consumer.encode()),

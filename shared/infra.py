@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -36,7 +36,6 @@ import structlog
 __all__ = [
     "Endpoints",
     "InfrastructureError",
-    "create_topics",
     "install_signal_handlers",
     "running_database",
     "running_infrastructure",
@@ -586,43 +585,3 @@ def running_infrastructure(
             kafka_bootstrap = stack.enter_context(_embedded_broker(data_dir))
 
         yield Endpoints(database_url=database_url, kafka_bootstrap=kafka_bootstrap)
-
-
-async def create_topics(bootstrap: str, topics: Sequence[str], partitions: int = 3) -> None:
-    """Create those of ``topics`` that do not exist yet, with ``partitions`` partitions each.
-
-    Topics that already exist are left as they are. While the broker is not reachable yet the
-    attempt is repeated for about 15 seconds before the last error is raised.
-    """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 15.0
-    while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-        try:
-            await admin.start()
-            existing = set(await admin.list_topics())
-            missing = list(dict.fromkeys(t for t in topics if t not in existing))
-            if missing:
-                response = await admin.create_topics(
-                    [
-                        NewTopic(name=t, num_partitions=partitions, replication_factor=1)
-                        for t in missing
-                    ]
-                )
-                for topic, error_code, *_ in response.topic_errors:
-                    if error_code not in (0, TopicAlreadyExistsError.errno):
-                        raise for_code(error_code)(f"creating topic {topic!r}")
-                log.info("infra.kafka.topics_created", bootstrap=bootstrap, topics=missing)
-            return
-        except (KafkaError, OSError, TimeoutError) as exc:
-            retriable = not isinstance(exc, KafkaError) or bool(getattr(exc, "retriable", False))
-            if not retriable or loop.time() >= deadline:
-                raise
-            log.debug("infra.kafka.create_topics_retry", bootstrap=bootstrap, error=repr(exc))
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
-        await asyncio.sleep(0.5)

@@ -1,14 +1,18 @@
-"""Kafka adapters shared by every service: topics, headers, publishing, dead letters."""
+"""Kafka adapters shared by every service: topics and their administration, the contract's
+headers, publishing with acknowledged offsets, dead letters."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from shared.envelope import Envelope
 
@@ -43,15 +47,35 @@ class OutboundMessage:
 
 def envelope_headers(envelope: Envelope) -> Headers:
     """The contract's headers, CloudEvents 1.0 binary-mode attributes included."""
+    return stored_headers(
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        schema_version=envelope.schema_version,
+        stream_id=envelope.stream_id,
+        occurred_at=envelope.occurred_at,
+        producer=envelope.producer,
+    )
+
+
+def stored_headers(
+    *,
+    event_id: str,
+    event_type: str,
+    schema_version: int,
+    stream_id: str,
+    occurred_at: str,
+    producer: str,
+) -> Headers:
+    """The contract's headers from a stored event's columns (no envelope parsing needed)."""
     return [
-        ("event_type", envelope.event_type.encode()),
-        ("schema_version", str(envelope.schema_version).encode()),
+        ("event_type", event_type.encode()),
+        ("schema_version", str(schema_version).encode()),
         ("ce_specversion", b"1.0"),
-        ("ce_id", envelope.event_id.encode()),
-        ("ce_source", f"/rapport/{envelope.producer}".encode()),
-        ("ce_type", envelope.event_type.encode()),
-        ("ce_time", envelope.occurred_at.encode()),
-        ("ce_subject", envelope.stream_id.encode()),
+        ("ce_id", event_id.encode()),
+        ("ce_source", f"/rapport/{producer}".encode()),
+        ("ce_type", event_type.encode()),
+        ("ce_time", occurred_at.encode()),
+        ("ce_subject", stream_id.encode()),
         ("content-type", b"application/json"),
     ]
 
@@ -65,15 +89,41 @@ def envelope_message(topic: str, envelope: Envelope) -> OutboundMessage:
     )
 
 
-class Publisher(Protocol):
-    """Sends records to the broker; returns only when all of them are acknowledged."""
+@dataclass(frozen=True)
+class Delivered:
+    """Where the broker stored an acknowledged record."""
 
-    async def publish(self, messages: Sequence[OutboundMessage]) -> None:
-        """Send every message; raise if any is not acknowledged."""
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """What the broker holds of a topic: its partitions and the end offset of each."""
+
+    partitions: int
+    end_offsets: dict[int, int]
+
+
+class Publisher(Protocol):
+    """Sends records to the broker and administers the topics they go to."""
+
+    async def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivered]:
+        """Send every message; returns where each was stored; raises if any is not
+        acknowledged."""
         ...
 
-    async def topic_is_empty(self, topic: str) -> bool:
-        """True when the broker holds no record of the topic at all (a fresh or lost log)."""
+    async def describe_topic(self, topic: str) -> TopicState | None:
+        """The topic's partitions and end offsets, or None when the broker has no such topic."""
+        ...
+
+    async def ensure_topics(self, topics: Sequence[str], partitions: int) -> list[str]:
+        """Create those of `topics` that are missing; returns the ones created."""
+        ...
+
+    async def recreate_topic(self, topic: str, partitions: int) -> None:
+        """Delete the topic (if there) and create it again with `partitions` partitions."""
         ...
 
     async def reset(self) -> None:
@@ -104,6 +154,7 @@ class KafkaPublisher:
                 acks="all",
                 linger_ms=2,
                 request_timeout_ms=10_000,
+                metadata_max_age_ms=METADATA_MAX_AGE_MS,
                 enable_idempotence=False,
             )
             try:
@@ -127,7 +178,7 @@ class KafkaPublisher:
         except Exception as error:  # a broken producer may fail to stop cleanly
             log.warning("producer_stop_failed", error=str(error))
 
-    async def publish(self, messages: Sequence[OutboundMessage]) -> None:
+    async def publish(self, messages: Sequence[OutboundMessage]) -> list[Delivered]:
         """Send and wait for every acknowledgement; TimeoutError when the broker stays away."""
         async with asyncio.timeout(self._timeout):
             producer = await self._started()
@@ -137,19 +188,96 @@ class KafkaPublisher:
                 )
                 for message in messages
             ]
+            delivered = []
             for future in futures:
-                await future
+                metadata = await future
+                delivered.append(Delivered(metadata.topic, metadata.partition, metadata.offset))
+            return delivered
 
-    async def topic_is_empty(self, topic: str) -> bool:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await consumer.start()
+    async def describe_topic(self, topic: str) -> TopicState | None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            request_timeout_ms=int(self._timeout * 1000),
+        )
+        async with asyncio.timeout(self._timeout):
+            await consumer.start()
+            try:
+                if topic not in await consumer.topics():
+                    return None
+                partitions = consumer.partitions_for_topic(topic) or set()
+                if not partitions:
+                    return None
+                offsets = await consumer.end_offsets(
+                    [TopicPartition(topic, p) for p in sorted(partitions)]
+                )
+                return TopicState(
+                    len(partitions), {tp.partition: offset for tp, offset in offsets.items()}
+                )
+            finally:
+                await consumer.stop()
+
+    async def ensure_topics(self, topics: Sequence[str], partitions: int) -> list[str]:
+        return await create_topics(self._bootstrap, topics, partitions, retry_for=self._timeout)
+
+    async def recreate_topic(self, topic: str, partitions: int) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=5000)
         try:
-            if topic not in await consumer.topics():
-                return True
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                return True
-            offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-            return all(offset == 0 for offset in offsets.values())
+            await admin.start()
+            if topic in await admin.list_topics():
+                await admin.delete_topics([topic])
+                log.warning("kafka_topic_deleted", topic=topic, reason="recreated")
         finally:
-            await consumer.stop()
+            with contextlib.suppress(Exception):
+                await admin.close()
+        await self.reset()  # the producer's metadata still names the old partitions
+        await create_topics(self._bootstrap, [topic], partitions, retry_for=self._timeout)
+
+
+# Clients notice a topic that was created or re-created within this time.
+METADATA_MAX_AGE_MS = 5_000
+DEFAULT_PARTITIONS = 3
+
+
+async def create_topics(
+    bootstrap: str,
+    topics: Sequence[str],
+    partitions: int = DEFAULT_PARTITIONS,
+    *,
+    retry_for: float = 15.0,
+) -> list[str]:
+    """Create those of `topics` that do not exist yet, with `partitions` partitions each;
+    returns the ones created.
+
+    Topics that already exist are left as they are. While the broker is not reachable the
+    attempt is repeated for `retry_for` seconds before the last error is raised.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + retry_for
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = list(dict.fromkeys(t for t in topics if t not in existing))
+            if missing:
+                response = await admin.create_topics(
+                    [
+                        NewTopic(name=t, num_partitions=partitions, replication_factor=1)
+                        for t in missing
+                    ]
+                )
+                for topic, error_code, *_ in response.topic_errors:
+                    if error_code not in (0, TopicAlreadyExistsError.errno):
+                        raise for_code(error_code)(f"creating topic {topic!r}")
+                log.info("kafka_topics_created", bootstrap=bootstrap, topics=missing)
+            return missing
+        except (KafkaError, OSError, TimeoutError) as exc:
+            retriable = not isinstance(exc, KafkaError) or bool(getattr(exc, "retriable", False))
+            if not retriable or loop.time() >= deadline:
+                raise
+            log.debug("kafka_create_topics_retry", bootstrap=bootstrap, error=repr(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        await asyncio.sleep(0.5)

@@ -1,9 +1,12 @@
 """Projections: pure folds of the log into read documents, kept up to date by a runner.
 
 A projection names the document an event touches (`key`) and folds the event into it
-(`fold`). The runner applies new events from the local log in commit-safe order and saves
-its checkpoint in the same transaction, so a crash never double-applies. `rebuild` folds the
-whole log again into any tables the connection's search path points at.
+(`fold`). The runner folds a whole batch of new events in memory: one query loads every
+document the batch touches, one statement writes back those that changed, and the checkpoint
+moves in the same transaction, so a crash never double-applies. An event a fold cannot
+handle (or a stored row that no longer parses) is parked and the projection goes on; a
+transient failure (the database away) leaves the projection at its checkpoint to try again.
+`rebuild` folds the whole log again into any tables the connection's search path points at.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +27,22 @@ from prometheus_client import Counter
 from shared.envelope import Envelope, canonical_json
 from shared.events import EventRegistry
 from shared.eventstore import START, EventStore, StoredEvent, load_checkpoint, save_checkpoint
+from shared.parking import Parking, count_open, park
+
+__all__ = [
+    "Document",
+    "Projection",
+    "ProjectionRunner",
+    "Unapplied",
+    "apply_batch",
+    "digest",
+    "fold_as_of",
+    "fold_stream",
+    "load_document",
+    "read_view",
+    "reapply",
+    "rebuild",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +76,27 @@ class Projection:
         return self.fold(document, envelope)
 
 
+@dataclass(frozen=True)
+class Unapplied:
+    """An event a projection could not fold, and why."""
+
+    projection: str
+    item: StoredEvent
+    error: str
+
+    def parking(self) -> Parking:
+        return Parking(
+            kind="projection",
+            name=self.projection,
+            event_id=self.item.event_id,
+            message=self.item.raw.encode(),
+            error=self.error,
+            stream_id=self.item.stream_id,
+            event_type=self.item.event_type,
+            position=self.item.position,
+        )
+
+
 async def load_document(
     conn: asyncpg.Connection, projection: str, key: str, *, for_update: bool = False
 ) -> tuple[Document, int] | None:
@@ -72,26 +112,87 @@ async def load_document(
     return json.loads(row["doc"]), int(row["version"])
 
 
-async def apply_event(conn: asyncpg.Connection, projection: Projection, envelope: Envelope) -> bool:
-    """Fold one event into its document; returns whether the projection was touched."""
-    key = projection.key(envelope)
-    if key is None:
-        return False
-    current = await load_document(conn, projection.name, key, for_update=True)
-    document = projection.apply(None if current is None else current[0], envelope)
-    if document is None:
-        return False
-    await conn.execute(
-        "INSERT INTO documents (projection, id, doc, version, updated_at)"
-        " VALUES ($1, $2, $3::jsonb, $4, now())"
-        " ON CONFLICT (projection, id) DO UPDATE"
-        " SET doc = EXCLUDED.doc, version = EXCLUDED.version, updated_at = now()",
-        projection.name,
-        key,
-        json.dumps(document),
-        envelope.stream_version,
-    )
-    return True
+_LOAD_MANY_SQL = (
+    "SELECT id, doc, version FROM documents WHERE projection = $1 AND id = ANY($2::text[])"
+    " ORDER BY id FOR UPDATE"
+)
+_WRITE_MANY_SQL = (
+    "INSERT INTO documents (projection, id, doc, version, updated_at)"
+    " SELECT $1, d.id, d.doc, d.version, now()"
+    " FROM unnest($2::text[], $3::jsonb[], $4::integer[]) AS d(id, doc, version)"
+    " ON CONFLICT (projection, id) DO UPDATE"
+    " SET doc = EXCLUDED.doc, version = EXCLUDED.version, updated_at = now()"
+)
+
+
+@dataclass
+class _Folding:
+    """Documents of one projection being folded in memory."""
+
+    documents: dict[str, Document] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+
+
+async def apply_batch(
+    conn: asyncpg.Connection, projection: Projection, batch: Sequence[StoredEvent]
+) -> tuple[int, list[Unapplied]]:
+    """Fold a batch of events into their documents: one load, one write.
+
+    Returns how many events touched the projection, and the events it could not fold
+    (unparseable rows, folds that raised); those are left out, the rest still apply.
+    """
+    unapplied: list[Unapplied] = []
+    keyed: list[tuple[str, Envelope]] = []
+    for item in batch:
+        try:
+            envelope = item.envelope
+            key = projection.key(envelope)
+        except Exception as error:
+            unapplied.append(Unapplied(projection.name, item, f"{type(error).__name__}: {error}"))
+            continue
+        if key is not None:
+            keyed.append((key, envelope))
+    if not keyed:
+        return 0, unapplied
+    folding = _Folding()
+    rows = await conn.fetch(_LOAD_MANY_SQL, projection.name, sorted({k for k, _ in keyed}))
+    for row in rows:
+        folding.documents[row["id"]] = json.loads(row["doc"])
+        folding.versions[row["id"]] = int(row["version"])
+    items = {item.event_id: item for item in batch}
+    touched = 0
+    for key, envelope in keyed:
+        try:
+            document = projection.apply(folding.documents.get(key), envelope)
+        except Exception as error:
+            item = items[envelope.event_id]
+            unapplied.append(Unapplied(projection.name, item, f"{type(error).__name__}: {error}"))
+            continue
+        touched += 1
+        if document is None:
+            continue
+        folding.documents[key] = document
+        folding.versions[key] = envelope.stream_version
+        folding.changed.add(key)
+    if folding.changed:
+        ids = sorted(folding.changed)
+        await conn.execute(
+            _WRITE_MANY_SQL,
+            projection.name,
+            ids,
+            [json.dumps(folding.documents[i]) for i in ids],
+            [folding.versions[i] for i in ids],
+        )
+    return touched, unapplied
+
+
+async def reapply(conn: asyncpg.Connection, projection: Projection, item: StoredEvent) -> None:
+    """Fold one (parked) event into its document as the document stands now; raises what
+    the fold raises."""
+    _, unapplied = await apply_batch(conn, projection, [item])
+    if unapplied:
+        raise ValueError(unapplied[0].error)
 
 
 def fold_stream(
@@ -161,21 +262,37 @@ class ProjectionRunner:
         self._poll_interval = poll_interval
         self._wake = store.appended.subscribe()
 
+    def projection(self, name: str) -> Projection | None:
+        """The projection of that name, if this runner has it."""
+        return next((p for p in self.projections if p.name == name), None)
+
     async def catch_up(self, projection: Projection) -> int:
-        """Apply every committed event past the projection's checkpoint."""
+        """Apply every committed event past the projection's checkpoint; park what it
+        cannot fold."""
         applied = 0
         name = f"projection:{projection.name}"
+        service = self._store.producer
         while True:
             async with self._store.pool.acquire() as conn, conn.transaction():
                 checkpoint = await load_checkpoint(conn, name, lock=True)
                 batch = await self._store.read_after(conn, checkpoint, self._batch_size)
                 if not batch:
                     return applied
-                for item in batch:
-                    await apply_event(conn, projection, item.envelope)
+                _, unapplied = await apply_batch(conn, projection, batch)
+                for failure in unapplied:
+                    log.error(
+                        "projection_event_parked",
+                        service=service,
+                        projection=projection.name,
+                        event_id=failure.item.event_id,
+                        error=failure.error[:500],
+                    )
+                    await park(conn, service, failure.parking())
                 await save_checkpoint(conn, name, batch[-1].checkpoint)
+            if unapplied:
+                await count_open(self._store.pool, service)
             applied += len(batch)
-            APPLIED.labels(self._store.producer, projection.name).inc(len(batch))
+            APPLIED.labels(service, projection.name).inc(len(batch))
 
     async def catch_up_all(self) -> None:
         """Catch every projection up, in turn (errors propagate)."""
@@ -183,8 +300,10 @@ class ProjectionRunner:
             await self.catch_up(projection)
 
     async def run(self) -> None:
-        """Catch up on every wake-up and poll tick until cancelled. A projection that fails
-        waits at its checkpoint and is retried; the others go on."""
+        """Catch up on every wake-up and poll tick until cancelled. A projection whose round
+        fails (the database away) waits at its checkpoint and is retried; the others go on."""
+        with contextlib.suppress(Exception):
+            await count_open(self._store.pool, self._store.producer)
         while True:
             self._wake.clear()
             failed = False
@@ -212,23 +331,26 @@ async def rebuild(
     projections: Sequence[Projection],
     *,
     progress: Callable[[int], None] | None = None,
-) -> int:
+    batch_size: int = 2000,
+) -> tuple[int, list[Unapplied]]:
     """Fold the whole committed log into the `documents` table the connection resolves to.
 
     Each batch is applied in its own short transaction (a savepoint inside a caller's), so a
     long rebuild never holds back the commit horizon the live readers follow; `progress` is
-    told how many events each batch folded.
+    told how many events each batch folded. Returns the number of events and those a
+    projection could not fold (reported, not applied).
     """
     checkpoint = START
     total = 0
+    unapplied: list[Unapplied] = []
     while True:
         async with conn.transaction():
-            batch: list[StoredEvent] = await store.read_after(conn, checkpoint, 1000)
-            for item in batch:
-                for projection in projections:
-                    await apply_event(conn, projection, item.envelope)
+            batch: list[StoredEvent] = await store.read_after(conn, checkpoint, batch_size)
+            for projection in projections:
+                _, failures = await apply_batch(conn, projection, batch)
+                unapplied.extend(failures)
         if not batch:
-            return total
+            return total, unapplied
         checkpoint = batch[-1].checkpoint
         total += len(batch)
         if progress is not None:

@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
+from shared.admin_http import admin_routes
 from shared.audit_http import audit_routes
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
@@ -27,11 +28,17 @@ from shared.crypto import KeyVault, decode_master_key
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope
 from shared.eventstore import EventStore
+from shared.faults import is_transient
 from shared.http import create_app, document_problems
 from shared.inbox import Handler, Inbox
-from shared.infra import create_topics
-from shared.kafka import KafkaPublisher, all_topics_with_dlq
+from shared.kafka import (
+    METADATA_MAX_AGE_MS,
+    KafkaPublisher,
+    all_topics_with_dlq,
+    create_topics,
+)
 from shared.outbox import OutboxRelay
+from shared.parked_admin import ParkedEvents
 from shared.projections import Projection, ProjectionRunner
 
 log = structlog.get_logger(__name__)
@@ -69,6 +76,12 @@ class ServiceCore:
     relay: OutboxRelay | None
     jwt_secret: str
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    consumers: dict[str, tuple[Inbox, Handler]] = field(default_factory=dict)
+
+    @property
+    def parked(self) -> ParkedEvents:
+        """The service's parked events, with what can apply them again."""
+        return ParkedEvents(self.store, self.runner.projection, self.consumers)
 
     async def database_ok(self) -> bool:
         """The database answers."""
@@ -81,6 +94,7 @@ class ServiceCore:
     def subscribe(self, subscription: Subscription) -> None:
         """Consume the subscription's topics through an inbox (before `start_core`)."""
         inbox = Inbox(self.store, subscription.consumer, self.publisher)
+        self.consumers[subscription.consumer] = (inbox, subscription.handler)
 
         @self.broker.subscriber(
             *subscription.topics,
@@ -151,6 +165,31 @@ def require(settings: Settings) -> tuple[str, str, str, str]:
     return settings.database_url, settings.kafka_bootstrap, settings.jwt_secret, settings.master_key
 
 
+async def connect_with_retry(
+    database_url: str, schema: str, migrations: Sequence[str], timeout: float
+) -> asyncpg.Pool:
+    """A migrated pool; while the database is away at start, try again for `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.2
+    while True:
+        try:
+            pool = await create_pool(database_url, schema)
+        except Exception as error:
+            if not is_transient(error) or loop.time() + delay > deadline:
+                raise
+            log.warning("database_unavailable_at_start", error=repr(error), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        try:
+            await migrate(pool, schema, migrations)
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+
+
 async def open_core(
     name: str,
     settings: Settings,
@@ -163,11 +202,15 @@ async def open_core(
     """Connect, migrate, and wire the kernel for one service (nothing started yet)."""
     database_url, bootstrap, secret, master = require(settings)
     clock = clock or SystemClock()
-    pool = await create_pool(database_url, name)
-    await migrate(pool, name, [migrations])
+    pool = await connect_with_retry(database_url, name, [migrations], settings.startup_timeout)
     store = EventStore(pool, name, clock)
     publisher = KafkaPublisher(bootstrap, f"rapport-{name}")
-    broker = KafkaBroker(bootstrap, client_id=f"rapport-{name}", logger=None)
+    broker = KafkaBroker(
+        bootstrap,
+        client_id=f"rapport-{name}",
+        logger=None,
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
+    )
     if topic:
         broker.publisher(  # documents what the outbox relay publishes (AsyncAPI)
             topic,
@@ -177,7 +220,14 @@ async def open_core(
             schema=Envelope,
         )
     relay = (
-        OutboxRelay(store, publisher, topic, poll_interval=settings.outbox_poll_seconds)
+        OutboxRelay(
+            store,
+            publisher,
+            topic,
+            partitions=settings.kafka_partitions,
+            ensure=all_topics_with_dlq(),
+            poll_interval=settings.outbox_poll_seconds,
+        )
         if topic
         else None
     )
@@ -199,7 +249,12 @@ async def open_core(
 async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None) -> None:
     """Create topics, start consumers, the relay, the projection runner and other workers."""
     assert core.settings.kafka_bootstrap
-    await create_topics(core.settings.kafka_bootstrap, all_topics_with_dlq())
+    await create_topics(
+        core.settings.kafka_bootstrap,
+        all_topics_with_dlq(),
+        core.settings.kafka_partitions,
+        retry_for=core.settings.startup_timeout,
+    )
     await core.broker.start()
     if core.relay is not None:
         core.spawn(core.relay.run, "outbox")
@@ -244,14 +299,19 @@ def service_app(
     async def broker_ok() -> bool:
         return await current().broker_ok()
 
+    async def drop_pooled_connections() -> None:
+        await current().pool.expire_connections()
+
     app = create_app(
         name,
         health_checks={"database": database_ok, "broker": broker_ok},
         lifespan=lifespan,
         description=description,
+        on_connection_lost=drop_pooled_connections,
     )
     build_routes(app, current)
     audit_routes(app, current)
+    admin_routes(app, lambda: current().parked, lambda: current().jwt_secret)
     document_problems(app)
 
     @app.get("/asyncapi.json", tags=["operations"], include_in_schema=False)

@@ -67,6 +67,17 @@ PARTY_COMMAND = row(409, 403, 409, 403, 403, 403, 403, 409)
 REPORTER_COMMAND = row(409, 403, 409, 403, 409, 403, 403, 409)
 ENGAGEMENT_READ = row(200, 403, 200, 403, 200, 403, 200, 200)
 AUDIT_READ = row(403, 403, 403, 403, 403, 403, 200, 200)
+# An admin action on a parked event that does not exist: past the access check, 404.
+PARKED_ACTION = row(403, 403, 403, 403, 403, 403, 403, 404)
+PARKED = {
+    (service, method, f"/v1/admin/parked{path}"): expected
+    for service in ("intake", "engagement", "notifications")
+    for method, path, expected in (
+        ("GET", "", AUDIT_READ),
+        ("POST", "/{parked_id}/retry", PARKED_ACTION),
+        ("POST", "/{parked_id}/skip", PARKED_ACTION),
+    )
+}
 
 EXPECTED: dict[tuple[str, str, str], dict[str, int]] = {
     ("intake", "POST", "/v1/intakes"): row(201, 403, 403, 403, 403, 403, 403, 201),
@@ -112,6 +123,7 @@ EXPECTED: dict[tuple[str, str, str], dict[str, int]] = {
     ("notifications", "POST", "/v1/webhooks"): row(201, 403, 201, 403, 201, 403, 403, 201),
     ("notifications", "GET", "/v1/notifications"): row(200, 403, 200, 403, 200, 403, 200, 200),
     ("notifications", "GET", "/v1/audit/streams/{stream_id}/events"): AUDIT_READ,
+    **PARKED,
 }
 
 # A valid body for each command, so that only the caller decides the answer.
@@ -241,6 +253,7 @@ def request_for(
         violation_id=world.violation_id,
         coach_id=world.coach_id,
         client_id=world.erasable_client,
+        parked_id=2**62,
     )
     params: dict[str, str] = {}
     body: dict[str, Any] | None = None

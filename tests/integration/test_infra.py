@@ -12,7 +12,8 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.infra import create_topics, running_infrastructure
+from shared.infra import running_infrastructure
+from shared.kafka import create_topics
 
 
 def _processes_mentioning(fragment: str) -> list[psutil.Process]:

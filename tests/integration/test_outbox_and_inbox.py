@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.clock import SystemClock
 from shared.config import Settings
@@ -16,9 +17,10 @@ from shared.envelope import Actor, Envelope
 from shared.events import DomainEvent
 from shared.eventstore import EventMetadata, EventStore
 from shared.inbox import Inbox
-from shared.infra import create_topics
+from shared.kafka import create_topics
 from shared.kafka import KafkaPublisher, dlq_topic
-from shared.outbox import OutboxRelay
+from shared.outbox import BrokerLostHistory, OutboxRelay
+from tests.support import eventually
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-outbox")
 
@@ -143,21 +145,67 @@ async def test_a_handler_error_dead_letters_the_message_and_rolls_its_effects_ba
     assert dead.value == envelope.to_json()
 
 
-async def test_a_broker_that_lost_the_topic_gets_the_whole_log_again(
+async def recreate(bootstrap: str, topic: str, partitions: int) -> None:
+    """What a broker that lost everything looks like: the topic is there again, empty."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
+    await eventually(lambda: _gone(bootstrap, topic))
+    await create_topics(bootstrap, [topic], partitions)
+
+
+async def _gone(bootstrap: str, topic: str) -> bool:
+    return await KafkaPublisher(bootstrap, "probe").describe_topic(topic) is None
+
+
+async def test_a_broker_that_lost_the_topic_is_refilled_with_the_whole_log(
     scratch_pool: asyncpg.Pool, settings: Settings, publisher: KafkaPublisher
 ) -> None:
     assert settings.kafka_bootstrap
-    first, second = (f"test.lost.{uuid.uuid4().hex[:8]}" for _ in range(2))
-    await create_topics(settings.kafka_bootstrap, [first])
+    topic = f"test.lost.{uuid.uuid4().hex[:8]}"
+    await create_topics(settings.kafka_bootstrap, [topic])
+    store = EventStore(scratch_pool, "test", SystemClock())
+    stream = f"s-{uuid.uuid4()}"
+    async with store.transaction() as conn:
+        await store.append(conn, stream, 0, [Pinged(n=1), Pinged(n=2)], META)
+    relay = OutboxRelay(store, publisher, topic)
+    assert await relay.publish_pending() == 2
+    assert await relay.check_broker() is False  # nothing lost yet
+
+    await recreate(settings.kafka_bootstrap, topic, 3)
+    # a command after the loss: its record lands below the offsets we had reached
+    async with store.transaction() as conn:
+        await store.append(conn, stream, 2, [Pinged(n=3)], META)
+    with pytest.raises(BrokerLostHistory):
+        await relay.publish_pending()
+    assert await relay.refill("test", proven=True) is True
+    assert await relay.publish_pending() == 3
+    assert await relay.check_broker() is False
+    records = await read_topic(settings.kafka_bootstrap, topic, 4)
+    versions = {Envelope.model_validate_json(r.value or b"").stream_version for r in records}
+    assert versions == {1, 2, 3}
+
+
+async def test_an_idle_relay_notices_the_loss_and_recreates_the_topic_with_its_partitions(
+    scratch_pool: asyncpg.Pool, settings: Settings, publisher: KafkaPublisher
+) -> None:
+    assert settings.kafka_bootstrap
+    topic = f"test.lost.{uuid.uuid4().hex[:8]}"
+    await create_topics(settings.kafka_bootstrap, [topic])
     store = EventStore(scratch_pool, "test", SystemClock())
     async with store.transaction() as conn:
-        await store.append(conn, f"s-{uuid.uuid4()}", 0, [Pinged(n=1), Pinged(n=2)], META)
-    assert await OutboxRelay(store, publisher, first).publish_pending() == 2
-    # the same log now faces a broker without that history (here: a new, empty topic)
-    await create_topics(settings.kafka_bootstrap, [second])
-    relay = OutboxRelay(store, publisher, second)
-    assert await relay.publish_pending() == 0
-    assert await relay.recover_lost_history() is True
-    assert await relay.publish_pending() == 2
-    assert await relay.recover_lost_history() is False
-    assert len(await read_topic(settings.kafka_bootstrap, second, 2)) == 2
+        for n in range(6):
+            await store.append(conn, f"s-{n}-{uuid.uuid4()}", 0, [Pinged(n=n)], META)
+    relay = OutboxRelay(store, publisher, topic, partitions=3)
+    assert await relay.publish_pending() == 6
+    # the broker came back with the topic auto-created by some client, with other partitions
+    await recreate(settings.kafka_bootstrap, topic, 5)
+    assert await relay.check_broker() is True
+    state = await publisher.describe_topic(topic)
+    assert state is not None and state.partitions == 3
+    assert await relay.publish_pending() == 6
+    assert len(await read_topic(settings.kafka_bootstrap, topic, 6)) == 6
+    assert await relay.check_broker() is False

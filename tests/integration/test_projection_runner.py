@@ -13,7 +13,10 @@ from shared.envelope import Actor, Envelope
 from shared.events import DomainEvent
 from shared.eventstore import START, EventMetadata, EventStore, load_checkpoint
 from shared.projections import Document, Projection, ProjectionRunner, load_document
+from shared.parking import ParkedEvent, list_parked
 from tests.support import eventually
+
+parked_eventually = eventually
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-runner")
 
@@ -32,7 +35,7 @@ def explode(document: Document | None, envelope: Envelope) -> Document:
     raise ValueError("a fold that cannot handle this event")
 
 
-async def test_a_failing_projection_waits_at_its_checkpoint_while_the_others_go_on(
+async def test_a_projection_that_cannot_fold_an_event_parks_it_and_goes_on(
     scratch_pool: asyncpg.Pool,
 ) -> None:
     store = EventStore(scratch_pool, "test", SystemClock())
@@ -51,8 +54,19 @@ async def test_a_failing_projection_waits_at_its_checkpoint_while_the_others_go_
             return found[0] if found else None
 
         assert await eventually(folded) == {"total": 5}
+
+        async def parked() -> list[ParkedEvent]:
+            async with scratch_pool.acquire() as conn:
+                entries = await list_parked(conn, status="parked", after_id=0, limit=10)
+            return entries if len(entries) == 2 else []
+
+        entries = await parked_eventually(parked)
+        assert {(e.kind, e.name, e.stream_id) for e in entries} == {
+            ("projection", "broken", stream_id)
+        }
+        assert all("a fold that cannot handle this event" in e.error for e in entries)
         async with scratch_pool.acquire() as conn:
-            assert await load_checkpoint(conn, "projection:broken") == START
+            assert await load_checkpoint(conn, "projection:broken") != START
             assert await load_document(conn, "broken", stream_id) is None
     finally:
         running.cancel()

@@ -28,8 +28,7 @@ from shared.envelope import Actor
 from shared.events import DomainEvent
 from shared.eventstore import START, EventMetadata, EventStore
 from shared.infra import running_infrastructure
-from shared.kafka import create_topics
-from shared.kafka import KafkaPublisher
+from shared.kafka import KafkaPublisher, create_topics
 from shared.outbox import OutboxRelay
 from shared.service import embedded_server
 

@@ -17,8 +17,7 @@ from shared.clock import SystemClock
 from shared.envelope import Actor, Envelope
 from shared.events import DomainEvent
 from shared.eventstore import EventMetadata, EventStore
-from shared.kafka import create_topics
-from shared.kafka import KafkaPublisher
+from shared.kafka import KafkaPublisher, create_topics
 from shared.outbox import FAILURES, OutboxRelay
 from tests.support import eventually, free_port
 

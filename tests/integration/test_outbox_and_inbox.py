@@ -17,8 +17,7 @@ from shared.envelope import Actor, Envelope
 from shared.events import DomainEvent
 from shared.eventstore import EventMetadata, EventStore
 from shared.inbox import Inbox
-from shared.kafka import create_topics
-from shared.kafka import KafkaPublisher, dlq_topic
+from shared.kafka import KafkaPublisher, create_topics, dlq_topic
 from shared.outbox import BrokerLostHistory, OutboxRelay
 from tests.support import eventually
 

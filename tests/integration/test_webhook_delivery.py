@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from rapport.infra import Endpoints
 from shared.auth import PermissionDenied, Principal
 from shared.envelope import format_time
 from shared.eventstore import START
-from shared.infra import Endpoints
 from tests.integration.webhook_support import (
     ADMIN,
     Notifier,

@@ -4,6 +4,7 @@ notifications they cause, and the coach's roll-up across engagements."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -195,6 +196,25 @@ async def test_check_ins_outside_the_active_stages_are_409_and_anything_but_six_
                 "relationship-checkins", body, role="client", status=422
             )
             assert field in {error["field"] for error in problem["errors"]}, (body, problem)
+        for literal, status in (
+            ("NaN", 422),
+            ("Infinity", 422),
+            ("1e999", 422),
+            ("3.5", 422),
+            ("3e0", 422),
+            ("-3", 422),
+            ('"three"', 422),
+            ("9" * 5000, 400),
+        ):
+            raw = json.dumps(checkin(3)).replace('"empathy": 3', f'"empathy": {literal}')
+            response = await http.post(
+                f"/v1/engagements/{journey.engagement_id}/relationship-checkins",
+                content=raw.encode(),
+                headers={**journey.headers("client"), "content-type": "application/json"},
+            )
+            assert response.status_code == status, (literal, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+        assert await journey.stored_version() == journey.version
         await journey.send("relationship-checkins", checkin(3), role="client")
         await journey.send("termination", {"reason": "mutual"})
         await journey.refused("relationship-checkins", checkin(3), role="coach", status=409)

@@ -22,6 +22,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from services.engagement.domain.events import FACTORS
 from shared.auth import Role, issue_token
 
 DEFAULT_INTAKE_URL = "http://127.0.0.1:8001"
@@ -40,16 +41,6 @@ class DemoStep:
     version: int
     health: int | None = None
     concerns: tuple[str, ...] = ()
-
-
-FACTORS = (
-    "empathy",
-    "active_listening",
-    "non_judgment",
-    "confidentiality",
-    "collaboration",
-    "boundaries",
-)
 
 
 def ratings(listening: int) -> dict[str, int]:

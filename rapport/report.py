@@ -23,6 +23,7 @@ import asyncpg
 
 from rapport.audit import projections_of
 from rapport.report_template import PAGE
+from services.engagement.domain.events import FACTORS
 from shared.clock import SystemClock
 from shared.crypto import KeyVault, decode_master_key, is_token
 from shared.envelope import GENESIS_HASH, Envelope, format_time
@@ -30,14 +31,6 @@ from shared.eventstore import EventStore
 from shared.projections import Document, Projection
 
 SOURCES = ("intake", "engagement")
-FACTORS = (
-    "empathy",
-    "active_listening",
-    "non_judgment",
-    "confidentiality",
-    "collaboration",
-    "boundaries",
-)
 FACTOR_COLOURS = {
     "empathy": "#db2777",
     "active_listening": "#ea580c",

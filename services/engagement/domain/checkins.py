@@ -48,24 +48,15 @@ def record(state: Engagement, command: RecordRelationshipCheckIn) -> Sequence[Do
     if command.rater != "client":
         return events  # the coach's view of the relationship never opens or closes a concern
     judgement = relationship.judge(state.concerns, ratings)
-    for factor in judgement.resolved:
-        events.append(
-            RelationshipConcernResolved(
-                factor=factor,
-                checkin_id=command.checkin_id,
-                coach_id=state.coach_id,
-                resolved_at=command.at,
-            )
-        )
-    for factor in judgement.raised:
-        events.append(
-            RelationshipConcernRaised(
-                factor=factor,
-                checkin_id=command.checkin_id,
-                coach_id=state.coach_id,
-                raised_at=command.at,
-            )
-        )
+    cause = {"checkin_id": command.checkin_id, "coach_id": state.coach_id}
+    events += [
+        RelationshipConcernResolved(factor=factor, resolved_at=command.at, **cause)
+        for factor in judgement.resolved
+    ]
+    events += [
+        RelationshipConcernRaised(factor=factor, raised_at=command.at, **cause)
+        for factor in judgement.raised
+    ]
     for factor in judgement.supervise:
         events.append(
             SupervisionRecommended(

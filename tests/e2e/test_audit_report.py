@@ -244,6 +244,7 @@ async def test_after_erasure_the_report_shows_personal_fields_as_erased(
     assert result.exit_code == 0, result.output
     page = out.read_text()
     assert "Grace Hopper" not in page and "3am calls" not in page
+    assert "how it feels" not in page  # the check-in comments too
     assert "&quot;erased&quot;" in page
     assert "intact (" in page  # erasure leaves every hash whole
 

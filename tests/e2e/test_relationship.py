@@ -114,11 +114,29 @@ async def test_check_ins_build_counts_latest_ratings_averages_of_the_last_three_
     )
     assert set(coach) == {"checkin_id", "stream_version"}
     assert len({answer["checkin_id"] for answer in [*answers, coach]}) == 5
+    first, repeated = [
+        await journey.post(
+            "relationship-checkins",
+            checkin(5, "I listen well", active_listening=5),
+            role="coach",
+            headers={"Idempotency-Key": "coach-checkin-1"},
+        )
+        for _ in range(2)
+    ]
+    assert first.status_code == repeated.status_code == 201
+    assert repeated.json() == first.json()  # the first answer again, nothing written
+    journey.version = first.json()["stream_version"]
+    unknown = f"/v1/engagements/{uuid.uuid4()}"
+    absent = await http.post(
+        f"{unknown}/relationship-checkins", json=checkin(3), headers=auth("admin", "ops")
+    )
+    unread = await http.get(f"{unknown}/relationship", headers=auth("admin", "ops"))
+    assert absent.status_code == unread.status_code == 404
     view = await journey.view("/relationship")
     as_client = await journey.view("/relationship", role="client")
 
     assert view == as_client
-    assert view["checkins"] == {"client": 4, "coach": 1}
+    assert view["checkins"] == {"client": 4, "coach": 2}
     assert view["latest"] == {
         "client": ratings(4, empathy=4, boundaries=5),
         "coach": ratings(5),

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck contracts unit integration e2e bench install clean
+.PHONY: run test check lint typecheck contracts unit integration e2e bench install clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,19 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/rapport dev
 
+## Headless Chromium for the report's screenshot check: from Debian's packages when missing
+## (these machines run as root), so that check runs everywhere and is never skipped.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium (Debian package, about two minutes)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq >/dev/null && \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	}
+	@command -v chromium >/dev/null 2>&1 || { echo "error: chromium could not be installed" >&2; exit 1; }
+
 ## Static checks, then the whole suite against real PostgreSQL and a real broker.
-test: check
+test: check chromium
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 check: lint typecheck contracts

@@ -2,8 +2,11 @@
 
 The first thing to run after `make run`: an intake up to the coaching agreement, the
 engagement it opens over Kafka, homework (one claim confirmed, one refuted), a session, a
-boundary check-in, transformation, graduation to a longer cadence, graduated. After each step
-it waits for the stage and trust views to catch up and prints the stage and the trust score.
+boundary check-in, transformation, graduation to a longer cadence, graduated. Along the way the
+client and the coach check in on the relationship: the client twice rates active listening low
+(a concern opens, while the coach rates their own listening 5), then 4 (it resolves). After each
+step it waits for the stage, trust and relationship views to catch up and prints the stage, the
+trust score, the relationship's health and its open concerns.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from services.engagement.domain.events import FACTORS
 from shared.auth import Role, issue_token
 
 DEFAULT_INTAKE_URL = "http://127.0.0.1:8001"
@@ -35,6 +39,13 @@ class DemoStep:
     stage: str
     score: int
     version: int
+    health: int | None = None
+    concerns: tuple[str, ...] = ()
+
+
+def ratings(listening: int) -> dict[str, int]:
+    """Six ratings of the relationship: 4 for each factor, `listening` for active listening."""
+    return {**dict.fromkeys(FACTORS, 4), "active_listening": listening}
 
 
 class _Walk:
@@ -117,12 +128,30 @@ class _Walk:
     async def record(self, step: str, version: int, timeout: float = 30.0) -> None:
         stage = await self.view("", version, timeout)
         trust = await self.view("/trust", version, timeout)
-        self.steps.append(DemoStep(step, stage["stage"], int(trust["score"]), version))
+        bond = await self.view("/relationship", version, timeout)
+        self.steps.append(
+            DemoStep(
+                step,
+                stage["stage"],
+                int(trust["score"]),
+                version,
+                bond["health"],
+                tuple(bond["concerns"]),
+            )
+        )
+
+    async def check_in(self, step: str, listening: int, role: Role, comment: str) -> None:
+        body = {"ratings": ratings(5 if role == "coach" else listening), "comment": comment}
+        await self.command(step, "relationship-checkins", body, role)
 
     async def walk(self) -> dict[str, Any]:
         await self.intake()
         due = (datetime.now(UTC) + timedelta(days=7)).isoformat()
         await self.command("Plan started", "plan")
+        await self.check_in(
+            "Client checks in: listening 2", 2, "client", "I am not sure I am heard"
+        )
+        await self.check_in("Coach checks in: own listening 5", 5, "coach", "good rapport")
         first = await self.command(
             "Homework assigned", "homework", {"title": "Walk", "due_at": due}
         )
@@ -148,7 +177,13 @@ class _Walk:
             "sessions",
             {"held_at": datetime.now(UTC).isoformat(), "duration_minutes": 50},
         )
+        await self.check_in(
+            "Client: listening 1, concern raised", 1, "client", "talked over me again"
+        )
         await self.command("Boundary check-in", "boundary-reviews", {"notes": "all respected"})
+        await self.check_in(
+            "Client: listening 4, concern resolved", 4, "client", "felt listened to today"
+        )
         await self.command("Transformation achieved", "transformation", {"summary": "runs 5k"})
         await self.command("Graduation: every 28 days", "graduation", {"session_cadence_days": 28})
         await self.command("Graduated", "graduate")
@@ -169,10 +204,19 @@ async def run_demo(
                 f"cannot reach the stack ({error!r}); is `make run` (rapport dev) running?"
             ) from error
     table = Table(title=f"Engagement {walk.engagement_id}")
-    for column in ("#", "step", "stage", "trust score", "version"):
-        table.add_column(column, justify="right" if column in ("#", "trust score") else "left")
+    numeric = ("#", "trust score", "health")
+    for column in ("#", "step", "stage", "trust score", "health", "concerns", "version"):
+        table.add_column(column, justify="right" if column in numeric else "left")
     for number, step in enumerate(walk.steps, 1):
-        table.add_row(str(number), step.step, step.stage, str(step.score), str(step.version))
+        table.add_row(
+            str(number),
+            step.step,
+            step.stage,
+            str(step.score),
+            "—" if step.health is None else str(step.health),
+            ", ".join(step.concerns) or "—",
+            str(step.version),
+        )
     console.print(table)
     timeline = Table(title="Stage timeline")
     timeline.add_column("stage")

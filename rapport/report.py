@@ -1,9 +1,11 @@
 """`rapport audit report`: one engagement's history as a self-contained HTML file.
 
 The engagement stream is folded event by event with the engagement's own projections (stage
-view, trust view), so the score after each event is the one the service showed then. Personal
+view, trust view, relationship view), so the score after each event is the one the service
+showed then, and the client's six-factor ratings are those of each client check-in. Personal
 fields are decrypted where the client's key still exists and shown as "erased" where it was
-destroyed. The page has inline CSS and an inline SVG chart: it needs no network and no script.
+destroyed. The page has inline CSS and inline SVG charts (the trust score, and below it on the
+same time axis the client's six factors): it needs no network and no script.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ import asyncpg
 
 from rapport.audit import projections_of
 from rapport.report_template import PAGE
+from services.engagement.domain.events import FACTORS
 from shared.clock import SystemClock
 from shared.crypto import KeyVault, decode_master_key, is_token
 from shared.envelope import GENESIS_HASH, Envelope, format_time
@@ -28,6 +31,14 @@ from shared.eventstore import EventStore
 from shared.projections import Document, Projection
 
 SOURCES = ("intake", "engagement")
+FACTOR_COLOURS = {
+    "empathy": "#db2777",
+    "active_listening": "#ea580c",
+    "non_judgment": "#16a34a",
+    "confidentiality": "#0891b2",
+    "collaboration": "#a16207",
+    "boundaries": "#6d28d9",
+}
 STAGE_COLOURS = {
     "commitment": "#e0ecff",
     "working_the_plan": "#e3f6e8",
@@ -58,8 +69,11 @@ class History:
     chains: dict[str, str] = field(default_factory=dict)
     stages: list[tuple[str, datetime]] = field(default_factory=list)
     scores: list[tuple[datetime, int]] = field(default_factory=list)
+    factors: list[tuple[datetime, dict[str, int]]] = field(default_factory=list)
+    concerns: list[tuple[datetime, str, str]] = field(default_factory=list)  # when, what, factor
     stage_view: Document | None = None
     trust_view: Document | None = None
+    relationship_view: Document | None = None
 
 
 async def read_stream(
@@ -123,20 +137,32 @@ def by_name(projections: Sequence[Projection], name: str) -> Projection | None:
     return next((projection for projection in projections if projection.name == name), None)
 
 
+def folded(projection: Projection | None, document: Document | None, envelope: Envelope) -> Any:
+    """One more event folded into a view (the view as it was if the event is not its own)."""
+    if projection is None or projection.key(envelope) is None:
+        return document
+    return projection.apply(document, envelope) or document
+
+
 def fold_history(history: History, engagement: Sequence[Envelope]) -> None:
-    """Fold the engagement stream with its own projections, noting stage and score after each."""
+    """Fold the engagement stream with its own projections, noting stage and score after each,
+    and the client's six ratings after each client check-in."""
     projections = projections_of("engagement")
     stage_view, trust_view = by_name(projections, "stage_view"), by_name(projections, "trust_view")
+    relationship_view = by_name(projections, "relationship_view")
     rows = {row.envelope.event_id: row for row in history.rows}
     for envelope in engagement:
-        if stage_view is not None and stage_view.key(envelope) is not None:
-            history.stage_view = (
-                stage_view.apply(history.stage_view, envelope) or history.stage_view
-            )
-        if trust_view is not None and trust_view.key(envelope) is not None:
-            history.trust_view = (
-                trust_view.apply(history.trust_view, envelope) or history.trust_view
-            )
+        history.stage_view = folded(stage_view, history.stage_view, envelope)
+        history.trust_view = folded(trust_view, history.trust_view, envelope)
+        history.relationship_view = folded(relationship_view, history.relationship_view, envelope)
+        kind, data = envelope.event_type, envelope.data
+        if kind == "RelationshipCheckInRecorded" and data.get("rater") == "client":
+            latest = (history.relationship_view or {}).get("latest", {}).get("client")
+            if latest:
+                history.factors.append((envelope.occurred, dict(latest)))
+        elif kind in ("RelationshipConcernRaised", "RelationshipConcernResolved"):
+            what = "raised" if kind.endswith("Raised") else "resolved"
+            history.concerns.append((envelope.occurred, what, str(data.get("factor"))))
         row = rows[envelope.event_id]
         moment = envelope.occurred
         if history.stage_view is not None:
@@ -176,21 +202,81 @@ async def load_history(
 WIDTH, HEIGHT = 900, 320
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 48, 40
 LABEL_ROWS, LABEL_WIDTH = 3, 7 * 16  # stage labels too close to each other stack upwards
+FACTOR_HEIGHT = 300
+LOWEST, HIGHEST, LOW = 1, 5, 2  # ratings; 2 or lower is low (contract section 7)
+FACTOR_OFFSET = 2.5  # px between the lines of factors rated alike, so that each stays visible
+
+
+@dataclass(frozen=True)
+class TimeAxis:
+    """The time scale both charts share, from the engagement's opening to the report's end."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def span(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def x(self, moment: datetime) -> float:
+        inner_w = WIDTH - LEFT - RIGHT
+        return round(LEFT + inner_w * (moment - self.start).total_seconds() / self.span, 2)
+
+
+def time_axis(history: History) -> TimeAxis | None:
+    if not history.scores:
+        return None
+    start = history.scores[0][0]
+    end = max(history.as_of or history.scores[-1][0], history.scores[-1][0])
+    span = max((end - start).total_seconds(), 1.0)
+    return TimeAxis(start, start + timedelta(seconds=span * 1.04))
+
+
+def stage_bands(history: History, axis: TimeAxis, height: int, css: str) -> list[str]:
+    """The stages as shaded bands behind a chart `height` pixels tall."""
+    inner_h = height - TOP - BOTTOM
+    bands = []
+    for index, (stage, entered) in enumerate(history.stages):
+        left = axis.x(max(entered, axis.start))
+        following = history.stages[index + 1][1] if index + 1 < len(history.stages) else None
+        right = axis.x(following) if following else axis.x(axis.end)
+        colour = STAGE_COLOURS.get(stage, "#eeeeee")
+        bands.append(
+            f'<rect class="{css}" x="{left}" y="{TOP}" width="{max(right - left, 0.5)}"'
+            f' height="{inner_h}" fill="{colour}"><title>{html.escape(stage)}</title></rect>'
+        )
+    return bands
+
+
+def time_labels(axis: TimeAxis, height: int) -> str:
+    return (
+        f'<text x="{LEFT}" y="{height - 12}" class="axis">{html.escape(label(axis.start))}</text>'
+        f'<text x="{WIDTH - RIGHT}" y="{height - 12}" text-anchor="end" class="axis">'
+        f"{html.escape(label(axis.end))}</text>"
+    )
+
+
+def step_points(
+    axis: TimeAxis, values: Sequence[tuple[datetime, float]], y: Callable[[float], float]
+) -> str:
+    """A step line through the values, held until the next one and to the end of the axis."""
+    points: list[str] = []
+    previous: float | None = None
+    for moment, value in values:
+        if previous is not None:
+            points.append(f"{axis.x(moment)},{previous}")
+        previous = y(value)
+        points.append(f"{axis.x(moment)},{previous}")
+    points.append(f"{axis.x(axis.end)},{previous}")
+    return " ".join(points)
 
 
 def chart(history: History) -> str:
     """The trust score over time as an inline SVG step line, stage changes marked."""
-    if not history.scores:
+    axis = time_axis(history)
+    if axis is None:
         return '<p class="muted">No trust score yet: the engagement has not opened.</p>'
-    start = history.scores[0][0]
-    end = max(history.as_of or history.scores[-1][0], history.scores[-1][0])
-    span = max((end - start).total_seconds(), 1.0)
-    end = start + timedelta(seconds=span * 1.04)
-    span *= 1.04
-    inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-
-    def x(moment: datetime) -> float:
-        return round(LEFT + inner_w * (moment - start).total_seconds() / span, 2)
+    inner_h = HEIGHT - TOP - BOTTOM
 
     def y(score: float) -> float:
         return round(TOP + inner_h * (1 - score / 100), 2)
@@ -200,15 +286,8 @@ def chart(history: History) -> str:
         f' width="{WIDTH}" height="{HEIGHT}" role="img" aria-labelledby="chart-title"'
         ' class="chart">',
         '<title id="chart-title">Trust score over time, stage changes marked</title>',
+        *stage_bands(history, axis, HEIGHT, "stage-band"),
     ]
-    for index, (stage, entered) in enumerate(history.stages):
-        left = x(max(entered, start))
-        right = x(history.stages[index + 1][1]) if index + 1 < len(history.stages) else x(end)
-        colour = STAGE_COLOURS.get(stage, "#eeeeee")
-        parts.append(
-            f'<rect class="stage-band" x="{left}" y="{TOP}" width="{max(right - left, 0.5)}"'
-            f' height="{inner_h}" fill="{colour}"><title>{html.escape(stage)}</title></rect>'
-        )
     for level in (0, 25, 50, 75, 100):
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(level)}" y2="{y(level)}"'
@@ -219,7 +298,7 @@ def chart(history: History) -> str:
     for index, (stage, entered) in enumerate(history.stages):
         if index == 0:
             continue
-        position = x(entered)
+        position = axis.x(entered)
         row = next((r for r, end_x in enumerate(row_ends) if position >= end_x), LABEL_ROWS - 1)
         row_ends[row] = position + LABEL_WIDTH
         fits_right = position + LABEL_WIDTH < WIDTH
@@ -231,28 +310,83 @@ def chart(history: History) -> str:
             f'<text x="{label_x}" y="{TOP - 8 - 14 * row}" text-anchor="{anchor}"'
             f' class="stage-label">{html.escape(stage.replace("_", " "))}</text>'
         )
-    points: list[str] = []
-    previous: float | None = None
-    for moment, score in history.scores:
-        if previous is not None:
-            points.append(f"{x(moment)},{previous}")
-        previous = y(score)
-        points.append(f"{x(moment)},{previous}")
-    points.append(f"{x(end)},{previous}")
     parts.append(
-        f'<polyline class="trust-line" points="{" ".join(points)}" fill="none"'
-        ' stroke="#2563eb" stroke-width="3" stroke-linejoin="round"/>'
+        f'<polyline class="trust-line" points="{step_points(axis, history.scores, y)}"'
+        ' fill="none" stroke="#2563eb" stroke-width="3" stroke-linejoin="round"/>'
     )
     for moment, score in history.scores:
         parts.append(
-            f'<circle cx="{x(moment)}" cy="{y(score)}" r="4" fill="#2563eb">'
+            f'<circle cx="{axis.x(moment)}" cy="{y(score)}" r="4" fill="#2563eb">'
             f"<title>{html.escape(format_time(moment))}: {score}</title></circle>"
         )
-    parts.append(
-        f'<text x="{LEFT}" y="{HEIGHT - 12}" class="axis">{html.escape(label(start))}</text>'
-        f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 12}" text-anchor="end" class="axis">'
-        f"{html.escape(label(end))}</text>"
-    )
+    parts.append(time_labels(axis, HEIGHT))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def factors_chart(history: History) -> str:
+    """The client's six ratings (1..5) after each client check-in, one step line a factor, on
+    the trust chart's time axis; the low zone (2 or lower) shaded, concerns marked."""
+    axis = time_axis(history)
+    if axis is None or not history.factors:
+        return '<p class="muted">No client check-in yet: no ratings of the relationship.</p>'
+    inner_h = FACTOR_HEIGHT - TOP - BOTTOM
+
+    def y(rating: float) -> float:
+        return round(TOP + inner_h * (HIGHEST + 0.5 - rating) / (HIGHEST - LOWEST + 1), 2)
+
+    parts = [
+        f'<svg viewBox="0 0 {WIDTH} {FACTOR_HEIGHT}" width="{WIDTH}" height="{FACTOR_HEIGHT}"'
+        ' role="img" aria-labelledby="factors-title" class="chart factors">',
+        '<title id="factors-title">The client\'s six factors of the relationship over time</title>',
+        *stage_bands(history, axis, FACTOR_HEIGHT, "factor-stage-band"),
+        f'<rect class="low-zone" x="{LEFT}" y="{y(LOW + 0.5)}" width="{WIDTH - LEFT - RIGHT}"'
+        f' height="{round(y(LOWEST - 0.5) - y(LOW + 0.5), 2)}" fill="#fca5a5"'
+        ' fill-opacity="0.3"><title>low: 2 or less</title></rect>',
+    ]
+    for level in range(LOWEST, HIGHEST + 1):
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(level)}" y2="{y(level)}"'
+            ' stroke="#c8ccd2" stroke-width="1"/>'
+            f'<text x="{LEFT - 8}" y="{y(level) + 4}" text-anchor="end" class="axis">{level}</text>'
+        )
+    for moment, what, factor in history.concerns:
+        colour = "#dc2626" if what == "raised" else "#16a34a"
+        parts.append(
+            f'<line class="concern-{what}" x1="{axis.x(moment)}" x2="{axis.x(moment)}"'
+            f' y1="{TOP}" y2="{TOP + inner_h}" stroke="{colour}" stroke-width="1.5"'
+            f' stroke-dasharray="2 3"><title>concern {what}: {html.escape(factor)} at'
+            f" {html.escape(label(moment))}</title></line>"
+        )
+    for index, factor in enumerate(FACTORS):
+        shift = (index - (len(FACTORS) - 1) / 2) * FACTOR_OFFSET
+        colour = FACTOR_COLOURS[factor]
+
+        def shifted(rating: float, shift: float = shift) -> float:
+            return round(y(rating) + shift, 2)
+
+        values = [(moment, float(ratings[factor])) for moment, ratings in history.factors]
+        parts.append(
+            f'<polyline class="factor-line" data-factor="{factor}"'
+            f' points="{step_points(axis, values, shifted)}" fill="none" stroke="{colour}"'
+            ' stroke-width="2.5" stroke-linejoin="round"/>'
+        )
+        for moment, rating in values:
+            parts.append(
+                f'<circle cx="{axis.x(moment)}" cy="{shifted(rating)}" r="3.5" fill="{colour}">'
+                f"<title>{html.escape(factor.replace('_', ' '))}"
+                f" {int(rating)} at {html.escape(label(moment))}</title></circle>"
+            )
+    legend_x = LEFT
+    for factor in FACTORS:
+        name = factor.replace("_", " ")
+        parts.append(
+            f'<rect x="{legend_x}" y="{TOP - 30}" width="12" height="12" rx="2"'
+            f' fill="{FACTOR_COLOURS[factor]}"/>'
+            f'<text x="{legend_x + 16}" y="{TOP - 20}" class="legend">{html.escape(name)}</text>'
+        )
+        legend_x += 28 + 6 * len(name)
+    parts.append(time_labels(axis, FACTOR_HEIGHT))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -301,6 +435,8 @@ def render(history: History) -> str:
     """The whole page."""
     stage = history.stage_view["stage"] if history.stage_view else "not opened"
     score = history.trust_view["score"] if history.trust_view else "—"
+    health = (history.relationship_view or {}).get("health")
+    concerns = (history.relationship_view or {}).get("concerns") or []
     chains = "".join(
         f"<li><b>{html.escape(schema)}</b>: {html.escape(status)}</li>"
         for schema, status in history.chains.items()
@@ -310,9 +446,12 @@ def render(history: History) -> str:
         as_of=html.escape(format_time(history.as_of) if history.as_of else "now (the whole log)"),
         stage=html.escape(str(stage)),
         score=html.escape(str(score)),
+        health=html.escape("—" if health is None else str(health)),
+        concerns=html.escape(", ".join(c.replace("_", " ") for c in concerns) or "none"),
         events=len(history.rows),
         chains=chains,
         chart=chart(history),
+        factors_chart=factors_chart(history),
         stages=stage_table(history),
         rows=event_table(history),
     )

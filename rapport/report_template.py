@@ -15,7 +15,7 @@ PAGE = Template(
   h1 { font-size: 22px; margin: 0 0 4px; }
   h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #e4e7eb; padding-bottom: 4px; }
   .muted { color: #7b8794; }
-  .summary { display: grid; grid-template-columns: repeat(4, max-content); gap: 4px 28px; }
+  .summary { display: grid; grid-template-columns: repeat(5, max-content); gap: 4px 28px; }
   .summary b { display: block; font-size: 18px; }
   table { border-collapse: collapse; width: 100%; }
   th, td { text-align: left; vertical-align: top; padding: 4px 8px;
@@ -30,6 +30,8 @@ PAGE = Template(
   .chart { max-width: 100%; height: auto; background: #fff; border: 1px solid #e4e7eb; }
   .chart .axis { font-size: 11px; fill: #52606d; }
   .chart .stage-label { font-size: 11px; fill: #5b21b6; }
+  .chart .legend { font-size: 11px; fill: #1f2933; }
+  .charts { display: flex; flex-direction: column; gap: 8px; }
   ul.chains { margin: 4px 0; padding-left: 18px; }
 </style>
 </head>
@@ -39,14 +41,22 @@ PAGE = Template(
 <div class="summary">
   <div>stage<b id="stage">$stage</b></div>
   <div>trust score<b id="score">$score</b></div>
+  <div>relationship health<b id="health">$health</b></div>
+  <div>open relationship concerns<b id="concerns">$concerns</b></div>
   <div>events<b>$events</b></div>
 </div>
 <h2>Hash chains</h2>
 <ul class="chains">$chains</ul>
-<h2>Trust score over time</h2>
-<p class="muted">The blue line is the trust score after each event; shaded bands are stages and
-dashed lines mark stage changes.</p>
+<h2>Trust score and the relationship over time</h2>
+<p class="muted">Above, the blue line is the trust score after each event; shaded bands are
+stages and dashed lines mark stage changes. Below, on the same time axis, the client's ratings
+of the six factors of the relationship (1 to 5) at each of their check-ins; the red zone is a
+low rating (2 or less), red dotted lines mark concerns raised and green ones concerns resolved.
+</p>
+<div class="charts">
 $chart
+$factors_chart
+</div>
 <h2>Stage timeline</h2>
 $stages
 <h2>Events in order</h2>

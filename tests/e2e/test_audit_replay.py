@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from rapport.cli import app
+from services.engagement.domain.events import FACTORS
 from shared.audit import live_digests
+from tests.e2e.engagement_support import open_engagement
 from tests.support import Stack, auth, eventually, start_intake_journey
 
 SERVICES = ("intake", "engagement", "notifications")
@@ -81,10 +83,42 @@ async def journeys_reached_every_service(stack: Stack, count: int) -> None:
             await eventually(welcomed)
 
 
+async def relationship_with_an_escalated_concern(stack: Stack) -> None:
+    """Check-ins from both parties on two engagements of one coach: a concern opens,
+    escalates to supervision, another resolves; the roll-up spans both engagements."""
+    coach_id = f"coach-{uuid.uuid4().hex[:8]}"
+    ratings = dict.fromkeys(FACTORS, 4)
+    escalations = []
+    async with stack.client("intake") as intake, stack.client("engagement") as http:
+        for client_ratings in ([1, 1, 1, 5], [2, 2, 4]):
+            journey = await open_engagement(stack, intake, http, coach_id=coach_id)
+            await journey.send("plan")
+            await journey.send(
+                "relationship-checkins",
+                {"ratings": {**ratings, "empathy": 5}, "comment": "steady"},
+                role="coach",
+            )
+            for rating in client_ratings:
+                await journey.send(
+                    "relationship-checkins",
+                    {"ratings": {**ratings, "active_listening": rating}, "comment": "how I feel"},
+                    role="client",
+                )
+            stored = [e.event_type for e in await journey.stored_events()]
+            assert "RelationshipConcernResolved" in stored
+            escalations.append(stored.count("SupervisionRecommended"))
+        assert escalations == [1, 0]
+        response = await http.get(
+            f"/v1/coaches/{coach_id}/relationship", headers=auth("coach", coach_id)
+        )
+        assert response.status_code == 200
+
+
 async def test_two_replays_of_the_same_log_print_the_same_digests_equal_to_the_live_ones(
     stack: Stack,
 ) -> None:
     await journeys_reached_every_service(stack, 2)
+    await relationship_with_an_escalated_concern(stack)
 
     async def two_replays_of_a_still_log() -> tuple[Result, Result] | None:
         await caught_up(stack)
@@ -113,6 +147,8 @@ async def test_two_replays_of_the_same_log_print_the_same_digests_equal_to_the_l
         for live in await live_digests(stack.settings.database_url, name, projections):
             assert printed[(name, live.projection)][:2] == (live.documents, live.digest)
     assert printed[("intake", "intake_view")][0] >= 2
+    assert printed[("engagement", "relationship_view")][0] >= 2
+    assert printed[("engagement", "coach_relationship")][0] >= 1
 
 
 async def test_replay_drops_its_fresh_schemas_unless_asked_to_keep_them(stack: Stack) -> None:

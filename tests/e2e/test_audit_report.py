@@ -18,11 +18,14 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from rapport.cli import app
+from rapport.report import FACTOR_COLOURS
+from services.engagement.domain.events import FACTORS
 from shared.envelope import format_time, parse_time
 from tests.support import Stack, auth, eventually, start_intake_journey
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TRUST_BLUE = (0x25, 0x63, 0xEB)
+SCREEN = (1200, 1400)  # tall enough for both charts
 
 
 async def cli(*args: str) -> Result:
@@ -73,9 +76,15 @@ class Engagement:
         return answer
 
 
+def checkin(rating: int, **others: int) -> dict[str, Any]:
+    return {"ratings": {**dict.fromkeys(FACTORS, rating), **others}, "comment": "how it feels"}
+
+
 async def a_lived_engagement(stack: Stack) -> Engagement:
     """Opened, plan started, one refuted and one confirmed homework, a client violation,
-    transformation: the score moves and the stage changes twice."""
+    transformation: the score moves and the stage changes twice. The client checks in on the
+    relationship three times (a concern on active listening opens, then resolves), the coach
+    once."""
     coach_id = f"coach-{uuid.uuid4().hex[:8]}"
     async with stack.client("intake") as intake:
         journey = await start_intake_journey(
@@ -86,6 +95,7 @@ async def a_lived_engagement(stack: Stack) -> Engagement:
     await engagement.record(1)
     due = format_time(stack.clock.now() + timedelta(days=7))
     await engagement.send("plan")
+    await engagement.send("relationship-checkins", checkin(4, active_listening=2), role="client")
     for outcome in ("refuted", "confirmed"):
         homework = await engagement.send("homework", {"title": "Journal daily", "due_at": due})
         hid = homework["homework_id"]
@@ -95,7 +105,12 @@ async def a_lived_engagement(stack: Stack) -> Engagement:
         "boundary-violations",
         {"violated_by": "client", "kind": "outside_agreed_contact", "description": "3am calls"},
     )
+    await engagement.send(
+        "relationship-checkins", checkin(3, active_listening=1, empathy=5), role="client"
+    )
+    await engagement.send("relationship-checkins", checkin(5), role="coach")
     await engagement.send("transformation", {"summary": "Runs 5k twice a week"})
+    await engagement.send("relationship-checkins", checkin(5, collaboration=4), role="client")
     return engagement
 
 
@@ -173,6 +188,27 @@ async def test_the_report_shows_stages_events_and_the_trust_chart_and_needs_no_n
     assert "intact (" in page
 
 
+async def test_the_report_draws_the_clients_six_factors_on_the_trust_charts_time_axis(
+    stack: Stack, lived: Engagement, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    result = await cli("audit", "report", lived.id, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    relationship = await lived.view("/relationship")
+    assert relationship is not None and relationship["health"] is not None
+    assert f'<b id="health">{relationship["health"]}</b>' in page
+    assert '<b id="concerns">none</b>' in page
+    for factor, colour in FACTOR_COLOURS.items():
+        assert page.count(f'data-factor="{factor}"') == 1
+        assert page.count(f'r="3.5" fill="{colour}"') == 3  # a point per client check-in
+    assert page.count('class="concern-raised"') == 1
+    assert page.count('class="concern-resolved"') == 1
+    assert page.count('class="factor-stage-band"') == page.count('class="stage-band"') == 3
+    assert "concern raised: active_listening" in page
+    assert page.count("&quot;how it feels&quot;") == 4  # each comment, decrypted, in the events
+
+
 def lived_intake_events(page: str) -> int:
     return page.count("<td>intake</td>")
 
@@ -208,6 +244,7 @@ async def test_after_erasure_the_report_shows_personal_fields_as_erased(
     assert result.exit_code == 0, result.output
     page = out.read_text()
     assert "Grace Hopper" not in page and "3am calls" not in page
+    assert "how it feels" not in page  # the check-in comments too
     assert "&quot;erased&quot;" in page
     assert "intact (" in page  # erasure leaves every hash whole
 
@@ -267,10 +304,10 @@ def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
 
 
 @pytest.mark.chromium
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="headless Chromium is not installed")
-async def test_headless_chromium_renders_the_trust_chart_of_the_report(
+async def test_headless_chromium_renders_the_trust_chart_and_the_six_factors_of_the_report(
     stack: Stack, lived: Engagement, tmp_path: Path
 ) -> None:
+    assert shutil.which(CHROMIUM), "headless Chromium is missing: `make chromium` installs it"
     out = tmp_path / "report.html"
     result = await cli("audit", "report", lived.id, "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -282,10 +319,15 @@ async def test_headless_chromium_renders_the_trust_chart_of_the_report(
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             "--hide-scrollbars",
             f"--user-data-dir={tmp_path / 'profile'}",
             f"--screenshot={screenshot}",
-            "--window-size=1200,900",
+            f"--window-size={SCREEN[0]},{SCREEN[1]}",
             out.as_uri(),
         ],
         check=True,
@@ -293,16 +335,25 @@ async def test_headless_chromium_renders_the_trust_chart_of_the_report(
         timeout=120,
     )
     width, height, pixels = png_pixels(screenshot.read_bytes())
-    assert (width, height) == (1200, 900)
+    assert (width, height) == SCREEN
     colours = Counter(pixels)
-    near_blue = sum(
-        count
-        for (r, g, b), count in colours.items()
-        if abs(r - TRUST_BLUE[0]) < 30
-        and abs(g - TRUST_BLUE[1]) < 30
-        and abs(b - TRUST_BLUE[2]) < 30
-    )
+    near_blue = near(colours, TRUST_BLUE)
     assert near_blue > 500  # the trust line and its points are drawn
     bands = {(0xE3, 0xF6, 0xE8), (0xFF, 0xF3, 0xD6), (0xE0, 0xEC, 0xFF)}
-    assert all(colours[band] > 1000 for band in bands)  # the three stages are shaded
-    print(f"screenshot: {screenshot}; {len(colours)} colours, {near_blue} trust-blue pixels")
+    assert all(colours[band] > 2000 for band in bands)  # the stages, shaded in both charts
+    drawn = {factor: near(colours, rgb(colour)) for factor, colour in FACTOR_COLOURS.items()}
+    assert all(count > 150 for count in drawn.values()), drawn  # each factor's line and points
+    print(f"screenshot: {screenshot}; {len(colours)} colours, {near_blue} trust-blue, {drawn}")
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    return (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16))
+
+
+def near(colours: Counter[tuple[int, int, int]], target: tuple[int, int, int]) -> int:
+    """Pixels within a small distance of a colour (anti-aliasing blurs the edges)."""
+    return sum(
+        count
+        for (r, g, b), count in colours.items()
+        if abs(r - target[0]) < 30 and abs(g - target[1]) < 30 and abs(b - target[2]) < 30
+    )

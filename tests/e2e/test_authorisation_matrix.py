@@ -111,11 +111,19 @@ EXPECTED: dict[tuple[str, str, str], dict[str, int]] = {
     ),
     ("engagement", "POST", "/v1/engagements/{engagement_id}/testimonial"): CLIENT_COMMAND,
     ("engagement", "POST", "/v1/engagements/{engagement_id}/self-checks"): PARTY_COMMAND,
+    ("engagement", "POST", "/v1/engagements/{engagement_id}/relationship-checkins"): (
+        PARTY_COMMAND
+    ),
     ("engagement", "POST", "/v1/engagements/{engagement_id}/boundary-violations"): (
         REPORTER_COMMAND
     ),
     ("engagement", "GET", "/v1/engagements/{engagement_id}"): ENGAGEMENT_READ,
     ("engagement", "GET", "/v1/engagements/{engagement_id}/trust"): ENGAGEMENT_READ,
+    ("engagement", "GET", "/v1/engagements/{engagement_id}/relationship"): ENGAGEMENT_READ,
+    # that coach, a supervisor of one of the coach's engagements, auditor, admin
+    ("engagement", "GET", "/v1/coaches/{coach_id}/relationship"): row(
+        200, 403, 403, 403, 200, 403, 200, 200
+    ),
     ("engagement", "GET", "/v1/coaches/{coach_id}/engagements"): row(
         200, 403, 403, 403, 403, 403, 200, 200
     ),
@@ -158,6 +166,16 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/engagements/{engagement_id}/boundary-reviews": {"notes": "n"},
     "/v1/engagements/{engagement_id}/transformation": {"summary": "s"},
     "/v1/engagements/{engagement_id}/self-checks": {"on_track": True},
+    "/v1/engagements/{engagement_id}/relationship-checkins": {
+        "ratings": {
+            "empathy": 4,
+            "active_listening": 4,
+            "non_judgment": 4,
+            "confidentiality": 4,
+            "collaboration": 4,
+            "boundaries": 4,
+        }
+    },
     "/v1/engagements/{engagement_id}/graduation": {"session_cadence_days": 30},
     "/v1/engagements/{engagement_id}/follow-ups": {"scores": {"energy": 4}},
     "/v1/engagements/{engagement_id}/testimonial": {"text": "t", "consent_to_publish": False},

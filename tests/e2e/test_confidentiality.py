@@ -15,11 +15,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner, Result
 
 from rapport.cli import app as rapport_cli
+from services.engagement.domain.events import FACTORS
 from shared.envelope import GENESIS_HASH, Envelope
 from tests.e2e.engagement_support import DUE, Journey
 from tests.integration.webhook_support import Receiver, receiver
 from tests.support import Stack, auth, eventually, start_intake_journey
 
+RATINGS = dict.fromkeys(FACTORS, 2)
 PAYLOAD_FIELDS = {"notification_id", "kind", "recipient", "engagement_id", "due_at", "created_at"}
 
 
@@ -50,6 +52,8 @@ def personal_values(tag: str) -> dict[str, str]:
         "follow-up notes",
         "testimonial text",
         "termination notes",
+        "client check-in comment",
+        "coach check-in comment",
     )
     values = {label: f"Quokka {label} {tag}" for label in labels}
     return {**values, **secrets_of(tag)}
@@ -147,6 +151,12 @@ async def drive_to_graduation(journey: Journey, values: dict[str, str]) -> None:
     """Every command of the engagement that carries free text, through all four stages."""
     homework = await journey.send("homework", {"title": values["homework title"], "due_at": DUE})
     hw = homework["homework_id"]
+    for role in ("client", "coach"):
+        await journey.send(
+            "relationship-checkins",
+            {"ratings": RATINGS, "comment": values[f"{role} check-in comment"]},
+            role=role,  # type: ignore[arg-type]
+        )
     await journey.send(f"homework/{hw}/claim", {"note": values["claim note"]}, role="client")
     await journey.send(
         f"homework/{hw}/verification", {"outcome": "confirmed", "evidence": values["evidence"]}
@@ -324,8 +334,17 @@ async def test_erasure_reaches_intake_and_engagement_keeps_every_chain_and_chang
             },
         )
         await journey.send("sessions", {"held_at": DUE, "duration_minutes": 30, "notes": "x"})
+        for _ in range(2):  # the second opens concerns: two consecutive low ratings
+            await journey.send(
+                "relationship-checkins",
+                {"ratings": RATINGS, "comment": values["client check-in comment"]},
+                role="client",
+            )
         stage_before, trust_before = await journey.stage(), await journey.trust()
+        bond_before = await journey.view("/relationship")
         assert stage_before["erased"] is False and trust_before["score"] < 100
+        assert bond_before["comments"]["client"] == values["client check-in comment"]
+        assert bond_before["concerns"] == list(FACTORS)
         version_before = journey.version
 
         async with stack.client("intake") as intake:
@@ -345,6 +364,7 @@ async def test_erasure_reaches_intake_and_engagement_keeps_every_chain_and_chang
         journey.version = events[-1].stream_version
         assert journey.version == version_before + 1
         stage_after, trust_after = await journey.stage(), await journey.trust()
+        bond_after = await journey.view("/relationship", role="client")
         coach_list = await http.get(
             f"/v1/coaches/{journey.coach_id}/engagements", headers=auth("coach", journey.coach_id)
         )
@@ -359,6 +379,11 @@ async def test_erasure_reaches_intake_and_engagement_keeps_every_chain_and_chang
     assert coach_list.json()["items"][0]["erased"] is True
     assert numbers(stage_after) == numbers(stage_before)
     assert numbers(trust_after) == numbers(trust_before)
+    assert bond_after["erased"] is True and bond_after["comments"] == {
+        "client": None,
+        "coach": None,
+    }
+    assert {**numbers(bond_after), "comments": None} == {**numbers(bond_before), "comments": None}
     assert events[-1].data == {
         "client_id": journey.client_id,
         "erased_at": events[-1].data["erased_at"],

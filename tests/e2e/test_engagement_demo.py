@@ -27,10 +27,17 @@ async def test_the_demo_walks_one_client_through_every_stage_and_prints_the_scor
     assert refuted.score == 75
     assert [s.score for s in steps][:5] == [100, 100, 100, 100, 100]
     assert any(s.step == "Boundary check-in" for s in steps)
+    concerns = [s.concerns for s in steps]
+    raised = concerns.index(("active_listening",))
+    assert concerns[:raised] == [()] * raised  # one concern opens ...
+    resolved = concerns.index((), raised)
+    assert concerns[resolved:] == [()] * (len(steps) - resolved)  # ... and resolves
+    assert steps[resolved].step == "Client: listening 4, concern resolved"
+    assert steps[0].health is None and steps[-1].health == 75
     versions = [s.version for s in steps]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
     printed = output.getvalue()
-    for text in ("Stage timeline", "Coach refutes the claim", "graduated", "75"):
+    for text in ("Stage timeline", "Coach refutes the claim", "graduated", "75", "concern"):
         assert text in printed
 
 

@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from services.engagement.domain.events import FACTORS
 from services.engagement.projections import PROJECTIONS
 from shared.audit import live_digests, replay
 from tests.e2e.engagement_support import DUE, Journey, open_engagement
@@ -259,8 +260,15 @@ async def test_a_rebuild_of_the_projections_from_the_store_equals_the_live_ones(
             "boundary-violations",
             {"violated_by": "client", "kind": "other", "description": "late-night calls"},
         )
+        for role in ("client", "coach", "client"):
+            await journey.send(
+                "relationship-checkins",
+                {"ratings": {**dict.fromkeys(FACTORS, 4), "empathy": 2}, "comment": "so-so"},
+                role=role,  # type: ignore[arg-type]
+            )
         await journey.stage()
         await journey.trust()
+        assert (await journey.view("/relationship"))["concerns"] == ["empathy"]
 
     database_url = stack.settings.database_url
     assert database_url is not None
@@ -270,7 +278,12 @@ async def test_a_rebuild_of_the_projections_from_the_store_equals_the_live_ones(
         await runner.catch_up_all()
         rebuilt = await replay(database_url, "engagement", PROJECTIONS)
         live = await live_digests(database_url, "engagement", PROJECTIONS)
-        assert {d.projection for d in live} == {"stage_view", "trust_view"}
+        assert {d.projection for d in live} == {
+            "stage_view",
+            "trust_view",
+            "relationship_view",
+            "coach_relationship",
+        }
         return rebuilt.digests == live and all(d.documents > 0 for d in live)
 
     assert await eventually(rebuilt_equals_live, timeout=30.0, interval=0.5)

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.engagement.domain.events import FACTORS
 from tests.e2e.engagement_support import DUE, Journey, open_engagement
 from tests.support import Stack, auth
 
@@ -210,6 +211,14 @@ async def world(stack: Stack) -> AsyncIterator[World]:
                 {"violated_by": "client", "kind": "other", "description": "d"},
                 journey.headers("coach"),
                 "description",
+                None,
+            ),
+            Target(  # after homework: its valid body starts the plan check-ins need
+                "engagement",
+                f"{eng}/relationship-checkins",
+                {"ratings": dict.fromkeys(FACTORS, 3), "comment": "c"},
+                journey.headers("client"),
+                "comment",
                 None,
             ),
             Target(

@@ -302,7 +302,17 @@ def test_a_terminated_engagement_accepts_nothing_more() -> None:
 
 
 def test_every_free_text_field_of_every_event_is_personal() -> None:
-    free_text = {"title", "note", "evidence", "notes", "description", "steps", "summary", "text"}
+    free_text = {
+        "title",
+        "note",
+        "evidence",
+        "notes",
+        "description",
+        "steps",
+        "summary",
+        "text",
+        "comment",
+    }
     for event_type in ENGAGEMENT_EVENTS:
         fields = set(event_type.model_fields)
         assert personal_fields_of(event_type) == fields & free_text, event_type.event_type
@@ -313,6 +323,11 @@ def test_the_contract_data_fields_are_present() -> None:
     assert {"violation_id", "violated_by", "kind"} <= set(_fields("BoundaryViolated"))
     assert {"graduated_at"} <= set(_fields("Graduated"))
     assert {"party", "reason"} <= set(_fields("SupervisionRecommended"))
+    assert {"checkin_id", "rater", "ratings", "comment"} <= set(
+        _fields("RelationshipCheckInRecorded")
+    )
+    assert {"factor"} <= set(_fields("RelationshipConcernRaised"))
+    assert {"factor"} <= set(_fields("RelationshipConcernResolved"))
     assert {"homework_id"} <= set(_fields("HomeworkClaimed"))
     assert {"reason"} <= set(_fields("EngagementTerminated"))
 

@@ -23,6 +23,7 @@ from services.engagement.domain.commands import (
     HoldSession,
     OpenEngagement,
     ReceiveTestimonial,
+    RecordRelationshipCheckIn,
     RecordSelfCheck,
     ReportViolation,
     ReviewBoundaries,
@@ -31,7 +32,9 @@ from services.engagement.domain.commands import (
     TerminateEngagement,
     VerifyHomework,
 )
+from services.engagement.domain.events import FACTORS, SupervisionRecommended
 from services.engagement.domain.state import TRANSITIONS, Engagement
+from services.engagement.projections.relationship_view import relationship_view
 from services.engagement.projections.stage_view import stage_view
 from services.engagement.projections.trust_view import trust_view
 from shared.envelope import Actor, Envelope, format_time
@@ -56,6 +59,7 @@ violation_ids = st.sampled_from(["v1", "v2", "v3", "v4", "v5"])
 parties = st.sampled_from(["coach", "client"])
 kinds = st.sampled_from(["role_overstep", "confidentiality_breach", "outside_agreed_contact"])
 text = st.just("free text")
+ratings = st.fixed_dictionaries({factor: st.sampled_from([1, 2, 4]) for factor in FACTORS})
 
 
 def builds(model: type[Command], **fields: Any) -> st.SearchStrategy[Command]:
@@ -88,6 +92,13 @@ commands: st.SearchStrategy[Command] = st.one_of(
     builds(CompleteFollowUp, follow_up_id=st.just("f"), scores=st.just({"energy": 5.0})),
     builds(
         ReceiveTestimonial, testimonial_id=st.just("t"), text=text, consent_to_publish=st.just(True)
+    ),
+    builds(
+        RecordRelationshipCheckIn,
+        checkin_id=st.just("c"),
+        rater=parties,
+        ratings=ratings,
+        comment=st.none() | text,
     ),
 )
 ending = builds(TerminateEngagement, reason=st.sampled_from(["broken_trust", "mutual"]))
@@ -143,8 +154,12 @@ def check_rules(before: Engagement, after: Engagement, decided: list[DomainEvent
     names = [event.event_type for event in decided]
     detected = names.count("DeceptionPatternDetected")
     assert detected == (after.deception_pattern and not before.deception_pattern)
-    if "SupervisionRecommended" in names:
-        assert names[0] == "BoundaryViolated" and names.count("SupervisionRecommended") == 1
+    if "SupervisionRecommended" in names and names[0] == "BoundaryViolated":
+        assert names.count("SupervisionRecommended") == 1
+    elif "SupervisionRecommended" in names:  # one per escalated concern, at most one a factor
+        assert names[0] == "RelationshipCheckInRecorded"
+        factors = [e.factor for e in decided if isinstance(e, SupervisionRecommended)]
+        assert len(factors) == len(set(factors)) and set(factors) <= set(after.concerns.open)
     assert 0 <= after.trust_score <= 100
 
 
@@ -202,7 +217,8 @@ def test_the_stage_and_trust_views_agree_with_the_domain(
     log = envelopes(run)
     stage = fold_stream(stage_view, log)
     scores = fold_stream(trust_view, log)
-    assert stage is not None and scores is not None
+    bond = fold_stream(relationship_view, log)
+    assert stage is not None and scores is not None and bond is not None
     state = run.state
     assert stage["stage"] == state.stage
     assert stage["stage_history"][-1]["stage"] == state.stage
@@ -218,3 +234,4 @@ def test_the_stage_and_trust_views_agree_with_the_domain(
     assert scores["deception_pattern"] == state.deception_pattern
     awaiting = sum(1 for h in state.homework.values() if h.claimed and h.outcome is None)
     assert scores["awaiting_verification"] == stage["homework"]["awaiting_verification"] == awaiting
+    assert bond["concerns"] == [factor for factor in FACTORS if factor in state.concerns.open]

@@ -106,6 +106,27 @@ def test_a_supervision_recommendation_tells_the_coach_and_the_supervisor() -> No
     }
 
 
+def test_a_relationship_concern_tells_the_coach_only() -> None:
+    event = envelope("RelationshipConcernRaised", {"factor": "active_listening"})
+    assert planned(PARTIES, event) == {("relationship_concern", "coach:co-1", AT)}
+
+
+def test_a_supervision_recommended_for_a_relationship_concern_tells_coach_and_supervisor() -> None:
+    event = envelope(
+        "SupervisionRecommended",
+        {"party": "coach", "reason": "relationship:empathy", "factor": "empathy"},
+    )
+    assert planned(PARTIES, event) == {
+        ("supervision_recommended", "coach:co-1", AT),
+        ("supervision_recommended", "supervisor:su-1", AT),
+    }
+
+
+def test_check_ins_and_resolved_concerns_call_for_no_notification() -> None:
+    for event_type in ("RelationshipCheckInRecorded", "RelationshipConcernResolved"):
+        assert notifications_for(PARTIES, envelope(event_type, {"factor": "empathy"})) == []
+
+
 def test_a_termination_tells_the_coach_and_the_client() -> None:
     event = envelope("EngagementTerminated", {"reason": "mutual"})
     assert planned(PARTIES, event) == {
@@ -136,6 +157,7 @@ def test_every_kind_of_the_contract_has_a_rule() -> None:
         envelope("SupervisionRecommended", {"party": "coach", "reason": "r"}),
         envelope("EngagementTerminated", {"reason": "other"}),
         envelope("Graduated", {"graduated_at": format_time(AT)}),
+        envelope("RelationshipConcernRaised", {"factor": "empathy"}),
     ]
     kinds = {plan.kind for event in events for plan in notifications_for(PARTIES, event)}
     assert kinds == set(KINDS)

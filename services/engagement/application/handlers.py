@@ -11,17 +11,22 @@ import asyncpg
 
 from services.engagement.domain import engagement
 from services.engagement.domain.commands import EraseClientData, OpenEngagement
-from services.engagement.domain.events import Stage, registry
+from services.engagement.domain.events import Party, Stage, registry
+from services.engagement.projections.coach_relationship import coach_relationship
+from services.engagement.projections.coach_relationship import empty as empty_rollup
+from services.engagement.projections.coach_relationship import public as public_rollup
+from services.engagement.projections.relationship_view import public as public_relationship
+from services.engagement.projections.relationship_view import relationship_view
 from services.engagement.projections.stage_view import stage_view
 from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
 from shared.commands import Body, CommandRunner, Decider, IdempotencyKey
 from shared.crypto import KeyVault
 from shared.envelope import Actor, Envelope, new_id
-from shared.errors import NotFound
+from shared.errors import InvalidCommand, NotFound
 from shared.events import Command, DomainEvent
 from shared.eventstore import EventMetadata, EventStore
-from shared.projections import Projection, read_view
+from shared.projections import Projection, load_document, read_view
 
 DECIDER = Decider(initial=engagement.initial, evolve=engagement.evolve, owner=engagement.owner)
 
@@ -50,6 +55,21 @@ def may_act(principal: Principal, state: engagement.Engagement, who: Who) -> boo
         case "reporter":
             return coach or client or supervisor
     return False
+
+
+def checkin_rater(principal: Principal, named: Party | None) -> Party | None:
+    """Who rates in a relationship check-in: the sender's own role when a client or coach
+    sends it (naming another rater is invalid), the rater the body names when an admin does
+    (None if it names none: the rule refuses that). Others get None and are refused access."""
+    if principal.is_admin:
+        return named
+    if principal.role not in ("client", "coach"):
+        return None
+    if named is not None and named != principal.role:
+        raise InvalidCommand(
+            "rater is the sender's own role; only an admin names another", field="rater"
+        )
+    return "client" if principal.role == "client" else "coach"
 
 
 def may_read(principal: Principal, view: Body) -> bool:
@@ -162,6 +182,29 @@ class EngagementService:
             raise PermissionDenied("not a party to this engagement")
         erased = bool(document.get("erased")) or await self.vault.is_erased(document["client_id"])
         return {**document, "erased": erased, "version": version}
+
+    async def relationship(
+        self, principal: Principal, engagement_id: str, *, as_of: datetime | None = None
+    ) -> Body:
+        """The relationship view, comments decrypted (null once the client is erased)."""
+        view = await self.read(principal, engagement_id, projection=relationship_view, as_of=as_of)
+        revealed, _ = await self.vault.reveal(view)
+        return public_relationship(revealed)
+
+    async def coach_relationship(self, principal: Principal, coach_id: str) -> Body:
+        """The coach's roll-up: that coach, a supervisor of one of the coach's engagements,
+        auditors and admins. A coach without engagements reads zeros."""
+        async with self.store.pool.acquire() as conn:
+            found = await load_document(conn, coach_relationship.name, coach_id)
+        view = found[0] if found is not None else empty_rollup(coach_id)
+        allowed = (
+            principal.role in ("admin", "auditor")
+            or (principal.role == "coach" and principal.sub == coach_id)
+            or (principal.role == "supervisor" and principal.sub in view["supervisors"])
+        )
+        if not allowed:
+            raise PermissionDenied("not this coach, nor a supervisor of their engagements")
+        return public_rollup(view)
 
     async def coach_engagements(
         self, principal: Principal, coach_id: str, stage: Stage | None, *, limit: int = 1000

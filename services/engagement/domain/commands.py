@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from services.engagement.domain.events import (
+    Factor,
     Outcome,
     Party,
     TerminationReason,
@@ -113,6 +114,17 @@ class ReceiveTestimonial(Command):
     testimonial_id: str
     text: str
     consent_to_publish: bool
+    at: datetime
+
+
+class RecordRelationshipCheckIn(Command):
+    """Six ratings of the relationship by one party. `rater` is the sender's own role; an
+    admin names it (None: an admin who did not, refused by the rule)."""
+
+    checkin_id: str
+    rater: Party | None
+    ratings: dict[Factor, int]
+    comment: str | None = None
     at: datetime
 
 

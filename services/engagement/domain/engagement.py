@@ -1,6 +1,7 @@
 """The engagement as a pure decider: `decide(state, command) -> events`, `evolve(state, event)`.
 
-The rules live one module per concern (lifecycle, homework and trust, boundaries, graduation);
+The rules live one module per concern (lifecycle, homework and trust, boundaries, graduation,
+relationship check-ins);
 this module only dispatches a command to its rule.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from services.engagement.domain import boundaries, graduation, homework, lifecycle
+from services.engagement.domain import boundaries, checkins, graduation, homework, lifecycle
 from services.engagement.domain.commands import (
     AchieveTransformation,
     AddressViolation,
@@ -21,6 +22,7 @@ from services.engagement.domain.commands import (
     HoldSession,
     OpenEngagement,
     ReceiveTestimonial,
+    RecordRelationshipCheckIn,
     RecordSelfCheck,
     ReportViolation,
     ReviewBoundaries,
@@ -54,6 +56,7 @@ RULES: dict[type[Command], Rule] = {
     Graduate: graduation.graduate,
     CompleteFollowUp: graduation.follow_up,
     ReceiveTestimonial: graduation.testimonial,
+    RecordRelationshipCheckIn: checkins.record,
 }
 
 

@@ -7,7 +7,7 @@ client's key. Times a rule needs later (the 90-day window, graduation) travel in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from shared.events import DomainEvent, EventRegistry, OptionalPersonalStr, PersonalStr
 
@@ -25,7 +25,21 @@ ViolationKind = Literal[
     "other",
 ]
 TerminationReason = Literal["broken_trust", "boundaries", "client_withdrew", "mutual", "other"]
-SupervisionReason = Literal["persistent_violations", "confidentiality_breach"]
+# The six factors of a therapeutic relationship (contract section 7), in the contract's order.
+Factor = Literal[
+    "empathy", "active_listening", "non_judgment", "confidentiality", "collaboration", "boundaries"
+]
+FACTORS: tuple[Factor, ...] = get_args(Factor)
+SupervisionReason = Literal[
+    "persistent_violations",
+    "confidentiality_breach",
+    "relationship:empathy",
+    "relationship:active_listening",
+    "relationship:non_judgment",
+    "relationship:confidentiality",
+    "relationship:collaboration",
+    "relationship:boundaries",
+]
 
 
 class EngagementOpened(DomainEvent):
@@ -109,15 +123,24 @@ class BoundaryViolated(DomainEvent):
 
 
 class SupervisionRecommended(DomainEvent):
-    """Appended with the third violation by one party within 90 days, and with every
-    confidentiality breach by the coach."""
+    """Appended with the third violation by one party within 90 days, with every
+    confidentiality breach by the coach, and when a relationship concern is still open after
+    the client's third consecutive low rating of its factor.
+
+    Version 2 names its cause: a violation (`violation_id`, `violations_in_window`) or a
+    relationship check-in (`checkin_id`, `factor`, reason `relationship:<factor>`); the other
+    cause's fields are null. Version 1 rows (violations only) are upcast on read.
+    """
 
     event_type = "SupervisionRecommended"
+    schema_version = 2
 
     party: Party
     reason: SupervisionReason
-    violation_id: str
-    violations_in_window: int
+    violation_id: str | None = None
+    violations_in_window: int | None = None
+    checkin_id: str | None = None
+    factor: Factor | None = None
     supervisor_id: str | None
 
 
@@ -213,6 +236,42 @@ class EngagementTerminated(DomainEvent):
     terminated_at: datetime
 
 
+class RelationshipCheckInRecorded(DomainEvent):
+    """A party rated the relationship on each of the six factors, 1..5 (contract section 7).
+    `coach_id` lets the coach's roll-up find the engagement's coach in the event itself."""
+
+    event_type = "RelationshipCheckInRecorded"
+
+    checkin_id: str
+    rater: Party
+    ratings: dict[Factor, int]
+    comment: OptionalPersonalStr = None
+    coach_id: str
+    recorded_at: datetime
+
+
+class RelationshipConcernRaised(DomainEvent):
+    """The client rated `factor` 2 or lower in two consecutive client check-ins."""
+
+    event_type = "RelationshipConcernRaised"
+
+    factor: Factor
+    checkin_id: str
+    coach_id: str
+    raised_at: datetime
+
+
+class RelationshipConcernResolved(DomainEvent):
+    """The client rated the factor of an open concern 4 or higher."""
+
+    event_type = "RelationshipConcernResolved"
+
+    factor: Factor
+    checkin_id: str
+    coach_id: str
+    resolved_at: datetime
+
+
 class ClientDataErased(DomainEvent):
     """The client's key was destroyed (the intake's `ClientErased` arrived): the personal
     fields of this stream read null from now on. No count, score or stage changes."""
@@ -244,6 +303,16 @@ ENGAGEMENT_EVENTS: tuple[type[DomainEvent], ...] = (
     TestimonialReceived,
     EngagementTerminated,
     ClientDataErased,
+    RelationshipCheckInRecorded,
+    RelationshipConcernRaised,
+    RelationshipConcernResolved,
 )
 
 registry = EventRegistry(ENGAGEMENT_EVENTS)
+
+
+@registry.upcaster("SupervisionRecommended", 1)
+def supervision_recommended_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 was only ever caused by a violation: it had no check-in and no factor.
+    Stored v1 rows stay as they are; they are upcast whenever they are read."""
+    return {**data, "checkin_id": None, "factor": None}

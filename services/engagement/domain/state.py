@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from services.engagement.domain import trust
+from services.engagement.domain import relationship, trust
 from services.engagement.domain.events import (
     BoundaryViolated,
     BoundaryViolationAddressed,
@@ -22,8 +22,12 @@ from services.engagement.domain.events import (
     Party,
     PlanStarted,
     RegressionDetected,
+    RelationshipCheckInRecorded,
+    RelationshipConcernRaised,
+    RelationshipConcernResolved,
     SessionHeld,
     Stage,
+    SupervisionRecommended,
     TransformationAchieved,
     ViolationKind,
 )
@@ -78,6 +82,7 @@ class Engagement:
     sessions_held: int = 0
     graduated_at: datetime | None = None
     erased: bool = False
+    concerns: relationship.Concerns = field(default_factory=relationship.Concerns)
 
     @property
     def opened(self) -> bool:
@@ -158,4 +163,11 @@ def evolve(state: Engagement, event: DomainEvent) -> Engagement:
             return replace(state, stage="terminated")
         case ClientDataErased():
             return replace(state, erased=True)
+        case (
+            RelationshipCheckInRecorded()
+            | RelationshipConcernRaised()
+            | RelationshipConcernResolved()
+            | SupervisionRecommended()
+        ):
+            return replace(state, concerns=relationship.evolve(state.concerns, event))
     return state

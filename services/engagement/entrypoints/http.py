@@ -10,11 +10,12 @@ from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query
-from pydantic import Field, StrictBool, StrictInt, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
-from services.engagement.application.handlers import EngagementService, Who
+from services.engagement.application.handlers import EngagementService, Who, checkin_rater
 from services.engagement.domain import commands
 from services.engagement.domain.events import (
+    Factor,
     Outcome,
     Party,
     Stage,
@@ -103,12 +104,93 @@ class TerminationIn(RequestBody):
     notes: LongText | None = None
 
 
+Rating = Annotated[
+    StrictInt, Field(ge=1, le=5, description="1 (not at all) to 5 (fully); an integer")
+]
+
+
+class RatingsIn(RequestBody):
+    """Exactly the six factors of the relationship, each rated 1..5."""
+
+    empathy: Rating
+    active_listening: Rating
+    non_judgment: Rating
+    confidentiality: Rating
+    collaboration: Rating
+    boundaries: Rating
+
+
+class CheckInIn(RequestBody):
+    ratings: RatingsIn
+    comment: LongText | None = None
+    rater: Party | None = Field(
+        None,
+        description="Only for an admin recording a party's check-in (required then); a client "
+        "or coach rates as themselves.",
+    )
+
+
 class HomeworkOut(CommandAccepted):
     homework_id: str
 
 
 class ViolationOut(CommandAccepted):
     violation_id: str
+
+
+class CheckInOut(CommandAccepted):
+    checkin_id: str
+
+
+class ByRater(BaseModel):
+    client: int
+    coach: int
+
+
+class LatestByRater(BaseModel):
+    client: dict[Factor, int] | None
+    coach: dict[Factor, int] | None
+
+
+class CommentsByRater(BaseModel):
+    client: str | None
+    coach: str | None
+
+
+class RelationshipOut(BaseModel):
+    """The relationship view (contract section 7)."""
+
+    engagement_id: str
+    client_id: str
+    coach_id: str
+    supervisor_id: str | None
+    checkins: ByRater
+    latest: LatestByRater
+    average: dict[Party, dict[Factor, float]] = Field(
+        description="Per rater with check-ins, the mean of their last 3 (2 decimals, half up)."
+    )
+    gaps: dict[Factor, int] = Field(
+        description="Coach's latest minus client's latest; empty unless both have rated."
+    )
+    concerns: list[Factor]
+    health: int | None = Field(ge=0, le=100)
+    comments: CommentsByRater = Field(
+        description="Each rater's latest comment (null without one, or once erased)."
+    )
+    erased: bool
+    version: int
+
+
+class CoachRelationshipOut(BaseModel):
+    """A coach's relationship roll-up (contract section 7)."""
+
+    coach_id: str
+    engagements: int = Field(description="Engagements with at least one client check-in.")
+    average: dict[Factor, float] = Field(
+        description="Mean over those engagements of each one's latest client rating."
+    )
+    open_concerns: int
+    version: int = Field(description="Events folded into the roll-up so far.")
 
 
 @dataclass(frozen=True)
@@ -183,6 +265,14 @@ COMMAND_ROUTES = (
         new_id="testimonial_id",
     ),
     CommandRoute("termination", commands.TerminateEngagement, "coach", TerminationIn),
+    CommandRoute(
+        "relationship-checkins",
+        commands.RecordRelationshipCheckIn,
+        "party",
+        CheckInIn,
+        new_id="checkin_id",
+        response=CheckInOut,
+    ),
 )
 # Who sent a command, recorded in its event, where the command has such a field.
 SENDER_FIELDS = {commands.ReportViolation: "reported_by", commands.RecordSelfCheck: "recorded_by"}
@@ -215,6 +305,8 @@ def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
                 fields[route.new_id] = extra[route.new_id] = new_id()
             if route.command in SENDER_FIELDS:
                 fields[SENDER_FIELDS[route.command]] = principal.role
+            if route.command is commands.RecordRelationshipCheckIn:
+                fields["rater"] = checkin_rater(principal, fields.get("rater"))
             return await service().act(
                 principal,
                 engagement_id,
@@ -269,6 +361,28 @@ def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
     ) -> Body:
         """The trust view: score, verifications, open client violations, deception pattern."""
         return await service().read(principal, engagement_id, projection=trust_view, as_of=as_of)
+
+    @app.get(
+        "/v1/engagements/{engagement_id}/relationship",
+        tags=tags,
+        response_model=RelationshipOut,
+    )
+    async def read_relationship(
+        engagement_id: PathId, as_of: AsOf = None, principal: Principal = Depends(caller)
+    ) -> Body:
+        """The relationship view: check-in counts, latest ratings, averages of the last three,
+        coach-vs-client gaps, open concerns, health; `?as_of=` folds the log up to that time."""
+        return await service().relationship(principal, engagement_id, as_of=as_of)
+
+    @app.get(
+        "/v1/coaches/{coach_id}/relationship",
+        tags=tags,
+        response_model=CoachRelationshipOut,
+    )
+    async def coach_relationship(coach_id: PathId, principal: Principal = Depends(caller)) -> Body:
+        """The coach's roll-up over engagements with client check-ins: that coach, a
+        supervisor of one of their engagements, auditor, admin."""
+        return await service().coach_relationship(principal, coach_id)
 
     @app.get("/v1/coaches/{coach_id}/engagements", tags=tags)
     async def coach_engagements(

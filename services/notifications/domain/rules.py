@@ -28,6 +28,7 @@ ENGAGEMENT_EVENTS = frozenset(
         "SupervisionRecommended",
         "EngagementTerminated",
         "Graduated",
+        "RelationshipConcernRaised",
     }
 )
 HANDLED = ENGAGEMENT_EVENTS | {CLIENT_COMMITTED}
@@ -40,6 +41,7 @@ KINDS = (
     "engagement_ended",
     "follow_up_due",
     "testimonial_request",
+    "relationship_concern",
 )
 
 
@@ -117,8 +119,10 @@ def _recipients(parties: Parties, envelope: Envelope) -> list[tuple[str, list[st
             by_coach = envelope.data.get("violated_by") == "coach"
             recipients = [*parties.coach, *(parties.supervisor if by_coach else [])]
             return [("boundary_violation", recipients, now)]
-        case "SupervisionRecommended":
+        case "SupervisionRecommended":  # for violations and relationship concerns alike
             return [("supervision_recommended", [*parties.coach, *parties.supervisor], now)]
+        case "RelationshipConcernRaised":
+            return [("relationship_concern", parties.coach, now)]
         case "EngagementTerminated":
             return [("engagement_ended", [*parties.coach, *parties.client], now)]
         case "Graduated":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,6 +58,71 @@ def token(
         secret = dev_secrets(data_dir).jwt_secret
     now = datetime.now(UTC)
     typer.echo(issue_token(secret, role, sub, now=now, ttl=timedelta(hours=hours)))
+
+
+@app.command()
+def backup(
+    out: Path = typer.Option(..., "--out", help="A new, empty folder for the backup."),
+    data_dir: Path = typer.Option(Path(".rapport"), help="Where `rapport dev` keeps its data."),
+) -> None:
+    """Back up every service's log, projections and the wrapped client keys (pg_dump)."""
+    from rapport.backup import BackupError
+    from rapport.backup import backup as run_backup
+
+    configure_logging(os.environ.get("RAPPORT_LOG_LEVEL", "warning"))
+    with _database(data_dir, create=False) as database_url:
+        try:
+            outcome = asyncio.run(run_backup(database_url, out, _master_key(data_dir)))
+        except (BackupError, OSError) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from error
+    for line in outcome.lines:
+        typer.echo(line)
+
+
+@app.command()
+def restore(
+    source: Path = typer.Argument(..., help="A folder written by `rapport backup`."),
+    data_dir: Path = typer.Option(
+        Path(".rapport"), help="Where to restore the embedded database (a new one is created)."
+    ),
+) -> None:
+    """Restore a backup into an empty database, then prove it: log digests and hash chains."""
+    from rapport.backup import BackupError
+    from rapport.backup import restore as run_restore
+
+    configure_logging(os.environ.get("RAPPORT_LOG_LEVEL", "warning"))
+    with _database(data_dir, create=True) as database_url:
+        try:
+            outcome = asyncio.run(run_restore(database_url, source, _master_key(data_dir)))
+        except (BackupError, OSError) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from error
+    for line in outcome.lines:
+        typer.echo(line)
+    typer.echo("restored: run `rapport audit replay` to rebuild and compare the projections")
+
+
+@contextlib.contextmanager
+def _database(data_dir: Path, *, create: bool) -> Iterator[str]:
+    from rapport.infra import InfrastructureError, running_database
+
+    try:
+        with running_database(data_dir, create=create) as database_url:
+            yield database_url
+    except InfrastructureError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
+def _master_key(data_dir: Path) -> str | None:
+    if key := os.environ.get("RAPPORT_MASTER_KEY"):
+        return key
+    if (data_dir / "secrets.json").exists():
+        from rapport.secrets import dev_secrets
+
+        return dev_secrets(data_dir).master_key
+    return None
 
 
 @app.command()

@@ -54,16 +54,17 @@ class Endpoints:
 
 
 @contextlib.contextmanager
-def running_database(data_dir: Path) -> Iterator[str]:
+def running_database(data_dir: Path, *, create: bool = False) -> Iterator[str]:
     """The database alone: ``RAPPORT_DATABASE_URL`` when set, else the embedded PostgreSQL of
     ``rapport dev`` in ``data_dir/"pg"`` (started if it is not running, and stopped again on
-    exit unless another process, such as ``rapport dev``, still holds it)."""
+    exit unless another process, such as ``rapport dev``, still holds it). With ``create``, a
+    new one is initialised there if there is none."""
     database_url = os.environ.get(DATABASE_URL_ENV) or None
     if database_url is not None:
         yield database_url
         return
     pgdata = data_dir.expanduser().resolve() / "pg"
-    if not (pgdata / "PG_VERSION").exists():
+    if not create and not (pgdata / "PG_VERSION").exists():
         raise InfrastructureError(
             f"no Rapport database in {pgdata}: run `rapport dev` there first, pass --data-dir,"
             f" or set {DATABASE_URL_ENV}"

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -19,10 +20,10 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from shared.crypto import KeyVault
-from shared.envelope import Envelope, canonical_json
+from shared.envelope import GENESIS_HASH, Envelope, canonical_json
 from shared.errors import InvalidCommand, NotFound
 from shared.events import DomainEvent, EventRegistry
-from shared.eventstore import ConcurrencyConflict, EventMetadata, EventStore
+from shared.eventstore import ConcurrencyConflict, EventMetadata, EventStore, Head
 
 S = TypeVar("S")
 Body = dict[str, Any]
@@ -90,12 +91,47 @@ async def remember(conn: asyncpg.Connection, key: IdempotencyKey, status: int, b
         raise ConcurrencyConflict(key.scope, None, None)  # the same key raced: answer the first
 
 
-@dataclass
+@dataclass(frozen=True)
 class Folded(Generic[S]):
-    """A stream's state and the version it was folded up to."""
+    """A stream's state, the version it was folded up to, and that event's hash."""
 
     state: S
     version: int
+    hash: str = GENESIS_HASH
+
+    @property
+    def head(self) -> Head:
+        return Head(self.version, self.hash)
+
+
+class StateCache(Generic[S]):
+    """The last committed fold of recently used streams (least recently used dropped first).
+
+    A command folds only the events appended since the cached version, so its cost does not
+    grow with the stream. Only states read back from committed events are kept.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self._capacity = capacity
+        self._states: OrderedDict[str, Folded[S]] = OrderedDict()
+
+    def get(self, stream_id: str) -> Folded[S] | None:
+        found = self._states.get(stream_id)
+        if found is not None:
+            self._states.move_to_end(stream_id)
+        return found
+
+    def put(self, stream_id: str, folded: Folded[S]) -> None:
+        known = self._states.get(stream_id)
+        if known is not None and known.version > folded.version:
+            return  # a later commit got here first
+        self._states[stream_id] = folded
+        self._states.move_to_end(stream_id)
+        while len(self._states) > self._capacity:
+            self._states.popitem(last=False)
+
+    def drop(self, stream_id: str) -> None:
+        self._states.pop(stream_id, None)
 
 
 async def fold(
@@ -104,14 +140,17 @@ async def fold(
     decider: Decider[S],
     conn: asyncpg.Connection,
     stream_id: str,
+    since: Folded[S] | None = None,
 ) -> Folded[S]:
-    """The stream's current state, folded from its events as they stream in."""
-    state = decider.initial()
-    version = 0
-    async for envelope in store.read_stream(conn, stream_id):
+    """The stream's current state: `since` (a fold up to some version, or nothing) with the
+    events appended after it."""
+    state = decider.initial() if since is None else since.state
+    version = 0 if since is None else since.version
+    last_hash = GENESIS_HASH if since is None else since.hash
+    for envelope in await store.read_stream_after(conn, stream_id, version):
         state = decider.evolve(state, registry.load(envelope))
-        version = envelope.stream_version
-    return Folded(state, version)
+        version, last_hash = envelope.stream_version, envelope.hash
+    return Folded(state, version, last_hash)
 
 
 class CommandRunner(Generic[S]):
@@ -125,12 +164,14 @@ class CommandRunner(Generic[S]):
         vault: KeyVault,
         *,
         retries: int = 12,
+        cache: StateCache[S] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.decider = decider
         self.vault = vault
         self.retries = retries
+        self.cache: StateCache[S] = cache or StateCache()
 
     async def execute(
         self,
@@ -142,9 +183,18 @@ class CommandRunner(Generic[S]):
         creates: bool = False,
         idempotency: IdempotencyKey | None = None,
     ) -> Body:
-        """Fold, decide, append; retry on a lost race; answer the first answer to a retried key."""
+        """Fold, decide, append; retry on a lost race; answer the first answer to a retried key.
+
+        Without an `Idempotency-Key` a command needs no transaction: its append is one atomic
+        statement that checks the stream still ends where the fold did.
+        """
         for attempt in range(self.retries + 1):
             try:
+                if idempotency is None:
+                    async with self.store.connection() as conn:
+                        return await self.execute_in(
+                            conn, stream_id, decide, metadata, respond, creates=creates
+                        )
                 async with self.store.transaction() as conn:
                     return await self.execute_in(
                         conn,
@@ -156,6 +206,7 @@ class CommandRunner(Generic[S]):
                         idempotency=idempotency,
                     )
             except ConcurrencyConflict:
+                self.cache.drop(stream_id)
                 if attempt == self.retries:
                     raise
                 # another command won the race: decide again against the new state, after a
@@ -174,14 +225,19 @@ class CommandRunner(Generic[S]):
         creates: bool = False,
         idempotency: IdempotencyKey | None = None,
     ) -> Body:
-        """One attempt inside the caller's transaction (a consumer's inbox, say)."""
+        """One attempt on the caller's connection (inside its transaction, if it has one: a
+        consumer's inbox, say). The new state is cached once its events are committed."""
         if idempotency is not None:
             previous = await remembered(conn, idempotency)
             if previous is not None:
                 return previous
-        current = await fold(self.store, self.registry, self.decider, conn, stream_id)
+        current = await fold(
+            self.store, self.registry, self.decider, conn, stream_id, self.cache.get(stream_id)
+        )
         if current.version == 0 and not creates:
             raise NotFound(f"no such stream: {stream_id}")
+        if current.version:
+            self.store.after_commit(conn, lambda: self.cache.put(stream_id, current))
         events = list(decide(current.state))
         state = current.state
         for event in events:
@@ -189,8 +245,14 @@ class CommandRunner(Generic[S]):
         owner = self.decider.owner(state)
         protect = await self.vault.encryptor(conn, owner) if owner and events else None
         envelopes = await self.store.append(
-            conn, stream_id, current.version, events, metadata, protect=protect
+            conn, stream_id, current.version, events, metadata, protect=protect, head=current.head
         )
+        if envelopes:  # cached as a fold of the stored (sealed) events would give it
+            stored = current.state
+            for envelope in envelopes:
+                stored = self.decider.evolve(stored, self.registry.load(envelope))
+            reached = Folded(stored, envelopes[-1].stream_version, envelopes[-1].hash)
+            self.store.after_commit(conn, lambda: self.cache.put(stream_id, reached))
         body = respond(state, envelopes)
         if "stream_version" not in body:
             body["stream_version"] = envelopes[-1].stream_version if envelopes else current.version

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,10 @@ CREATE TABLE IF NOT EXISTS keyvault.client_keys (
     erased_at   timestamptz
 );
 """
+
+
+KEY_CACHE_SECONDS = 30.0  # how long an unwrapped key is kept for sealing new data
+MAX_CACHED_KEYS = 50_000
 
 
 class KeyErased(LookupError):
@@ -66,10 +71,14 @@ def _open(key: bytes, token: str) -> str:
 class KeyVault:
     """Creates, unwraps and destroys per-client data keys held in PostgreSQL."""
 
-    def __init__(self, pool: asyncpg.Pool, master_key: bytes) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, master_key: bytes, *, key_ttl: float = KEY_CACHE_SECONDS
+    ) -> None:
         self._pool = pool
         self._master = AESGCM(master_key)
         self._erased: set[str] = set()
+        self._key_ttl = key_ttl
+        self._sealing_keys: dict[str, tuple[bytes, float]] = {}
 
     def seal_secret(self, value: str, purpose: str) -> str:
         """Encrypt a service secret (a webhook's signing secret, say) with the master key,
@@ -92,12 +101,24 @@ class KeyVault:
     async def encryptor(self, conn: asyncpg.Connection, client_id: str) -> Callable[[str], str]:
         """A function sealing plaintext with the client's key, creating the key if new.
 
-        For an erased client, new plaintext is dropped: it becomes a token no key opens.
+        For an erased client, new plaintext is dropped: it becomes a token no key opens. The
+        unwrapped key is kept for a short while (`key_ttl`) for the next writes; erasing here
+        drops it at once, and data sealed meanwhile by another instance with a key erased
+        there is as unreadable as the rest.
         """
-        try:
-            key = await self._key(conn, client_id, create=True)
-        except KeyErased:
-            return lambda value: value if is_token(value) else f"{TOKEN_PREFIX}{client_id}:-"
+        cached = self._sealing_keys.get(client_id)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now and client_id not in self._erased:
+            key = cached[0]
+        else:
+            try:
+                key = await self._key(conn, client_id, create=True)
+            except KeyErased:
+                self._sealing_keys.pop(client_id, None)
+                return lambda value: value if is_token(value) else f"{TOKEN_PREFIX}{client_id}:-"
+            if len(self._sealing_keys) >= MAX_CACHED_KEYS:
+                self._sealing_keys.clear()
+            self._sealing_keys[client_id] = (key, now + self._key_ttl)
         return lambda value: value if is_token(value) else _seal(key, client_id, value)
 
     async def erase(self, conn: asyncpg.Connection, client_id: str) -> bool:
@@ -114,6 +135,7 @@ class KeyVault:
                 client_id,
             )
         self._erased.add(client_id)
+        self._sealing_keys.pop(client_id, None)
         return not status.endswith(" 0")
 
     async def is_erased(self, client_id: str) -> bool:

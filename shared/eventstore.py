@@ -24,6 +24,7 @@ from shared.envelope import (
     Envelope,
     format_time,
     new_id,
+    parse_time,
     seal,
 )
 from shared.events import DomainEvent, dump_protected
@@ -138,6 +139,16 @@ class EventMetadata:
         )
 
 
+class Head(NamedTuple):
+    """Where a stream ends: its last version and that event's hash."""
+
+    version: int
+    hash: str
+
+
+EMPTY = Head(0, GENESIS_HASH)
+
+
 class Wakeup:
     """An in-process signal: fired after a commit that appended, awaited by background loops."""
 
@@ -163,9 +174,21 @@ _HEAD_SQL = (
     "SELECT stream_version, hash FROM events WHERE stream_id = $1 "
     "ORDER BY stream_version DESC LIMIT 1"
 )
-_INSERT_SQL = (
-    "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,"
-    " occurred_at, envelope, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+# Rows from arrays, inserted only if the stream still ends at the version decided against
+# ($9, $10): one statement, atomic without a transaction, and never a gap in versions.
+_APPEND_SQL = (
+    "WITH appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type,"
+    " schema_version, occurred_at, envelope, hash)"
+    " SELECT r.event_id::uuid, $8, r.stream_version, r.event_type, r.schema_version, $5,"
+    " r.envelope::json, r.hash"
+    " FROM unnest($1::text[], $2::integer[], $3::text[], $4::integer[], $6::text[], $7::text[])"
+    " AS r(event_id, stream_version, event_type, schema_version, envelope, hash)"
+    " WHERE (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $8) = $9"
+    " RETURNING 1) SELECT count(*) FROM appended"
+)
+_STREAM_AFTER_SQL = (
+    "SELECT envelope FROM events WHERE stream_id = $1 AND stream_version > $2"
+    " ORDER BY stream_version"
 )
 _AFTER_SQL = (
     "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
@@ -185,14 +208,45 @@ class EventStore:
         self.producer = producer
         self.clock = clock
         self.appended = Wakeup()
+        self._commit_hooks: dict[int, list[Callable[[], None]]] = {}
+        self._autocommit: set[int] = set()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection in a transaction; background readers are woken after it commits."""
+        """A connection in a transaction; its `after_commit` hooks run and background readers
+        are woken after it commits."""
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-            async with conn.transaction():
-                yield conn
+            hooks: list[Callable[[], None]] = []
+            self._commit_hooks[id(conn)] = hooks
+            try:
+                async with conn.transaction():
+                    yield conn
+            finally:
+                del self._commit_hooks[id(conn)]
+            for hook in hooks:
+                hook()
             self.appended.fire()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection without a transaction: each statement commits on its own (an append
+        is one statement). Background readers are woken afterwards."""
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+            self._autocommit.add(id(conn))
+            try:
+                yield conn
+            finally:
+                self._autocommit.discard(id(conn))
+            self.appended.fire()
+
+    def after_commit(self, conn: asyncpg.Connection, hook: Callable[[], None]) -> None:
+        """Run `hook` once what `conn` did so far is committed: at the end of a `transaction()`,
+        at once on a `connection()`. On a connection this store does not manage, never."""
+        hooks = self._commit_hooks.get(id(conn))
+        if hooks is not None:
+            hooks.append(hook)
+        elif id(conn) in self._autocommit:
+            hook()
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
@@ -212,23 +266,31 @@ class EventStore:
         metadata: EventMetadata,
         *,
         protect: Callable[[str], str] | None = None,
+        head: Head | None = None,
     ) -> list[Envelope]:
-        """Append events to a stream inside the caller's transaction.
+        """Append events to a stream, atomically, in one statement.
 
         `expected_version` is the version the caller decided against (0 for a new stream,
-        None to append wherever the stream stands). `protect` encrypts personal fields.
-        Make the append the transaction's first write, so its transaction id orders it after
-        every event it read. Raises ConcurrencyConflict, leaving the transaction to roll back.
+        None to append wherever the stream stands). `head`, when the caller folded the stream
+        up to `expected_version`, is its last version and hash: no lookup is needed, and the
+        insert itself checks that the stream still ends there. `protect` encrypts personal
+        fields. Inside a transaction, make the append its first write, so its transaction id
+        orders it after every event it read. Raises ConcurrencyConflict when the stream moved
+        on; nothing is written then.
         """
-        head = await conn.fetchrow(_HEAD_SQL, stream_id)
-        version = 0 if head is None else int(head["stream_version"])
-        prev_hash = GENESIS_HASH if head is None else str(head["hash"])
-        if expected_version is not None and version != expected_version:
-            raise ConcurrencyConflict(stream_id, expected_version, version)
+        if not events:
+            return []
+        if head is None or expected_version is None or head.version != expected_version:
+            head = await self.head(conn, stream_id)
+            if expected_version is not None and head.version != expected_version:
+                raise ConcurrencyConflict(stream_id, expected_version, head.version)
+        version, prev_hash = head.version, head.hash
         recorded_at = self.clock.now()
+        recorded = format_time(recorded_at)
         occurred_at = format_time(metadata.occurred_at or recorded_at)
+        occurred = parse_time(occurred_at)
+        actor = metadata.actor.model_dump()
         envelopes: list[Envelope] = []
-        rows = []
         for event in events:
             version += 1
             data = dump_protected(event, protect or (lambda value: value))
@@ -240,39 +302,53 @@ class EventStore:
                     "stream_id": stream_id,
                     "stream_version": version,
                     "occurred_at": occurred_at,
-                    "recorded_at": format_time(recorded_at),
+                    "recorded_at": recorded,
                     "producer": self.producer,
                     "correlation_id": metadata.correlation_id,
                     "causation_id": metadata.causation_id,
-                    "actor": metadata.actor.model_dump(),
+                    "actor": actor,
                     "data": data,
                     "prev_hash": prev_hash,
                 }
             )
             prev_hash = envelope.hash
             envelopes.append(envelope)
-            rows.append(
-                (
-                    envelope.event_id,
-                    stream_id,
-                    version,
-                    envelope.event_type,
-                    envelope.schema_version,
-                    envelope.occurred,
-                    envelope.to_json().decode(),
-                    envelope.hash,
-                )
-            )
         try:
-            await conn.executemany(_INSERT_SQL, rows)
+            inserted = await conn.fetchval(
+                _APPEND_SQL,
+                [e.event_id for e in envelopes],
+                [e.stream_version for e in envelopes],
+                [e.event_type for e in envelopes],
+                [e.schema_version for e in envelopes],
+                occurred,
+                [e.to_json().decode() for e in envelopes],
+                [e.hash for e in envelopes],
+                stream_id,
+                head.version,
+            )
         except asyncpg.UniqueViolationError as error:
-            raise ConcurrencyConflict(stream_id, expected_version, None) from error
+            raise ConcurrencyConflict(stream_id, head.version, None) from error
+        if inserted != len(envelopes):
+            raise ConcurrencyConflict(stream_id, head.version, None)
         return envelopes
+
+    async def head(self, conn: asyncpg.Connection, stream_id: str) -> Head:
+        """The stream's last version and hash (version 0 and the genesis hash if empty)."""
+        row = await conn.fetchrow(_HEAD_SQL, stream_id)
+        if row is None:
+            return Head(0, GENESIS_HASH)
+        return Head(int(row["stream_version"]), str(row["hash"]))
+
+    async def read_stream_after(
+        self, conn: asyncpg.Connection, stream_id: str, version: int
+    ) -> list[Envelope]:
+        """A stream's events after `version`, in order, in one round trip (no cursor)."""
+        rows = await conn.fetch(_STREAM_AFTER_SQL, stream_id, version)
+        return [Envelope.model_validate_json(row["envelope"]) for row in rows]
 
     async def version(self, conn: asyncpg.Connection, stream_id: str) -> int:
         """The stream's current version (0 for a stream with no events)."""
-        head = await conn.fetchrow(_HEAD_SQL, stream_id)
-        return 0 if head is None else int(head["stream_version"])
+        return (await self.head(conn, stream_id)).version
 
     async def read_stream(
         self,

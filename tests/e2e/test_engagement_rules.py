@@ -230,11 +230,16 @@ async def test_the_coach_lists_their_engagements_filtered_by_stage(stack: Stack)
                 f"/v1/coaches/{coach_id}/engagements", params=params, headers=auth(role, sub)
             )
 
-        everything = (await listed("coach", coach_id)).json()["items"]
-        assert {item["engagement_id"] for item in everything} == {
-            first.engagement_id,
-            second.engagement_id,
-        }
+        both = {first.engagement_id, second.engagement_id}
+
+        async def both_listed() -> list[Any] | None:  # lists are projections: eventually
+            items: list[Any] = (await listed("coach", coach_id)).json()["items"]
+            versions = {item["engagement_id"]: item["version"] for item in items}
+            caught_up = versions.get(second.engagement_id) == second.version
+            return items if set(versions) == both and caught_up else None
+
+        everything = await eventually(both_listed)
+        assert {item["engagement_id"] for item in everything} == both
         working = (await listed("coach", coach_id, "working_the_plan")).json()["items"]
         assert [(i["engagement_id"], i["stage"]) for i in working] == [
             (second.engagement_id, "working_the_plan")

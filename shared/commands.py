@@ -130,9 +130,6 @@ class StateCache(Generic[S]):
         while len(self._states) > self._capacity:
             self._states.popitem(last=False)
 
-    def drop(self, stream_id: str) -> None:
-        self._states.pop(stream_id, None)
-
 
 async def fold(
     store: EventStore,
@@ -206,7 +203,7 @@ class CommandRunner(Generic[S]):
                         idempotency=idempotency,
                     )
             except ConcurrencyConflict:
-                self.cache.drop(stream_id)
+                # the cached fold is still a true (older) state: the next attempt reads on
                 if attempt == self.retries:
                     raise
                 # another command won the race: decide again against the new state, after a

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     # Partitions of each topic the services create (and re-create after a broker lost them).
     kafka_partitions: int = Field(default=3, ge=1)
+    # Stream-hash segments the partitioned projections are folded in, shared among instances.
+    projection_segments: int = Field(default=4, ge=1, le=256)
     # How long a starting service waits for its database and broker before giving up.
     startup_timeout: float = Field(default=60.0, gt=0)
 

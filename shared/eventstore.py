@@ -50,6 +50,18 @@ class Checkpoint(NamedTuple):
 START = Checkpoint(0, 0)
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One of `count` stream-hash segments of the log: streams whose hash modulo `count` is
+    `index` (PostgreSQL's `hashtext`, so every reader agrees)."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
 class StoredEvent:
     """A stored event with its place in the log: the indexed columns, the envelope text
     exactly as stored, and the envelope parsed from it on first use."""
@@ -185,6 +197,14 @@ _APPEND_SQL = (
     " AS r(event_id, stream_version, event_type, schema_version, envelope, hash)"
     " WHERE (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $8) = $9"
     " RETURNING 1) SELECT count(*) FROM appended"
+)
+_SEGMENT_AFTER_SQL = (
+    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
+    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope FROM events"
+    " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
+    " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " AND (hashtext(stream_id) & 2147483647) % $4 = $5"
+    " ORDER BY events.transaction_id, events.global_position LIMIT $3"
 )
 _STREAM_AFTER_SQL = (
     "SELECT envelope FROM events WHERE stream_id = $1 AND stream_version > $2"
@@ -367,31 +387,69 @@ class EventStore:
             yield Envelope.model_validate_json(record["envelope"])
 
     async def read_after(
-        self, conn: asyncpg.Connection, checkpoint: Checkpoint, limit: int = 500
+        self,
+        conn: asyncpg.Connection,
+        checkpoint: Checkpoint,
+        limit: int = 500,
+        *,
+        segment: Segment | None = None,
     ) -> list[StoredEvent]:
-        """The next committed events after a checkpoint, in commit-safe order, at most `limit`."""
-        records = await conn.fetch(
-            _AFTER_SQL, str(checkpoint.transaction_id), checkpoint.position, limit
-        )
+        """The next committed events after a checkpoint, in commit-safe order, at most
+        `limit`; with a `segment`, only the streams that hash into it."""
+        if segment is None:
+            records = await conn.fetch(
+                _AFTER_SQL, str(checkpoint.transaction_id), checkpoint.position, limit
+            )
+        else:
+            records = await conn.fetch(
+                _SEGMENT_AFTER_SQL,
+                str(checkpoint.transaction_id),
+                checkpoint.position,
+                limit,
+                segment.count,
+                segment.index,
+            )
         return [StoredEvent.of(record) for record in records]
 
 
 async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> Checkpoint:
-    """Read (creating if new) a named checkpoint; `lock` holds its row till commit."""
+    """Read (creating at the start of the log if new) a named checkpoint; `lock` holds its
+    row till commit."""
     await conn.execute(
         "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
     )
+    found = await find_checkpoint(conn, name, lock=lock)
+    assert found is not None
+    return found
+
+
+async def find_checkpoint(
+    conn: asyncpg.Connection, name: str, *, lock: bool = False
+) -> Checkpoint | None:
+    """A named checkpoint, or None if there is none; `lock` holds its row till commit."""
     row = await conn.fetchrow(
         "SELECT transaction_id::text AS transaction_id, global_position FROM checkpoints"
         " WHERE name = $1" + (" FOR UPDATE" if lock else ""),
         name,
     )
-    assert row is not None
+    if row is None:
+        return None
     return Checkpoint(int(row["transaction_id"]), int(row["global_position"]))
 
 
-async def save_checkpoint(conn: asyncpg.Connection, name: str, checkpoint: Checkpoint) -> None:
-    """Move a named checkpoint to the last event a reader handled."""
+async def save_checkpoint(
+    conn: asyncpg.Connection, name: str, checkpoint: Checkpoint, *, create: bool = False
+) -> None:
+    """Move a named checkpoint to the last event a reader handled (`create`: a new one)."""
+    if create:
+        await conn.execute(
+            "INSERT INTO checkpoints (name, transaction_id, global_position)"
+            " VALUES ($1, $2::text::xid8, $3) ON CONFLICT (name) DO NOTHING",
+            name,
+            str(checkpoint.transaction_id),
+            checkpoint.position,
+        )
+        return
     await conn.execute(
         "UPDATE checkpoints SET transaction_id = $2::text::xid8, global_position = $3,"
         " updated_at = now() WHERE name = $1",

@@ -11,8 +11,6 @@ transient failure (the database away) leaves the projection at its checkpoint to
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -22,17 +20,15 @@ from typing import Any
 
 import asyncpg
 import structlog
-from prometheus_client import Counter
 
 from shared.envelope import Envelope, canonical_json
 from shared.events import EventRegistry
-from shared.eventstore import START, EventStore, StoredEvent, load_checkpoint, save_checkpoint
-from shared.parking import Parking, count_open, park
+from shared.eventstore import START, EventStore, StoredEvent
+from shared.parking import Parking
 
 __all__ = [
     "Document",
     "Projection",
-    "ProjectionRunner",
     "Unapplied",
     "apply_batch",
     "digest",
@@ -46,12 +42,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-APPLIED = Counter("rapport_projection_events_total", "Events folded", ["service", "projection"])
-FAILED = Counter(
-    "rapport_projection_failures_total",
-    "Failed catch-up rounds (the projection waits at its checkpoint)",
-    ["service", "projection"],
-)
 
 Document = dict[str, Any]
 
@@ -62,12 +52,19 @@ class Projection:
 
     With a `registry`, envelopes of older schema versions are upcast before the fold sees
     them, so folds only ever read current data (stored rows are never rewritten).
+
+    `partitioned` (the usual case) says every document's events come from one stream, in
+    version order: such a projection can be folded in stream-hash segments by several
+    instances, and an event at or below the version a document already folded is skipped,
+    so applying a stretch of the log twice changes nothing. A document folded across streams
+    (a coach's roll-up) is not partitioned.
     """
 
     name: str
     key: Callable[[Envelope], str | None]
     fold: Callable[[Document | None, Envelope], Document | None]
     registry: EventRegistry | None = None
+    partitioned: bool = True
 
     def apply(self, document: Document | None, envelope: Envelope) -> Document | None:
         """Fold one envelope, upcast to its current schema version."""
@@ -135,12 +132,18 @@ class _Folding:
 
 
 async def apply_batch(
-    conn: asyncpg.Connection, projection: Projection, batch: Sequence[StoredEvent]
+    conn: asyncpg.Connection,
+    projection: Projection,
+    batch: Sequence[StoredEvent],
+    *,
+    skip_folded: bool = True,
 ) -> tuple[int, list[Unapplied]]:
     """Fold a batch of events into their documents: one load, one write.
 
     Returns how many events touched the projection, and the events it could not fold
-    (unparseable rows, folds that raised); those are left out, the rest still apply.
+    (unparseable rows, folds that raised); those are left out, the rest still apply. A
+    partitioned projection skips events its documents folded already, unless not
+    `skip_folded` (a parked event applied late, after later ones).
     """
     unapplied: list[Unapplied] = []
     keyed: list[tuple[str, Envelope]] = []
@@ -163,6 +166,9 @@ async def apply_batch(
     items = {item.event_id: item for item in batch}
     touched = 0
     for key, envelope in keyed:
+        folded = folding.versions.get(key, 0)
+        if skip_folded and projection.partitioned and envelope.stream_version <= folded:
+            continue  # folded already (a stretch of the log applied again)
         try:
             document = projection.apply(folding.documents.get(key), envelope)
         except Exception as error:
@@ -173,7 +179,8 @@ async def apply_batch(
         if document is None:
             continue
         folding.documents[key] = document
-        folding.versions[key] = envelope.stream_version
+        version = envelope.stream_version
+        folding.versions[key] = max(folded, version) if projection.partitioned else version
         folding.changed.add(key)
     if folding.changed:
         ids = sorted(folding.changed)
@@ -190,7 +197,7 @@ async def apply_batch(
 async def reapply(conn: asyncpg.Connection, projection: Projection, item: StoredEvent) -> None:
     """Fold one (parked) event into its document as the document stands now; raises what
     the fold raises."""
-    _, unapplied = await apply_batch(conn, projection, [item])
+    _, unapplied = await apply_batch(conn, projection, [item], skip_folded=False)
     if unapplied:
         raise ValueError(unapplied[0].error)
 
@@ -243,86 +250,6 @@ async def digest(conn: asyncpg.Connection, projection: str) -> tuple[str, int]:
         sha.update(b"\n")
         count += 1
     return sha.hexdigest(), count
-
-
-class ProjectionRunner:
-    """Keeps a service's projections caught up with its log."""
-
-    def __init__(
-        self,
-        store: EventStore,
-        projections: Sequence[Projection],
-        *,
-        batch_size: int = 500,
-        poll_interval: float = 0.5,
-    ) -> None:
-        self._store = store
-        self.projections = list(projections)
-        self._batch_size = batch_size
-        self._poll_interval = poll_interval
-        self._wake = store.appended.subscribe()
-
-    def projection(self, name: str) -> Projection | None:
-        """The projection of that name, if this runner has it."""
-        return next((p for p in self.projections if p.name == name), None)
-
-    async def catch_up(self, projection: Projection) -> int:
-        """Apply every committed event past the projection's checkpoint; park what it
-        cannot fold."""
-        applied = 0
-        name = f"projection:{projection.name}"
-        service = self._store.producer
-        while True:
-            async with self._store.pool.acquire() as conn, conn.transaction():
-                checkpoint = await load_checkpoint(conn, name, lock=True)
-                batch = await self._store.read_after(conn, checkpoint, self._batch_size)
-                if not batch:
-                    return applied
-                _, unapplied = await apply_batch(conn, projection, batch)
-                for failure in unapplied:
-                    log.error(
-                        "projection_event_parked",
-                        service=service,
-                        projection=projection.name,
-                        event_id=failure.item.event_id,
-                        error=failure.error[:500],
-                    )
-                    await park(conn, service, failure.parking())
-                await save_checkpoint(conn, name, batch[-1].checkpoint)
-            if unapplied:
-                await count_open(self._store.pool, service)
-            applied += len(batch)
-            APPLIED.labels(service, projection.name).inc(len(batch))
-
-    async def catch_up_all(self) -> None:
-        """Catch every projection up, in turn (errors propagate)."""
-        for projection in self.projections:
-            await self.catch_up(projection)
-
-    async def run(self) -> None:
-        """Catch up on every wake-up and poll tick until cancelled. A projection whose round
-        fails (the database away) waits at its checkpoint and is retried; the others go on."""
-        with contextlib.suppress(Exception):
-            await count_open(self._store.pool, self._store.producer)
-        while True:
-            self._wake.clear()
-            failed = False
-            for projection in self.projections:
-                try:
-                    await self.catch_up(projection)
-                except Exception as error:
-                    failed = True
-                    FAILED.labels(self._store.producer, projection.name).inc()
-                    log.error(
-                        "projection_failed",
-                        service=self._store.producer,
-                        projection=projection.name,
-                        error=repr(error),
-                    )
-            if failed:
-                await asyncio.sleep(1.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
 
 
 async def rebuild(

@@ -8,6 +8,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -39,7 +40,8 @@ from shared.kafka import (
 )
 from shared.outbox import OutboxRelay
 from shared.parked_admin import ParkedEvents
-from shared.projections import Projection, ProjectionRunner
+from shared.projection_runner import CommitSignal, ProjectionRunner
+from shared.projections import Projection
 
 log = structlog.get_logger(__name__)
 
@@ -240,7 +242,7 @@ async def open_core(
         vault=KeyVault(pool, decode_master_key(master)),
         publisher=publisher,
         broker=broker,
-        runner=ProjectionRunner(store, projections),
+        runner=ProjectionRunner(store, projections, segments=settings.projection_segments),
         relay=relay,
         jwt_secret=secret,
     )
@@ -259,33 +261,51 @@ async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None
     if core.relay is not None:
         core.spawn(core.relay.run, "outbox")
     core.spawn(core.runner.run, "projections")
+    core.spawn(CommitSignal(core.store, core.runner.channel).run, "commit-signal")
     for worker_name, worker in (workers or {}).items():
         core.spawn(worker, worker_name)
 
 
+A = TypeVar("A")
+
+
 def service_app(
     core_factory: Callable[[], Awaitable[ServiceCore]],
-    build_routes: Callable[[FastAPI, Callable[[], ServiceCore]], None],
+    application: Callable[[ServiceCore], A],
+    build_routes: Callable[[FastAPI, Callable[[], A], Callable[[], str]], None],
     *,
     name: str,
     description: str,
-    workers: Callable[[ServiceCore], dict[str, Worker]] | None = None,
-    subscriptions: Callable[[ServiceCore], Sequence[Subscription]] | None = None,
+    workers: Callable[[ServiceCore, A], dict[str, Worker]] | None = None,
+    subscriptions: Callable[[A], Sequence[Subscription]] | None = None,
 ) -> FastAPI:
-    """A FastAPI app whose lifespan opens and closes the service core."""
-    holder: dict[str, ServiceCore] = {}
+    """A FastAPI app whose lifespan opens the service core, builds the service's application
+    object from it once, and closes the core again.
+
+    `build_routes(app, application, jwt_secret)` attaches the routes; both callables answer
+    once the app runs. `subscriptions` and `workers` say what else runs beside the routes.
+    """
+    holder: dict[str, Any] = {}
 
     def current() -> ServiceCore:
-        return holder["core"]
+        core: ServiceCore = holder["core"]
+        return core
+
+    def current_application() -> A:
+        built: A = holder["application"]
+        return built
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         core = await core_factory()
+        built = application(core)
         holder["core"] = core
+        holder["application"] = built
         app.state.core = core
-        for subscription in subscriptions(core) if subscriptions else ():
+        app.state.application = built
+        for subscription in subscriptions(built) if subscriptions else ():
             core.subscribe(subscription)
-        await start_core(core, workers(core) if workers else None)
+        await start_core(core, workers(core, built) if workers else None)
         log.info("service_started", service=name)
         try:
             yield
@@ -309,7 +329,7 @@ def service_app(
         description=description,
         on_connection_lost=drop_pooled_connections,
     )
-    build_routes(app, current)
+    build_routes(app, current_application, lambda: current().jwt_secret)
     audit_routes(app, current)
     admin_routes(app, lambda: current().parked, lambda: current().jwt_secret)
     document_problems(app)

@@ -31,12 +31,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             clock=clock,
         )
 
-    def subscriptions(core: ServiceCore) -> Sequence[Subscription]:
-        service = EngagementService(core.store, core.vault, core.clock)
+    def application(core: ServiceCore) -> EngagementService:
+        return EngagementService(core.store, core.vault, core.clock)
+
+    def subscriptions(service: EngagementService) -> Sequence[Subscription]:
         return [Subscription([INTAKE_TOPIC], "engagement-intake", service.on_intake_event)]
 
     return service_app(
         core,
+        application,
         build_routes,
         name=NAME,
         description="The working relationship, trust scores and stage views.",

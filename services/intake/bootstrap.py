@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.intake.application.handlers import IntakeService
 from services.intake.entrypoints.http import build_routes
 from services.intake.projections import PROJECTIONS
 from shared.clock import Clock
@@ -28,8 +29,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             clock=clock,
         )
 
+    def application(core: ServiceCore) -> IntakeService:
+        return IntakeService(core.store, core.vault, core.clock)
+
     return service_app(
         core,
+        application,
         build_routes,
         name=NAME,
         description="Onboarding up to the coaching agreement: stream ClientCommitted.",

@@ -32,18 +32,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             clock=clock,
         )
 
-    def subscriptions(core: ServiceCore) -> Sequence[Subscription]:
-        service = NotificationService(core.store, core.vault, core.clock)
+    def application(core: ServiceCore) -> NotificationService:
+        return NotificationService(core.store, core.vault, core.clock)
+
+    def subscriptions(service: NotificationService) -> Sequence[Subscription]:
         return [
             Subscription([INTAKE_TOPIC, ENGAGEMENT_TOPIC], "notifications-rules", service.on_event)
         ]
 
-    def workers(core: ServiceCore) -> dict[str, Worker]:
+    def workers(core: ServiceCore, service: NotificationService) -> dict[str, Worker]:
         worker = DeliveryWorker(core.store, core.vault, core.clock, core.settings)
         return {"deliveries": worker.run}
 
     return service_app(
         core,
+        application,
         build_routes,
         name=NAME,
         description="Notification rules, schedules and webhook delivery.",

@@ -28,7 +28,8 @@ from shared.db import migrate
 from shared.envelope import Actor
 from shared.events import DomainEvent, PersonalStr
 from shared.eventstore import EventMetadata, EventStore
-from shared.projections import ProjectionRunner, load_document
+from shared.projection_runner import ProjectionRunner
+from shared.projections import load_document
 
 STREAM = str(uuid.uuid4())
 CLIENT = str(uuid.uuid4())

@@ -25,7 +25,8 @@ from shared.inbox import Inbox
 from shared.kafka import KafkaPublisher, create_topics, dlq_topic
 from shared.parked_admin import ParkedEvents, RetryFailed
 from shared.parking import PARKED
-from shared.projections import Document, Projection, ProjectionRunner, load_document
+from shared.projection_runner import ProjectionRunner
+from shared.projections import Document, Projection, load_document
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-parking")
 
@@ -71,7 +72,7 @@ async def test_a_parked_projection_event_is_retried_once_the_fold_can_handle_it(
     async with store.transaction() as conn:
         await store.append(conn, stream_id, 0, [Counted(n=2), Counted(n=3), Counted(n=4)], META)
 
-    assert await runner.catch_up(projection) == 3  # the runner went past the three
+    assert await runner.catch_up() == 3  # the runner went past the three
     assert await total(scratch_pool, stream_id) == 6
     assert parked_gauge(service, "projection") == 1
     admin = ParkedEvents(store, runner.projection, {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 
 import asyncpg
@@ -13,7 +14,8 @@ from shared.envelope import Actor, Envelope
 from shared.events import DomainEvent
 from shared.eventstore import START, EventMetadata, EventStore, load_checkpoint
 from shared.parking import ParkedEvent, list_parked
-from shared.projections import Document, Projection, ProjectionRunner, load_document
+from shared.projection_runner import ProjectionRunner
+from shared.projections import Document, Projection, load_document
 from tests.support import eventually
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-runner")
@@ -64,9 +66,85 @@ async def test_a_projection_that_cannot_fold_an_event_parks_it_and_goes_on(
         }
         assert all("a fold that cannot handle this event" in e.error for e in entries)
         async with scratch_pool.acquire() as conn:
-            assert await load_checkpoint(conn, "projection:broken") != START
+            moved = [await load_checkpoint(conn, unit.checkpoint) for unit in runner.units]
+            assert any(checkpoint != START for checkpoint in moved)
             assert await load_document(conn, "broken", stream_id) is None
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+async def test_two_instances_share_the_segments_fold_each_event_once_and_take_over(
+    scratch_pool: asyncpg.Pool,
+) -> None:
+    store = EventStore(scratch_pool, "shared", SystemClock())
+    counting = Projection("counting", key=lambda e: e.stream_id, fold=count)
+    first = ProjectionRunner(store, [counting], segments=4, poll_interval=0.05)
+    second = ProjectionRunner(store, [counting], segments=4, poll_interval=0.05)
+    streams = [str(uuid.uuid4()) for _ in range(40)]
+    for stream_id in streams:
+        async with store.transaction() as conn:
+            await store.append(conn, stream_id, 0, [Counted(n=1), Counted(n=2)], META)
+    tasks = [asyncio.create_task(runner.run()) for runner in (first, second)]
+    try:
+
+        async def split() -> bool:
+            return len(first.owned) == 2 and len(second.owned) == 2
+
+        await eventually(split, timeout=30)
+        assert set(first.owned).isdisjoint(second.owned)
+
+        async def totals() -> dict[str, int] | None:
+            async with scratch_pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT id, doc FROM documents WHERE projection = 'counting'"
+                )
+            found = {row["id"]: json.loads(row["doc"])["total"] for row in rows}
+            return found if len(found) == len(streams) else None
+
+        assert set((await eventually(totals)).values()) == {3}  # every event folded once
+
+        tasks[0].cancel()  # the first instance goes away: its segments move on
+        with contextlib.suppress(asyncio.CancelledError):
+            await tasks[0]
+
+        async def taken_over() -> bool:
+            return len(second.owned) == 4
+
+        await eventually(taken_over, timeout=30)
+        later = [str(uuid.uuid4()) for _ in range(8)]
+        for stream_id in later:
+            async with store.transaction() as conn:
+                await store.append(conn, stream_id, 0, [Counted(n=5)], META)
+        streams += later
+
+        async def all_folded() -> dict[str, int] | None:
+            found = await totals()
+            return found if found and all(found[s] == 5 for s in later) else None
+
+        assert set((await eventually(all_folded)).values()) == {3, 5}
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def test_folding_a_stretch_of_the_log_again_changes_no_partitioned_document(
+    scratch_pool: asyncpg.Pool,
+) -> None:
+    store = EventStore(scratch_pool, "again", SystemClock())
+    counting = Projection("counting", key=lambda e: e.stream_id, fold=count)
+    runner = ProjectionRunner(store, [counting], segments=2)
+    stream_id = str(uuid.uuid4())
+    async with store.transaction() as conn:
+        await store.append(conn, stream_id, 0, [Counted(n=2), Counted(n=3)], META)
+    await runner.catch_up()
+    async with scratch_pool.acquire() as conn:
+        await conn.execute("UPDATE checkpoints SET transaction_id = '0', global_position = 0")
+    assert await runner.catch_up() == 2  # read again from the start of the log...
+    async with scratch_pool.acquire() as conn:
+        found = await load_document(conn, "counting", stream_id)
+    assert found is not None and found[0] == {"total": 5}  # ...and skipped: folded already

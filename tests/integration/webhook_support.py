@@ -25,7 +25,7 @@ from shared.crypto import KeyVault, decode_master_key, generate_master_key
 from shared.db import create_pool, migrate
 from shared.envelope import GENESIS_HASH, Envelope, format_time, seal
 from shared.eventstore import EventStore
-from shared.projections import ProjectionRunner
+from shared.projection_runner import ProjectionRunner
 from tests.support import MovableClock
 
 ADMIN = Principal(role="admin", sub="ops")

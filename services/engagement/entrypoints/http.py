@@ -30,7 +30,6 @@ from shared.events import Command
 from shared.http import IDEMPOTENCY_HEADER, authenticated
 from shared.schemas import Body as RequestBody
 from shared.schemas import CommandAccepted, LongText, Rfc3339Time, Scores, ShortText
-from shared.service import ServiceCore
 
 PathId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
@@ -278,14 +277,12 @@ COMMAND_ROUTES = (
 SENDER_FIELDS = {commands.ReportViolation: "reported_by", commands.RecordSelfCheck: "recorded_by"}
 
 
-def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
-    """Attach the engagement routes; `current` gives the running service core."""
-    caller = authenticated(lambda: current().jwt_secret)
+def build_routes(
+    app: FastAPI, service: Callable[[], EngagementService], jwt_secret: Callable[[], str]
+) -> None:
+    """Attach the engagement routes; `service` gives the running application object."""
+    caller = authenticated(jwt_secret)
     tags: list[str | Enum] = ["engagement"]
-
-    def service() -> EngagementService:
-        core = current()
-        return EngagementService(core.store, core.vault, core.clock)
 
     def add_command(route: CommandRoute) -> None:
         async def endpoint(

@@ -90,4 +90,6 @@ def public(view: Document) -> Document:
     }
 
 
-coach_relationship = Projection(name="coach_relationship", key=key, fold=fold, registry=registry)
+coach_relationship = Projection(
+    name="coach_relationship", key=key, fold=fold, registry=registry, partitioned=False
+)

@@ -16,7 +16,6 @@ from shared.commands import Body, IdempotencyKey
 from shared.http import IDEMPOTENCY_HEADER, authenticated
 from shared.schemas import Body as RequestBody
 from shared.schemas import CommandAccepted, Email, Id, LongText, Number, Scores, ShortText
-from shared.service import ServiceCore
 
 EngagementId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 
@@ -67,13 +66,11 @@ class AgreementIn(RequestBody):
     session_cadence_days: Annotated[StrictInt, Field(ge=1, le=365)]
 
 
-def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
-    """Attach the intake routes; `current` gives the running service core."""
-    caller = authenticated(lambda: current().jwt_secret)
-
-    def service() -> IntakeService:
-        core = current()
-        return IntakeService(core.store, core.vault, core.clock)
+def build_routes(
+    app: FastAPI, service: Callable[[], IntakeService], jwt_secret: Callable[[], str]
+) -> None:
+    """Attach the intake routes; `service` gives the running application object."""
+    caller = authenticated(jwt_secret)
 
     def key(
         principal: Principal, route: str, value: str | None, body: object

@@ -15,7 +15,6 @@ from shared.commands import Body, IdempotencyKey
 from shared.http import IDEMPOTENCY_HEADER, authenticated
 from shared.schemas import Body as RequestBody
 from shared.schemas import CommandAccepted
-from shared.service import ServiceCore
 
 RECIPIENT_PATTERN = r"^(\*|(coach|client|supervisor):[A-Za-z0-9_.:@-]{1,100})$"
 
@@ -52,13 +51,11 @@ class WebhookOut(CommandAccepted):
     url: str
 
 
-def build_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
-    """Attach the notifications routes; `current` gives the running service core."""
-    caller = authenticated(lambda: current().jwt_secret)
-
-    def service() -> NotificationService:
-        core = current()
-        return NotificationService(core.store, core.vault, core.clock)
+def build_routes(
+    app: FastAPI, service: Callable[[], NotificationService], jwt_secret: Callable[[], str]
+) -> None:
+    """Attach the notifications routes; `service` gives the running application object."""
+    caller = authenticated(jwt_secret)
 
     @app.post("/v1/webhooks", status_code=201, response_model=WebhookOut, tags=["notifications"])
     async def register_webhook(

@@ -1,0 +1,58 @@
+"""The bench's other pure helpers: /proc parsing, DSNs, percentiles and bench.json (no timing
+is asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from rapport.bench.database import with_database
+from rapport.bench.replay import parse_ppid, parse_rss_kib
+from rapport.bench.report import Results, percentile, write_json
+
+
+def test_the_parent_pid_is_found_even_when_the_command_name_has_spaces_and_parens() -> None:
+    assert parse_ppid("4242 (python) S 17 4242 4242 0 -1") == 17
+    assert parse_ppid("4242 (a (weird) name) R 99 1 1 0 -1") == 99
+
+
+def test_rss_is_read_from_status_in_kib() -> None:
+    status = "Name:\tpython\nVmPeak:\t  900 kB\nVmRSS:\t  123456 kB\nThreads:\t4\n"
+    assert parse_rss_kib(status) == 123456
+    assert parse_rss_kib("Name:\tzombie\nState:\tZ (zombie)\n") == 0
+
+
+def test_another_database_on_the_same_server_keeps_host_and_options() -> None:
+    dsn = "postgresql://postgres:@/postgres?host=/tmp/rapport-x/pg"
+    assert (
+        with_database(dsn, "bench_log")
+        == "postgresql://postgres:@/bench_log?host=/tmp/rapport-x/pg"
+    )
+    assert with_database("postgresql://u:p@h:5432/db", "other") == "postgresql://u:p@h:5432/other"
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile([3.0, 1.0, 2.0], 50) == 2
+    assert math.isnan(percentile([], 50))
+
+
+def test_bench_json_of_a_run_that_measured_nothing_has_every_target_unmeasured(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bench.json"
+    write_json(path, Results(meta={"project": "x"}))
+    written = json.loads(path.read_text())
+    assert written["commands"] == {}
+    assert written["targets"]
+    assert all(t["value"] is None and t["passed"] is None for t in written["targets"])
+
+
+@pytest.mark.parametrize("p", [0.5, 50, 100])
+def test_a_single_value_is_every_percentile(p: float) -> None:
+    assert percentile([7.0], p) == 7.0

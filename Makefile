@@ -54,9 +54,10 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
 
-## Throughput and latency, measured on this machine (not part of `make test`).
+## Throughput, latency, lag and replay, measured on this machine (not part of `make test`);
+## writes bench.json. BENCH_ARGS passes options, e.g. BENCH_ARGS="--project ../other-tree".
 bench: $(STAMP)
-	$(BIN)/python -m rapport.bench
+	$(BIN)/python -m rapport.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .rapport .mypy_cache .ruff_cache .pytest_cache

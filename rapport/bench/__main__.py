@@ -106,6 +106,31 @@ def start_stack(stack: Stack, ceiling_pool: int) -> None:
     asyncio.run(healthy())
 
 
+def throttled(
+    stack: Stack,
+    targets: list[Target],
+    wrk: str,
+    args: argparse.Namespace,
+    connections: int,
+    rate: float,
+) -> WrkRun:
+    """wrk throttled to `rate` with its `delay()` hook. A connection's cycle is its delay plus
+    the request's own time, so a short calibration run measures that time and the delay is
+    shortened by it."""
+    script = stack.workdir / "homework-steady.lua"
+    run = WrkRun(
+        wrk, stack.url("engagement"), script, threads=args.threads, log=stack.workdir / "wrk.log"
+    )
+    delay_ms = 1000 * connections / rate
+    script.write_text(lua_script(targets, HOMEWORK_BODY, delay_ms=delay_ms))
+    calibration = run.run(connections, max(4.0, args.warmup + 2))
+    if calibration.rate > 0:
+        request_ms = max(0.0, 1000 * connections / calibration.rate - delay_ms)
+        delay_ms = max(1.0, delay_ms - request_ms)
+        script.write_text(lua_script(targets, HOMEWORK_BODY, delay_ms=delay_ms))
+    return run
+
+
 def measure_http(stack: Stack, args: argparse.Namespace, results: Results, wrk: str) -> None:
     """Steps 1-5: the HTTP figures and raw asyncpg, with the services running."""
     say("starting the services and the ceiling app")
@@ -124,8 +149,9 @@ def measure_http(stack: Stack, args: argparse.Namespace, results: Results, wrk: 
     targets = [Target(e.homework_path, e.token) for e in loaded]
     script = stack.workdir / "homework.lua"
     script.write_text(lua_script(targets, HOMEWORK_BODY))
-    rapport = WrkRun(wrk, api, script, threads=args.threads)
-    ceiling = WrkRun(wrk, stack.url("ceiling"), script, threads=args.threads)
+    log = stack.workdir / "wrk.log"
+    rapport = WrkRun(wrk, api, script, threads=args.threads, log=log)
+    ceiling = WrkRun(wrk, stack.url("ceiling"), script, threads=args.threads, log=log)
 
     def settle() -> float:
         return asyncio.run(journey.settle(api, probes[0]))
@@ -134,31 +160,31 @@ def measure_http(stack: Stack, args: argparse.Namespace, results: Results, wrk: 
     for connections in args.connections:
         say(f"HTTP ceiling at {connections} connections")
         ceiling.run(connections, args.warmup)
-        ceiling_result = ceiling.run(connections, args.seconds)
+        ceiling_before = ceiling.run(connections, args.seconds)
         say(f"commands at {connections} connections")
         rapport.run(connections, args.warmup)
         rapport_result = rapport.run(connections, args.seconds)
-        results.runs.append(CommandRun(connections, rapport_result, ceiling_result))
-        say(
-            f"  {rapport_result.rate:,.0f}/s vs ceiling {ceiling_result.rate:,.0f}/s;"
-            " waiting for the projections to catch up"
+        say(f"  {rapport_result.rate:,.0f}/s; waiting for the projections to catch up")
+        results.meta[f"connections_after_{connections}"] = asyncio.run(
+            database.connections_by_application(stack.database_url)
         )
         catch_up = settle()
+        say(f"HTTP ceiling at {connections} connections again")
+        ceiling_after = ceiling.run(connections, args.seconds)
+        run = CommandRun(connections, rapport_result, (ceiling_before, ceiling_after))
+        results.runs.append(run)
+        say(f"  ceiling {ceiling_before.rate:,.0f}/s and {ceiling_after.rate:,.0f}/s")
 
     top = results.run(32) or results.runs[-1]
     target_rate = max(1.0, top.rapport.rate / 2)
     say(f"steady load at {target_rate:,.0f}/s with the stage-view lag probe")
-    steady_script = stack.workdir / "homework-steady.lua"
-    connections = top.connections
-    delay_ms = 1000 * connections / target_rate
-    steady_script.write_text(lua_script(targets, HOMEWORK_BODY, delay_ms=delay_ms))
-    steady = WrkRun(wrk, api, steady_script, threads=args.threads)
-    background = steady.start(connections, 3600)
+    steady = throttled(stack, targets, wrk, args, top.connections, target_rate)
+    background = steady.start(top.connections, 3600)
     try:
         time.sleep(args.warmup)
         lags = asyncio.run(journey.probe_lag(api, probes, samples=args.lag_samples))
     finally:
-        load = WrkRun.stop(background, connections)
+        load = steady.stop(background, top.connections)
     results.steady = Steady(target_rate, load, lags, catch_up)
     settle()
 

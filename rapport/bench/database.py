@@ -27,6 +27,20 @@ async def create_database(dsn: str, name: str) -> str:
     return with_database(dsn, name)
 
 
+async def connections_by_application(dsn: str) -> dict[str, int]:
+    """Open connections to the server per `application_name` (how the services' pools grew)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT application_name, count(*) AS n FROM pg_stat_activity"
+            " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            " GROUP BY application_name ORDER BY application_name"
+        )
+    finally:
+        await conn.close()
+    return {str(row["application_name"]) or "(unnamed)": int(row["n"]) for row in rows}
+
+
 async def single_row_transactions(
     dsn: str, *, connections: int = 8, seconds: float = 5.0, warmup: float = 1.0
 ) -> float:
@@ -59,7 +73,9 @@ async def single_row_transactions(
         return time.monotonic() - started
 
     try:
-        elapsed, *_ = await asyncio.gather(clock(), *(writer(conn) for conn in conns))
+        timing = asyncio.ensure_future(clock())
+        await asyncio.gather(timing, *(writer(conn) for conn in conns))
+        elapsed = timing.result()
     finally:
         for conn in conns:
             await conn.close()

@@ -235,7 +235,9 @@ async def warm(engagement_url: str, engagements: Sequence[Engagement], commands:
 async def stage_version(engagement_url: str, engagement: Engagement) -> int:
     async with httpx.AsyncClient(timeout=60.0) as http:
         response = await http.get(engagement_url + engagement.view_path, headers=engagement.headers)
-        return int(_expect(response, 200)["version"])  # type: ignore[call-overload]
+        version = _expect(response, 200)["version"]
+        assert isinstance(version, int)
+        return version
 
 
 async def wait_version(

@@ -137,7 +137,9 @@ class Stack:
                     if (await http.get(f"{running.url}/health")).status_code == 200:
                         return
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} not healthy in {timeout:.0f} s\n{log_tail(running.log)}")
+                    raise RuntimeError(
+                        f"{name} not healthy in {timeout:.0f} s\n{log_tail(running.log)}"
+                    )
                 await asyncio.sleep(0.2)
 
     def stop(self, name: str) -> None:

@@ -87,8 +87,9 @@ def _lua_string(text: str) -> str:
 def lua_script(targets: Sequence[Target], body: str, *, delay_ms: float = 0.0) -> str:
     """A wrk script POSTing `body` to each target in turn, every thread from its own offset.
 
-    With `delay_ms`, each connection waits a jittered delay (uniform 0.5-1.5 × `delay_ms`)
-    before each request: `delay_ms` = connections / target rate × 1000 throttles the run.
+    With `delay_ms`, each connection waits a jittered delay (uniform 0.5 to 1.5 times
+    `delay_ms`) before each request: 1000 * connections / rate, less the time a request
+    takes, throttles the run to about that rate.
     """
     if not targets:
         raise ValueError("wrk needs at least one target")
@@ -123,8 +124,7 @@ function setup(thread)
 end
 
 function init(args)
-  -- A custom init must call wrk.init, or requests go out without a Host header.
-  wrk.init(args)
+  -- wrk.init sets the Host header and then calls this: calling it back would recurse.
   for k = 1, #paths do
     requests[k] = wrk.format("POST", paths[k], {{
       ["Authorization"] = "Bearer " .. tokens[k],
@@ -210,7 +210,7 @@ def parse_text_report(output: str, connections: int) -> WrkResult:
         p50_ms=percentiles[50],
         p90_ms=percentiles[90],
         p99_ms=percentiles[99],
-        max_ms=parse_duration_ms(maximum.group(6) + maximum.group(7)) if maximum else 0.0,
+        max_ms=parse_duration_ms(maximum.group(5) + maximum.group(6)) if maximum else 0.0,
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=sum(int(n) for n in sockets.groups()) if sockets else 0,
     )
@@ -230,6 +230,12 @@ class WrkRun:
     script: Path
     threads: int = 2
     timeout_seconds: int = 30
+    log: Path | None = None  # where each run's report is appended
+
+    def _keep(self, command: list[str], output: str) -> None:
+        if self.log is not None:
+            with self.log.open("a") as log:
+                log.write(f"$ {' '.join(command)}\n{output}\n")
 
     def command(self, connections: int, seconds: float) -> list[str]:
         return [
@@ -246,8 +252,9 @@ class WrkRun:
 
     def run(self, connections: int, seconds: float) -> WrkResult:
         """Run for `seconds` and return what wrk measured."""
+        command = self.command(connections, seconds)
         completed = subprocess.run(
-            self.command(connections, seconds),
+            command,
             capture_output=True,
             text=True,
             check=False,
@@ -255,6 +262,7 @@ class WrkRun:
         )
         if completed.returncode != 0:
             raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr.strip()}")
+        self._keep(command, completed.stdout)
         return parse_output(completed.stdout, connections)
 
     def start(self, connections: int, seconds: float) -> subprocess.Popen[str]:
@@ -266,8 +274,7 @@ class WrkRun:
             text=True,
         )
 
-    @staticmethod
-    def stop(process: subprocess.Popen[str], connections: int) -> WrkResult:
+    def stop(self, process: subprocess.Popen[str], connections: int) -> WrkResult:
         """SIGINT: wrk stops its threads, then reports and calls `done()` as at the end of a
         run."""
         if process.poll() is None:
@@ -275,4 +282,5 @@ class WrkRun:
         stdout, stderr = process.communicate(timeout=60)
         if process.returncode not in (0, -signal.SIGINT):
             raise RuntimeError(f"wrk failed ({process.returncode}): {stderr.strip()}")
+        self._keep(["wrk", "(throttled, stopped by SIGINT)"], stdout)
         return parse_output(stdout, connections)

@@ -194,120 +194,146 @@ class Stream:
         ):
             raise AssertionError(f"generated envelope differs from seal(): {envelope[:200]}")
 
+    def coach(self, command: Any) -> bool:
+        return self.play(command, "coach", self.coach_id)
+
+    def client(self, command: Any) -> bool:
+        return self.play(command, "client", self.client_id)
+
     def step(self) -> bool:
         """Advance time and play one plausible command; False once the engagement is over."""
-        rng = self.rng
-        self.at += timedelta(minutes=rng.randint(60, 4 * 24 * 60))
+        rng, at = self.rng, self.at + timedelta(minutes=self.rng.randint(60, 4 * 24 * 60))
+        self.at = at
         stage = self.state.stage
-        coach = ("coach", self.coach_id)
-        client = ("client", self.client_id)
         if stage in ("graduated", "terminated"):
-            if stage == "graduated" and self.follow_ups < 2:
-                self.follow_ups += 1
-                scores = {"wellbeing": float(rng.randint(5, 10)), "goal": float(rng.randint(5, 10))}
-                note = self.token("Keeps the routine, sleeps better")
-                command = c.CompleteFollowUp(
-                    follow_up_id=self.new_id(), scores=scores, notes=note, at=self.at
-                )
-                return self.play(command, *coach) or True
-            if stage == "graduated" and not self.testimonial:
-                self.testimonial = True
-                text = self.token("Working with my coach changed how I plan my weeks.")
-                command = c.ReceiveTestimonial(
-                    testimonial_id=self.new_id(), text=text, consent_to_publish=True, at=self.at
-                )
-                return self.play(command, *client) or True
-            return False
+            return stage == "graduated" and self._after_graduation()
         if rng.random() < 0.0015:
-            command = c.TerminateEngagement(
-                reason=rng.choice(["mutual", "client_withdrew", "other"]),
-                notes=self.token("Ended by agreement"),
-                at=self.at,
-            )
-            return self.play(command, *coach) or True
+            reason = rng.choice(["mutual", "client_withdrew", "other"])
+            notes = self.token("Ended by agreement")
+            self.coach(c.TerminateEngagement(reason=reason, notes=notes, at=at))
+            return True
         choice = rng.random()
         if stage == "commitment":
             if choice < 0.5:
-                return self.play(c.StartPlan(at=self.at), *coach) or True
-            return self._assign() or True
-        if choice < 0.22:
-            return self._assign() or True
-        if choice < 0.40 and self.open_homework:
-            homework_id = self.open_homework.pop(rng.randrange(len(self.open_homework)))
-            command = c.ClaimHomework(
-                homework_id=homework_id, note=self.token("Done, see my notes"), at=self.at
+                self.coach(c.StartPlan(at=at))
+            else:
+                self._assign()
+        elif choice < 0.22:
+            self._assign()
+        elif choice < 0.40:
+            self._claim()
+        elif choice < 0.56:
+            self._verify()
+        elif choice < 0.70:
+            notes = self.token("Reviewed progress on the main goal and next steps")
+            minutes = rng.choice([30, 45, 60, 90])
+            self.coach(
+                c.HoldSession(
+                    session_id=self.new_id(),
+                    held_at=at,
+                    duration_minutes=minutes,
+                    notes=notes,
+                    at=at,
+                )
             )
-            if self.play(command, *client):
-                self.claimed_homework.append(homework_id)
+        elif choice < 0.80:
+            if CHECK_IN is not None:  # a quiet step where the domain has no check-ins
+                self._check_in()
+        elif choice < 0.88:
+            self._boundaries(choice)
+        else:
+            self._progress(stage, choice)
+        return True
+
+    def _after_graduation(self) -> bool:
+        """Two follow-ups and a testimonial, then the engagement is over."""
+        if self.follow_ups < 2:
+            self.follow_ups += 1
+            scores = {
+                "wellbeing": float(self.rng.randint(5, 10)),
+                "goal": float(self.rng.randint(5, 10)),
+            }
+            notes = self.token("Keeps the routine, sleeps better")
+            self.coach(
+                c.CompleteFollowUp(
+                    follow_up_id=self.new_id(), scores=scores, notes=notes, at=self.at
+                )
+            )
             return True
-        if choice < 0.56 and self.claimed_homework:
-            homework_id = self.claimed_homework.pop(0)
-            outcome = "confirmed" if rng.random() < 0.8 else "refuted"
-            command = c.VerifyHomework(
-                homework_id=homework_id,
-                outcome=outcome,
-                evidence=self.token("Checked the journal together"),
-                at=self.at,
+        if not self.testimonial:
+            self.testimonial = True
+            text = self.token("Working with my coach changed how I plan my weeks.")
+            self.client(
+                c.ReceiveTestimonial(
+                    testimonial_id=self.new_id(), text=text, consent_to_publish=True, at=self.at
+                )
             )
-            return self.play(command, *coach) or True
-        if choice < 0.70:
-            command = c.HoldSession(
-                session_id=self.new_id(),
-                held_at=self.at,
-                duration_minutes=rng.choice([30, 45, 60, 90]),
-                notes=self.token("Reviewed progress on the main goal and next steps"),
-                at=self.at,
+            return True
+        return False
+
+    def _claim(self) -> None:
+        if self.open_homework:
+            homework_id = self.open_homework.pop(self.rng.randrange(len(self.open_homework)))
+            note = self.token("Done, see my notes")
+            if self.client(c.ClaimHomework(homework_id=homework_id, note=note, at=self.at)):
+                self.claimed_homework.append(homework_id)
+
+    def _verify(self) -> None:
+        if self.claimed_homework:
+            outcome = "confirmed" if self.rng.random() < 0.8 else "refuted"
+            evidence = self.token("Checked the journal together")
+            self.coach(
+                c.VerifyHomework(
+                    homework_id=self.claimed_homework.pop(0),
+                    outcome=outcome,
+                    evidence=evidence,
+                    at=self.at,
+                )
             )
-            return self.play(command, *coach) or True
-        if choice < 0.80:  # a quiet step where the domain has no check-ins
-            return CHECK_IN is None or self._check_in() or True
+
+    def _boundaries(self, choice: float) -> None:
+        """Violations reported (3%), addressed (3%), boundaries reviewed (2%)."""
         if choice < 0.83:
-            party = rng.choice(["coach", "client"])
-            command = c.ReportViolation(
-                violation_id=self.new_id(),
-                violated_by=party,
-                kind=rng.choice(KINDS),
+            violation_id = self.new_id()
+            reported = c.ReportViolation(
+                violation_id=violation_id,
+                violated_by=self.rng.choice(["coach", "client"]),
+                kind=self.rng.choice(KINDS),
                 description=self.token("Contacted outside the agreed hours"),
                 reported_by=self.coach_id,
                 at=self.at,
             )
-            if self.play(command, *coach):
-                self.open_violations.append(command.violation_id)
-            return True
-        if choice < 0.86 and self.open_violations:
-            command = c.AddressViolation(
-                violation_id=self.open_violations.pop(0),
-                steps=self.token("Talked it through, agreed on contact hours"),
-                at=self.at,
-            )
-            return self.play(command, *coach) or True
-        if choice < 0.88:
-            command = c.ReviewBoundaries(notes=self.token("Boundaries reviewed"), at=self.at)
-            return self.play(command, *coach) or True
-        if stage == "working_the_plan":
-            if choice < 0.91 and self.state.sessions_held >= 6:
-                command = c.AchieveTransformation(
-                    summary=self.token("The new routine holds without reminders"), at=self.at
-                )
-                return self.play(command, *coach) or True
-            return True
-        if stage == "transformation":
-            if choice < 0.96:
-                command = c.RecordSelfCheck(
-                    on_track=rng.random() < 0.85,
+            if self.coach(reported):
+                self.open_violations.append(violation_id)
+        elif choice < 0.86:
+            if self.open_violations:
+                steps = self.token("Talked it through, agreed on contact hours")
+                violation_id = self.open_violations.pop(0)
+                self.coach(c.AddressViolation(violation_id=violation_id, steps=steps, at=self.at))
+        else:
+            self.coach(c.ReviewBoundaries(notes=self.token("Boundaries reviewed"), at=self.at))
+
+    def _progress(self, stage: str, choice: float) -> None:
+        """Transformation, self-checks (some not on track: a regression), graduation."""
+        if stage == "working_the_plan" and choice < 0.91 and self.state.sessions_held >= 6:
+            summary = self.token("The new routine holds without reminders")
+            self.coach(c.AchieveTransformation(summary=summary, at=self.at))
+        elif stage == "transformation" and choice < 0.96:
+            self.client(
+                c.RecordSelfCheck(
+                    on_track=self.rng.random() < 0.85,
                     notes=self.token("Mostly on track this week"),
                     recorded_by=self.client_id,
                     at=self.at,
                 )
-                return self.play(command, *client) or True
+            )
+        elif stage == "transformation":
             cadence = (self.state.session_cadence_days or 7) + 14
-            command = c.StartGraduation(session_cadence_days=cadence, at=self.at)
-            return self.play(command, *coach) or True
-        if stage == "graduation" and choice < 0.95:
-            return self.play(c.Graduate(at=self.at), *coach) or True
-        return True
+            self.coach(c.StartGraduation(session_cadence_days=cadence, at=self.at))
+        elif stage == "graduation" and choice < 0.95:
+            self.coach(c.Graduate(at=self.at))
 
-    def _assign(self) -> bool:
+    def _assign(self) -> None:
         homework_id = self.new_id()
         command = c.AssignHomework(
             homework_id=homework_id,
@@ -315,12 +341,10 @@ class Stream:
             due_at=self.at + timedelta(days=7),
             at=self.at,
         )
-        if self.play(command, "coach", self.coach_id):
+        if self.coach(command):
             self.open_homework.append(homework_id)
-            return True
-        return False
 
-    def _check_in(self) -> bool:
+    def _check_in(self) -> None:
         rng = self.rng
         rater = "client" if rng.random() < 0.6 else "coach"
         if rater == "client":
@@ -341,8 +365,7 @@ class Stream:
             comment=self.token("Felt heard today"),
             at=self.at,
         )
-        actor = self.client_id if rater == "client" else self.coach_id
-        return bool(self.play(command, rater, actor))
+        self.play(command, rater, self.client_id if rater == "client" else self.coach_id)
 
     def open(self, length: int) -> None:
         """Play the engagement from its opening until `length` events or its end."""
@@ -376,7 +399,7 @@ class Stream:
         )
         if not self.play(command, "coach", self.coach_id, causation=self.new_id()):
             raise AssertionError("the domain refused to open an engagement")
-        idle = 0
+        idle = 0  # steps in a row that wrote nothing
         while self.version < length and idle < 200:
             before = self.version
             if not self.step():
@@ -405,9 +428,7 @@ def chunk_specs(events: int, seed: int) -> list[ChunkSpec]:
     count = max(1, -(-events // per_chunk))
     base = datetime(2024, 1, 1, tzinfo=UTC)
     sizes = [events // count + (1 if i < events % count else 0) for i in range(count)]
-    return [
-        ChunkSpec(i, size, seed, base + timedelta(days=30 * i)) for i, size in enumerate(sizes)
-    ]
+    return [ChunkSpec(i, size, seed, base + timedelta(days=30 * i)) for i, size in enumerate(sizes)]
 
 
 async def write(dsn: str, chunks: Iterator[bytes]) -> tuple[int, int]:

@@ -22,16 +22,20 @@ import asyncio
 import contextlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rapport.bench import database, journey
 from rapport.bench import replay as log_bench
+from rapport.bench.journey import Engagement
+from rapport.bench.proc import CpuMeter, CpuWindow, postmaster_pid
 from rapport.bench.report import CommandRun, Results, Steady, StreamCost, show, write_json
 from rapport.bench.stack import SERVICES, Stack
 from rapport.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
@@ -48,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--project", type=Path, default=REPOSITORY, help="tree to measure")
     parser.add_argument("--label", default=None, help="name the measured tree in the report")
+    parser.add_argument("--commit", default=None, help="its commit, when it is not a git tree")
     parser.add_argument("--out", type=Path, default=REPOSITORY / "bench.json")
     parser.add_argument("--engagements", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=12.0, help="each measured wrk run")
@@ -79,7 +84,7 @@ def describe(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "project": args.label or str(project),
         "path": str(project),
-        "commit": git(project, "rev-parse", "HEAD") or "unknown",
+        "commit": args.commit or git(project, "rev-parse", "HEAD") or "unknown",
         "dirty": bool(git(project, "status", "--porcelain", "--untracked-files=no")),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": log_bench.cpu_count(),
@@ -106,116 +111,171 @@ def start_stack(stack: Stack, ceiling_pool: int) -> None:
     asyncio.run(healthy())
 
 
-def throttled(
-    stack: Stack,
-    targets: list[Target],
-    wrk: str,
-    args: argparse.Namespace,
-    connections: int,
-    rate: float,
-) -> WrkRun:
-    """wrk throttled to `rate` with its `delay()` hook. A connection's cycle is its delay plus
-    the request's own time, so a short calibration run measures that time and the delay is
-    shortened by it."""
-    script = stack.workdir / "homework-steady.lua"
-    run = WrkRun(
-        wrk, stack.url("engagement"), script, threads=args.threads, log=stack.workdir / "wrk.log"
-    )
-    delay_ms = 1000 * connections / rate
-    script.write_text(lua_script(targets, HOMEWORK_BODY, delay_ms=delay_ms))
-    calibration = run.run(connections, max(4.0, args.warmup + 2))
-    if calibration.rate > 0:
-        request_ms = max(0.0, 1000 * connections / calibration.rate - delay_ms)
-        delay_ms = max(1.0, delay_ms - request_ms)
-        script.write_text(lua_script(targets, HOMEWORK_BODY, delay_ms=delay_ms))
-    return run
+@dataclass
+class Bench:
+    """One run's measurements, in the order `run` takes them."""
 
+    stack: Stack
+    args: argparse.Namespace
+    results: Results
+    meter: CpuMeter
+    wrk: str
+    # Set by `prepare`:
+    api: str = field(init=False)
+    targets: list[Target] = field(init=False)  # wrk's rotation
+    probes: list[Engagement] = field(init=False)  # the lag probe's, out of the rotation
+    fresh: list[Engagement] = field(init=False)
+    grown: Engagement = field(init=False)
+    rapport: WrkRun = field(init=False)
+    ceiling: WrkRun = field(init=False)
+    catch_up: float = 0.0  # seconds the stack took to settle after the last burst
 
-def measure_http(stack: Stack, args: argparse.Namespace, results: Results, wrk: str) -> None:
-    """Steps 1-5: the HTTP figures and raw asyncpg, with the services running."""
-    say("starting the services and the ceiling app")
-    start_stack(stack, args.ceiling_pool)
-    api = stack.url("engagement")
-    total = args.engagements + PROBES + FRESH + 1
-    say(f"preparing {total} engagements through the intake journey")
-    prepared = asyncio.run(
-        journey.prepare_engagements(stack.url("intake"), api, stack.jwt_secret, total)
-    )
-    loaded = prepared[: args.engagements]
-    probes = prepared[args.engagements : args.engagements + PROBES]
-    fresh = prepared[args.engagements + PROBES : -1]
-    grown = prepared[-1]
+    def http(self) -> None:
+        """Steps 1 to 5, with the services running."""
+        say("starting the services and the ceiling app")
+        start_stack(self.stack, self.args.ceiling_pool)
+        self.raw_transactions()
+        self.prepare()
+        self.idle_cpu()
+        for connections in self.args.connections:
+            self.commands(connections)
+        self.steady_lag()
+        self.stream_cost()
+        self.raw_transactions()
+        self.stack.stop_all()
 
-    targets = [Target(e.homework_path, e.token) for e in loaded]
-    script = stack.workdir / "homework.lua"
-    script.write_text(lua_script(targets, HOMEWORK_BODY))
-    log = stack.workdir / "wrk.log"
-    rapport = WrkRun(wrk, api, script, threads=args.threads, log=log)
-    ceiling = WrkRun(wrk, stack.url("ceiling"), script, threads=args.threads, log=log)
-
-    def settle() -> float:
-        return asyncio.run(journey.settle(api, probes[0]))
-
-    catch_up = 0.0
-    for connections in args.connections:
-        say(f"HTTP ceiling at {connections} connections")
-        ceiling.run(connections, args.warmup)
-        ceiling_before = ceiling.run(connections, args.seconds)
-        say(f"commands at {connections} connections")
-        rapport.run(connections, args.warmup)
-        rapport_result = rapport.run(connections, args.seconds)
-        say(f"  {rapport_result.rate:,.0f}/s; waiting for the projections to catch up")
-        results.meta[f"connections_after_{connections}"] = asyncio.run(
-            database.connections_by_application(stack.database_url)
+    def prepare(self) -> None:
+        args, stack = self.args, self.stack
+        self.api = stack.url("engagement")
+        total = args.engagements + PROBES + FRESH + 1
+        say(f"preparing {total} engagements through the intake journey")
+        prepared = asyncio.run(
+            journey.prepare_engagements(stack.url("intake"), self.api, stack.jwt_secret, total)
         )
-        catch_up = settle()
+        self.probes = prepared[args.engagements : args.engagements + PROBES]
+        self.fresh = prepared[args.engagements + PROBES : -1]
+        self.grown = prepared[-1]
+        self.targets = [Target(e.homework_path, e.token) for e in prepared[: args.engagements]]
+        script = stack.workdir / "homework.lua"
+        script.write_text(lua_script(self.targets, HOMEWORK_BODY))
+        log = stack.workdir / "wrk.log"
+        self.rapport = WrkRun(self.wrk, self.api, script, threads=args.threads, log=log)
+        self.ceiling = WrkRun(self.wrk, stack.url("ceiling"), script, threads=args.threads, log=log)
+        self.catch_up = 0.0
+
+    def idle_cpu(self) -> None:
+        """What the stack costs doing nothing (polling, heartbeats), once it has settled."""
+        self.settle()
+        with CpuWindow(self.meter.roots) as cpu:
+            time.sleep(5.0)
+        self.results.idle_cpu_cores = cpu.ours
+
+    def settle(self) -> float:
+        """Until the projections have caught up and the services are idle again (consumers
+        and relays done with what a burst left); the seconds it took."""
+        started = time.monotonic()
+        asyncio.run(journey.settle(self.api, self.probes[0]))
+        self.meter.wait_idle()
+        return time.monotonic() - started
+
+    def commands(self, connections: int) -> None:
+        """The ceiling, Rapport, then the ceiling again, at `connections`."""
+        seconds, warmup = self.args.seconds, self.args.warmup
+        say(f"HTTP ceiling at {connections} connections")
+        self.ceiling.run(connections, warmup)
+        with self.meter.window(f"ceiling@{connections} (1)"):
+            before = self.ceiling.run(connections, seconds)
+        say(f"commands at {connections} connections")
+        self.rapport.run(connections, warmup)
+        with self.meter.window(f"commands@{connections}"):
+            rapport = self.rapport.run(connections, seconds)
+        say(f"  {rapport.rate:,.0f}/s; waiting for the stack to catch up")
+        self.results.meta[f"connections_after_{connections}"] = asyncio.run(
+            database.connections_by_application(self.stack.database_url)
+        )
+        self.catch_up = self.settle()
         say(f"HTTP ceiling at {connections} connections again")
-        ceiling_after = ceiling.run(connections, args.seconds)
-        run = CommandRun(connections, rapport_result, (ceiling_before, ceiling_after))
-        results.runs.append(run)
-        say(f"  ceiling {ceiling_before.rate:,.0f}/s and {ceiling_after.rate:,.0f}/s")
+        with self.meter.window(f"ceiling@{connections} (2)"):
+            after = self.ceiling.run(connections, seconds)
+        self.results.runs.append(CommandRun(connections, rapport, (before, after)))
+        say(f"  ceiling {before.rate:,.0f}/s and {after.rate:,.0f}/s")
 
-    top = results.run(32) or results.runs[-1]
-    target_rate = max(1.0, top.rapport.rate / 2)
-    say(f"steady load at {target_rate:,.0f}/s with the stage-view lag probe")
-    steady = throttled(stack, targets, wrk, args, top.connections, target_rate)
-    background = steady.start(top.connections, 3600)
-    try:
-        time.sleep(args.warmup)
-        lags = asyncio.run(journey.probe_lag(api, probes, samples=args.lag_samples))
-    finally:
-        load = steady.stop(background, top.connections)
-    results.steady = Steady(target_rate, load, lags, catch_up)
-    settle()
+    def throttled(self, connections: int, rate: float) -> WrkRun:
+        """wrk throttled to `rate` with its `delay()` hook. A connection's cycle is its delay
+        plus the request's own time, so a short calibration run measures that time and the
+        delay is shortened by it."""
+        script = self.stack.workdir / "homework-steady.lua"
+        run = WrkRun(self.wrk, self.api, script, threads=self.args.threads, log=self.rapport.log)
+        delay_ms = 1000 * connections / rate
+        script.write_text(lua_script(self.targets, HOMEWORK_BODY, delay_ms=delay_ms))
+        calibration = run.run(connections, max(4.0, self.args.warmup + 2))
+        if calibration.rate > 0:
+            request_ms = max(0.0, 1000 * connections / calibration.rate - delay_ms)
+            delay_ms = max(1.0, delay_ms - request_ms)
+            script.write_text(lua_script(self.targets, HOMEWORK_BODY, delay_ms=delay_ms))
+        return run
 
-    say(f"command cost: fresh streams against one of {args.grown:,} events")
-    asyncio.run(journey.warm(api, fresh, 9))
-    asyncio.run(journey.warm(api, [grown], 1))
-    stack.run_child(
-        "grow_stream.py", stack.database_url, grown.engagement_id, str(args.grown), grown.coach_id
-    )
-    asyncio.run(journey.wait_version(api, grown, args.grown))
-    settle()
-    fresh_length = asyncio.run(journey.stage_version(api, fresh[0]))
-    fresh_ms, grown_ms = asyncio.run(
-        journey.interleaved_commands(api, fresh, grown, args.cost_rounds)
-    )
-    results.stream_cost = StreamCost(fresh_ms, grown_ms, fresh_length, args.grown)
+    def steady_lag(self) -> None:
+        """Stage-view lag from the probe, under wrk throttled to half the top rate."""
+        top = self.results.run(32) or self.results.runs[-1]
+        rate = max(1.0, top.rapport.rate / 2)
+        say(f"steady load at {rate:,.0f}/s with the stage-view lag probe")
+        steady = self.throttled(top.connections, rate)
+        background = steady.start(top.connections, 3600)
+        try:
+            time.sleep(self.args.warmup)
+            with self.meter.window("stage-view lag"):
+                lags = asyncio.run(
+                    journey.probe_lag(self.api, self.probes, samples=self.args.lag_samples)
+                )
+        finally:
+            load = steady.stop(background, top.connections)
+        self.results.steady = Steady(rate, load, lags, self.catch_up)
+        self.settle()
 
-    say("raw asyncpg single-row transactions")
-    results.raw_tx_per_s = asyncio.run(database.single_row_transactions(stack.database_url))
-    stack.stop_all()
+    def stream_cost(self) -> None:
+        """Sequential commands, alternating between fresh streams and a grown one."""
+        args, api, grown = self.args, self.api, self.grown
+        say(f"command cost: fresh streams against one of {args.grown:,} events")
+        asyncio.run(journey.warm(api, self.fresh, 9))
+        asyncio.run(journey.warm(api, [grown], 1))  # starts the plan
+        self.stack.run_child(
+            "grow_stream.py",
+            self.stack.database_url,
+            grown.engagement_id,
+            str(args.grown),
+            grown.coach_id,
+        )
+        asyncio.run(journey.wait_version(api, grown, args.grown))
+        self.settle()
+        fresh_length = asyncio.run(journey.stage_version(api, self.fresh[0]))
+        with self.meter.window("stream cost"):
+            fresh_ms, grown_ms = asyncio.run(
+                journey.interleaved_commands(api, self.fresh, grown, args.cost_rounds)
+            )
+        self.results.stream_cost = StreamCost(fresh_ms, grown_ms, fresh_length, args.grown)
 
+    def raw_transactions(self) -> None:
+        """Raw asyncpg on the same server (taken at the start and at the end)."""
+        say("raw asyncpg single-row transactions")
+        runs = self.results.raw_tx_per_s
+        with self.meter.window(f"raw asyncpg ({len(runs) + 1})"):
+            runs.append(asyncio.run(database.single_row_transactions(self.stack.database_url)))
 
-def measure_log(stack: Stack, args: argparse.Namespace, results: Results) -> None:
-    """Step 6: generate the log, replay it, relay part of it."""
-    dsn = asyncio.run(database.create_database(stack.database_url, "bench_log"))
-    say(f"generating a log of {args.events:,} engagement events")
-    results.generated = log_bench.generate(stack, dsn, args.events, args.workers)
-    say(f"  {results.generated.events:,} events in {results.generated.seconds:.0f} s; replaying")
-    results.replayed = log_bench.replay(stack, dsn)
-    say(f"  {results.replayed.rate:,.0f} events/s; relaying {args.relay_events:,} events")
-    results.relayed = log_bench.relay(stack, dsn, args.relay_events, args.partitions)
+    def log(self) -> None:
+        """Step 6: generate the log, replay it, relay part of it."""
+        args, stack, results = self.args, self.stack, self.results
+        dsn = asyncio.run(database.create_database(stack.database_url, "bench_log"))
+        say(f"generating a log of {args.events:,} engagement events")
+        results.generated = log_bench.generate(stack, dsn, args.events, args.workers)
+        say(f"  {results.generated.events:,} events in {results.generated.seconds:.0f} s")
+        self.meter.wait_idle()
+        say("replaying it")
+        with self.meter.window("replay"):
+            results.replayed = log_bench.replay(stack, dsn)
+        say(f"  {results.replayed.rate:,.0f} events/s; relaying {args.relay_events:,} events")
+        with self.meter.window("relay"):
+            results.relayed = log_bench.relay(stack, dsn, args.relay_events, args.partitions)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,26 +299,24 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack_of:
         workdir = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
         if not args.keep:
-            stack_of.callback(_remove, workdir)
+            stack_of.callback(shutil.rmtree, workdir, ignore_errors=True)
         endpoints = stack_of.enter_context(running_infrastructure(workdir))
         stack = Stack(args.project, workdir, endpoints.database_url, endpoints.kafka_bootstrap)
         stack_of.callback(stack.stop_all)
+        roots = [os.getpid(), postmaster_pid(endpoints.pgdata) or os.getpid()]
+        meter = CpuMeter(roots)
+        bench = Bench(stack, args, results, meter, wrk)
         if "http" not in args.skip:
-            measure_http(stack, args, results, wrk)
+            bench.http()
         if "replay" not in args.skip:
-            measure_log(stack, args, results)
+            bench.log()
+        results.foreign_cpu = meter.foreign
         if args.keep:
             say(f"kept {workdir}")
     show(results)
     write_json(args.out, results)
     say(f"wrote {args.out}")
     return 0
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

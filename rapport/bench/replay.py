@@ -8,73 +8,10 @@ below it, so a replay that fans out to worker processes is counted whole.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
+from rapport.bench.proc import PeakSampler
 from rapport.bench.stack import Stack
-
-PROC = Path("/proc")
-
-
-def parse_ppid(stat: str) -> int:
-    """The parent pid from a `/proc/<pid>/stat` line (the command name may hold spaces and
-    parentheses, so fields are counted after its last `)`)."""
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
-
-
-def parse_rss_kib(status: str) -> int:
-    """`VmRSS` from a `/proc/<pid>/status` text, in KiB (0 when absent: a zombie)."""
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def tree_rss_kib(root: int) -> int:
-    """Summed RSS of `root` and its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = parse_ppid((entry / "stat").read_text())
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            total += parse_rss_kib((PROC / str(pid) / "status").read_text())
-        except OSError:
-            continue
-        todo.extend(children.get(pid, []))
-    return total
-
-
-class PeakSampler:
-    """Samples a process tree's RSS every `interval` seconds until stopped; keeps the peak."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.peak_kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, tree_rss_kib(self.pid))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,27 @@ from pathlib import Path
 import pytest
 
 from rapport.bench.database import with_database
-from rapport.bench.replay import parse_ppid, parse_rss_kib
+from rapport.bench.proc import parse_busy_ticks, parse_cpu_ticks, parse_ppid, parse_rss_kib
 from rapport.bench.report import Results, percentile, write_json
 
 
 def test_the_parent_pid_is_found_even_when_the_command_name_has_spaces_and_parens() -> None:
     assert parse_ppid("4242 (python) S 17 4242 4242 0 -1") == 17
     assert parse_ppid("4242 (a (weird) name) R 99 1 1 0 -1") == 99
+
+
+def test_cpu_ticks_of_a_process_count_its_own_and_its_reaped_childrens() -> None:
+    # pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    # utime stime cutime cstime ...
+    stat = "7 (wrk worker) S 1 7 7 0 -1 4194560 10 0 0 0 150 25 7 3 20 0 2 0"
+    assert parse_cpu_ticks(stat) == 150 + 25 + 7 + 3
+
+
+def test_busy_ticks_leave_out_idle_and_iowait() -> None:
+    proc_stat = "cpu  100 5 50 1000 40 3 2 1 0 0\ncpu0 50 2 25 500 20 1 1 0 0 0\n"
+    assert parse_busy_ticks(proc_stat) == 100 + 5 + 50 + 3 + 2 + 1
+    with pytest.raises(ValueError):
+        parse_busy_ticks("intr 1 2 3\n")
 
 
 def test_rss_is_read_from_status_in_kib() -> None:

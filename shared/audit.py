@@ -23,10 +23,9 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from shared.clock import SystemClock
 from shared.envelope import GENESIS_HASH, Envelope, compute_hash
-from shared.eventstore import EventStore
-from shared.projections import Projection, Unapplied, digest, rebuild
+from shared.projections import Projection, Unapplied, digest
+from shared.rebuild import rebuild_into
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -255,9 +254,9 @@ async def replay(
 ) -> ReplayResult:
     """Fold `<schema>.events` with `projections` into a fresh `replay_<schema>_<random>` schema.
 
-    The fresh schema gets a `documents` table like the service's own; the connection's search
-    path puts it first, so the kernel's `rebuild` reads the service's `events` and writes the
-    fresh `documents`. The schema is dropped afterwards unless `keep`.
+    The fresh schema gets a `documents` table like the service's own, which
+    `shared.rebuild.rebuild_into` fills (in passes over stream-hash segments, in parallel
+    processes); the digests are taken there. The schema is dropped afterwards unless `keep`.
     """
     source = checked_schema(schema)
     target = f"replay_{source}_{secrets.token_hex(4)}"
@@ -267,20 +266,13 @@ async def replay(
         await admin.execute(
             f"CREATE TABLE {target}.documents (LIKE {source}.documents INCLUDING ALL)"
         )
-        pool = await asyncpg.create_pool(
-            database_url,
-            min_size=1,
-            max_size=1,
-            server_settings={"search_path": f"{target},{source}"},
-        )
-        assert pool is not None
+        folded = await rebuild_into(database_url, source, target, projections, progress=progress)
+        events, unapplied = folded.events, folded.unapplied
+        conn = await asyncpg.connect(database_url, server_settings={"search_path": target})
         try:
-            store = EventStore(pool, service or source, SystemClock())
-            async with pool.acquire() as conn:
-                events, unapplied = await rebuild(store, conn, projections, progress=progress)
-                digests = await digests_of(conn, projections)
+            digests = await digests_of(conn, projections)
         finally:
-            await pool.close()
+            await conn.close()
     finally:
         if not keep:
             await admin.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")

@@ -230,11 +230,12 @@ class EventStore:
         self.appended = Wakeup()
         self._commit_hooks: dict[int, list[Callable[[], None]]] = {}
         self._autocommit: set[int] = set()
+        self._wrote: set[int] = set()  # connections that appended since they were taken
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection in a transaction; its `after_commit` hooks run and background readers
-        are woken after it commits."""
+        """A connection in a transaction; its `after_commit` hooks run and, if it appended,
+        background readers are woken after it commits."""
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
             hooks: list[Callable[[], None]] = []
             self._commit_hooks[id(conn)] = hooks
@@ -243,21 +244,27 @@ class EventStore:
                     yield conn
             finally:
                 del self._commit_hooks[id(conn)]
+                wrote = id(conn) in self._wrote
+                self._wrote.discard(id(conn))
             for hook in hooks:
                 hook()
-            self.appended.fire()
+            if wrote:
+                self.appended.fire()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection without a transaction: each statement commits on its own (an append
-        is one statement). Background readers are woken afterwards."""
+        is one statement). Background readers are woken afterwards if it appended."""
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
             self._autocommit.add(id(conn))
             try:
                 yield conn
             finally:
                 self._autocommit.discard(id(conn))
-            self.appended.fire()
+                wrote = id(conn) in self._wrote
+                self._wrote.discard(id(conn))
+            if wrote:
+                self.appended.fire()
 
     def after_commit(self, conn: asyncpg.Connection, hook: Callable[[], None]) -> None:
         """Run `hook` once what `conn` did so far is committed: at the end of a `transaction()`,
@@ -350,6 +357,7 @@ class EventStore:
             raise ConcurrencyConflict(stream_id, head.version, None) from error
         if inserted != len(envelopes):
             raise ConcurrencyConflict(stream_id, head.version, None)
+        self._wrote.add(id(conn))
         return envelopes
 
     async def head(self, conn: asyncpg.Connection, stream_id: str) -> Head:
@@ -396,20 +404,33 @@ class EventStore:
     ) -> list[StoredEvent]:
         """The next committed events after a checkpoint, in commit-safe order, at most
         `limit`; with a `segment`, only the streams that hash into it."""
-        if segment is None:
-            records = await conn.fetch(
-                _AFTER_SQL, str(checkpoint.transaction_id), checkpoint.position, limit
-            )
-        else:
-            records = await conn.fetch(
-                _SEGMENT_AFTER_SQL,
-                str(checkpoint.transaction_id),
-                checkpoint.position,
-                limit,
-                segment.count,
-                segment.index,
-            )
-        return [StoredEvent.of(record) for record in records]
+        return await read_after(conn, checkpoint, limit, segment=segment)
+
+
+async def read_after(
+    conn: asyncpg.Connection,
+    checkpoint: Checkpoint,
+    limit: int = 500,
+    *,
+    segment: Segment | None = None,
+) -> list[StoredEvent]:
+    """The committed events of the connection's `events` after a checkpoint, in commit-safe
+    order (never past a transaction still open), at most `limit`; with a `segment`, only the
+    streams that hash into it."""
+    if segment is None:
+        records = await conn.fetch(
+            _AFTER_SQL, str(checkpoint.transaction_id), checkpoint.position, limit
+        )
+    else:
+        records = await conn.fetch(
+            _SEGMENT_AFTER_SQL,
+            str(checkpoint.transaction_id),
+            checkpoint.position,
+            limit,
+            segment.count,
+            segment.index,
+        )
+    return [StoredEvent.of(record) for record in records]
 
 
 async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> Checkpoint:

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import AuthenticationFailed, PermissionDenied, Principal, verify_token
+from shared.auth import AuthenticationFailed, PermissionDenied, Principal, TokenVerifier
 from shared.errors import DomainError
 from shared.eventstore import ConcurrencyConflict
 from shared.faults import DependencyUnavailable, is_connection_lost, is_transient
@@ -378,12 +378,16 @@ _bearer = HTTPBearer(auto_error=False, description="HS256 JWT with sub, role and
 def authenticated(secret: Callable[[], str]) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency yielding the caller, documented as bearer auth in OpenAPI."""
 
+    verifiers: dict[str, TokenVerifier] = {}
+
     async def principal(
         credentials: HTTPAuthorizationCredentials | None = Security(_bearer),
     ) -> Principal:
         if credentials is None:
             raise AuthenticationFailed("missing token")
-        return verify_token(secret(), credentials.credentials)
+        key = secret()
+        verifier = verifiers.get(key) or verifiers.setdefault(key, TokenVerifier(key))
+        return verifier.verify(credentials.credentials)
 
     return principal
 

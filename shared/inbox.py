@@ -54,12 +54,19 @@ class Inbox:
     """Runs a handler at most once per `event_id` for one named consumer."""
 
     def __init__(
-        self, store: EventStore, consumer: str, dead_letters: Publisher, *, attempts: int = 3
+        self,
+        store: EventStore,
+        consumer: str,
+        dead_letters: Publisher,
+        *,
+        attempts: int = 3,
+        handles: frozenset[str] | None = None,
     ) -> None:
         self._store = store
         self._consumer = consumer
         self._dead_letters = dead_letters
         self._attempts = attempts
+        self._handles = handles
 
     @property
     def consumer(self) -> str:
@@ -73,7 +80,8 @@ class Inbox:
         headers: Sequence[tuple[str, bytes]],
         handler: Handler,
     ) -> str:
-        """Handle one raw message; returns the outcome: applied, duplicate or dead_lettered.
+        """Handle one raw message; returns the outcome: applied, duplicate, ignored (a valid
+        event of a type this consumer does not act on) or dead_lettered.
 
         Raises a transient error (after a few quick retries) so the message comes again.
         """
@@ -81,6 +89,9 @@ class Inbox:
             envelope = _parse(value)
         except Exception as error:
             return await self._set_aside(topic, key, value, headers, None, error)
+        if self._handles is not None and envelope.event_type not in self._handles:
+            CONSUMED.labels(self._consumer, "ignored").inc()
+            return "ignored"
         for attempt in range(1, self._attempts + 1):
             try:
                 outcome = await self._apply(envelope, handler)

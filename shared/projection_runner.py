@@ -93,7 +93,7 @@ class ProjectionRunner:
         projections: Sequence[Projection],
         *,
         segments: int = 4,
-        batch_size: int = 1000,
+        batch_size: int = 250,
         poll_interval: float = 0.5,
     ) -> None:
         self._store = store
@@ -163,6 +163,7 @@ class ProjectionRunner:
                 _, failures = await apply_batch(conn, projection, events)
                 unapplied.extend(failures)
                 APPLIED.labels(self._service, projection.name).inc(len(events))
+                await asyncio.sleep(0)  # let requests in between projections
             for failure in unapplied:
                 log.error(
                     "projection_event_parked",
@@ -277,10 +278,12 @@ class ProjectionRunner:
                 await lease.execute(
                     "DELETE FROM projection_runners WHERE instance = $1", self.instance
                 )
-            with contextlib.suppress(Exception):
+            try:  # the pool does not reset sessions: hand back no lock and no listener
                 await lease.remove_listener(self.channel, self._notified)
-            with contextlib.suppress(Exception):
+                await lease.execute("SELECT pg_advisory_unlock_all(); UNLISTEN *")
                 await self._store.pool.release(lease)
+            except Exception:
+                lease.terminate()
 
     async def run(self) -> None:
         """Claim units and keep them caught up until cancelled. A failing round (the

@@ -12,18 +12,18 @@ transient failure (the database away) leaves the projection at its checkpoint to
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 
 from shared.envelope import Envelope, canonical_json
 from shared.events import EventRegistry
-from shared.eventstore import START, EventStore, StoredEvent
+from shared.eventstore import EventStore, StoredEvent
 from shared.parking import Parking
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "load_document",
     "read_view",
     "reapply",
-    "rebuild",
 ]
 
 log = structlog.get_logger(__name__)
@@ -106,7 +105,7 @@ async def load_document(
     )
     if row is None:
         return None
-    return json.loads(row["doc"]), int(row["version"])
+    return orjson.loads(row["doc"]), int(row["version"])
 
 
 _LOAD_MANY_SQL = (
@@ -161,7 +160,7 @@ async def apply_batch(
     folding = _Folding()
     rows = await conn.fetch(_LOAD_MANY_SQL, projection.name, sorted({k for k, _ in keyed}))
     for row in rows:
-        folding.documents[row["id"]] = json.loads(row["doc"])
+        folding.documents[row["id"]] = orjson.loads(row["doc"])
         folding.versions[row["id"]] = int(row["version"])
     items = {item.event_id: item for item in batch}
     touched = 0
@@ -188,10 +187,14 @@ async def apply_batch(
             _WRITE_MANY_SQL,
             projection.name,
             ids,
-            [json.dumps(folding.documents[i]) for i in ids],
+            [_json(folding.documents[i]) for i in ids],
             [folding.versions[i] for i in ids],
         )
     return touched, unapplied
+
+
+def _json(document: Document) -> str:
+    return orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 async def reapply(conn: asyncpg.Connection, projection: Projection, item: StoredEvent) -> None:
@@ -246,39 +249,7 @@ async def digest(conn: asyncpg.Connection, projection: str) -> tuple[str, int]:
     async for row in conn.cursor(
         "SELECT id, doc, version FROM documents WHERE projection = $1 ORDER BY id", projection
     ):
-        sha.update(canonical_json([row["id"], json.loads(row["doc"]), row["version"]]))
+        sha.update(canonical_json([row["id"], orjson.loads(row["doc"]), row["version"]]))
         sha.update(b"\n")
         count += 1
     return sha.hexdigest(), count
-
-
-async def rebuild(
-    store: EventStore,
-    conn: asyncpg.Connection,
-    projections: Sequence[Projection],
-    *,
-    progress: Callable[[int], None] | None = None,
-    batch_size: int = 2000,
-) -> tuple[int, list[Unapplied]]:
-    """Fold the whole committed log into the `documents` table the connection resolves to.
-
-    Each batch is applied in its own short transaction (a savepoint inside a caller's), so a
-    long rebuild never holds back the commit horizon the live readers follow; `progress` is
-    told how many events each batch folded. Returns the number of events and those a
-    projection could not fold (reported, not applied).
-    """
-    checkpoint = START
-    total = 0
-    unapplied: list[Unapplied] = []
-    while True:
-        async with conn.transaction():
-            batch: list[StoredEvent] = await store.read_after(conn, checkpoint, batch_size)
-            for projection in projections:
-                _, failures = await apply_batch(conn, projection, batch)
-                unapplied.extend(failures)
-        if not batch:
-            return total, unapplied
-        checkpoint = batch[-1].checkpoint
-        total += len(batch)
-        if progress is not None:
-            progress(len(batch))

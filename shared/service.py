@@ -57,9 +57,13 @@ class Subscription:
     topics: Sequence[str]
     consumer: str
     handler: Handler
+    # The event types the handler acts on (None: all). Others are checked and acknowledged
+    # without touching the database.
+    handles: frozenset[str] | None = None
 
 
 Worker = Callable[[], Awaitable[None]]
+CONSUMER_BATCH = 200  # records handled per offset commit
 
 
 @dataclass
@@ -95,27 +99,37 @@ class ServiceCore:
 
     def subscribe(self, subscription: Subscription) -> None:
         """Consume the subscription's topics through an inbox (before `start_core`)."""
-        inbox = Inbox(self.store, subscription.consumer, self.publisher)
+        inbox = Inbox(
+            self.store, subscription.consumer, self.publisher, handles=subscription.handles
+        )
         self.consumers[subscription.consumer] = (inbox, subscription.handler)
 
         @self.broker.subscriber(
             *subscription.topics,
             title=f"{subscription.consumer}:consume",
-            description="Contract envelopes, consumed idempotently by event_id; failures go "
-            "to <topic>.dlq.",
+            description="Contract envelopes, consumed idempotently by event_id, in batches; "
+            "failures are parked and go to <topic>.dlq.",
             group_id=f"rapport-{subscription.consumer}",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             session_timeout_ms=6000,
             heartbeat_interval_ms=2000,
             fetch_max_wait_ms=50,
+            batch=True,
+            max_records=CONSUMER_BATCH,
+            batch_timeout_ms=100,
         )
         async def consume(message: KafkaMessage) -> None:
-            record = message.raw_message
-            assert isinstance(record, ConsumerRecord)
-            await inbox.receive(
-                record.topic, record.key, record.value, record.headers, subscription.handler
-            )
+            """A batch in partition order; its offsets are committed once, when every record
+            was handled. A transient failure rewinds the batch (the inbox skips what was
+            applied)."""
+            records = message.raw_message
+            assert isinstance(records, tuple)
+            for record in records:
+                assert isinstance(record, ConsumerRecord)
+                await inbox.receive(
+                    record.topic, record.key, record.value, record.headers, subscription.handler
+                )
 
     def spawn(self, worker: Worker, name: str) -> None:
         """Run a background worker, restarting it a second after a crash."""

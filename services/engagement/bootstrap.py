@@ -35,7 +35,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return EngagementService(core.store, core.vault, core.clock)
 
     def subscriptions(service: EngagementService) -> Sequence[Subscription]:
-        return [Subscription([INTAKE_TOPIC], "engagement-intake", service.on_intake_event)]
+        return [
+            Subscription(
+                [INTAKE_TOPIC],
+                "engagement-intake",
+                service.on_intake_event,
+                handles=EngagementService.INTAKE_EVENTS,
+            )
+        ]
 
     return service_app(
         core,

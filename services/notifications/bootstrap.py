@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.notifications.application.delivery import DeliveryWorker
 from services.notifications.application.handlers import NotificationService
+from services.notifications.domain.rules import HANDLED
 from services.notifications.entrypoints.http import build_routes
 from services.notifications.projections import PROJECTIONS
 from shared.clock import Clock
@@ -37,7 +38,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     def subscriptions(service: NotificationService) -> Sequence[Subscription]:
         return [
-            Subscription([INTAKE_TOPIC, ENGAGEMENT_TOPIC], "notifications-rules", service.on_event)
+            Subscription(
+                [INTAKE_TOPIC, ENGAGEMENT_TOPIC],
+                "notifications-rules",
+                service.on_event,
+                handles=HANDLED,
+            )
         ]
 
     def workers(core: ServiceCore, service: NotificationService) -> dict[str, Worker]:

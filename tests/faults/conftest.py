@@ -16,6 +16,7 @@ INSTANCES = (
     ("engagement-1", "engagement"),
     ("engagement-2", "engagement"),
     ("notifications", "notifications"),
+    ("notifications-2", "notifications"),
 )
 
 

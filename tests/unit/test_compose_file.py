@@ -87,7 +87,20 @@ def test_every_service_is_built_from_the_dockerfile(compose: dict[str, Any], nam
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_every_service_publishes_its_contract_port(compose: dict[str, Any], name: str) -> None:
-    assert CONTRACT_PORTS[name] in _published_ports(_service(compose, name))
+    published = _published_ports(_service(compose, name))
+    gateway = (compose.get("services") or {}).get(f"{name}-gateway")
+    if gateway is not None:  # several instances behind one address
+        published |= _published_ports(gateway)
+    assert CONTRACT_PORTS[name] in published
+
+
+def test_engagement_runs_two_instances_behind_one_address(compose: dict[str, Any]) -> None:
+    engagement = _service(compose, "engagement")
+    assert engagement.get("deploy", {}).get("replicas", 1) >= 2
+    assert _published_ports(engagement) == set()  # the gateway holds :8002
+    gateway = _service(compose, "engagement-gateway")
+    assert 8002 in _published_ports(gateway)
+    assert "engagement:8002" in " ".join(str(v) for v in gateway["environment"].values())
 
 
 @pytest.mark.parametrize("name", SERVICES)

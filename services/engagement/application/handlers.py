@@ -84,6 +84,8 @@ def may_read(principal: Principal, view: Body) -> bool:
 class EngagementService:
     """The engagement's reactions, commands and reads, with the contract's access rules."""
 
+    INTAKE_EVENTS = frozenset({"ClientCommitted", "ClientErased"})
+
     def __init__(self, store: EventStore, vault: KeyVault, clock: Clock) -> None:
         self.store = store
         self.vault = vault

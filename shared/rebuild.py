@@ -1,0 +1,195 @@
+"""Rebuilding projections from the whole log, fast and in bounded memory.
+
+The log is read once per pass in commit-safe order, in large pages, and folded in memory;
+the documents of a pass are written with one COPY at its end. Partitioned projections are
+folded in stream-hash segments, each segment a pass of its own, so a pass holds only its
+segment's documents (choose enough segments for memory) and the passes run in parallel
+processes; projections that span streams get one pass over the whole log. Documents of
+different passes never meet, so every write is an insert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import orjson
+
+from shared.eventstore import START, Segment, StoredEvent, read_after
+from shared.projections import Document, Projection, Unapplied
+
+__all__ = ["PassResult", "fold_pass", "plan_passes", "rebuild_into"]
+
+PAGE = 5000
+STREAMS_PER_SEGMENT = 20_000  # documents a pass keeps in memory, per partitioned projection
+
+
+@dataclass
+class PassResult:
+    """What one pass folded: events read, documents written, events it could not fold."""
+
+    events: int = 0
+    documents: int = 0
+    unapplied: list[Unapplied] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Some projections over the whole log or one segment of it."""
+
+    projections: tuple[Projection, ...]
+    segment: Segment | None
+
+
+def plan_passes(projections: Sequence[Projection], streams: int) -> list[Pass]:
+    """Enough segments for the partitioned projections that each pass holds at most
+    `STREAMS_PER_SEGMENT` streams' documents; one whole-log pass for the others."""
+    partitioned = tuple(p for p in projections if p.partitioned)
+    spanning = tuple(p for p in projections if not p.partitioned)
+    passes: list[Pass] = []
+    if partitioned:
+        count = max(1, math.ceil(streams / STREAMS_PER_SEGMENT))
+        if count == 1:
+            passes.append(Pass(partitioned, None))
+        else:
+            passes += [Pass(partitioned, Segment(i, count)) for i in range(count)]
+    if spanning:
+        passes.append(Pass(spanning, None))
+    return passes
+
+
+async def fold_pass(
+    database_url: str,
+    source: str,
+    target: str,
+    projections: Sequence[Projection],
+    segment: Segment | None,
+    progress: Callable[[int], None] | None = None,
+) -> PassResult:
+    """Fold `source`'s log (one segment of it, or all) with `projections` in memory, then COPY
+    the documents into `target.documents`."""
+    result = PassResult()
+    documents: dict[tuple[str, str], Document] = {}
+    versions: dict[tuple[str, str], int] = {}
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": source})
+    try:
+        checkpoint = START
+        while page := await read_after(conn, checkpoint, PAGE, segment=segment):
+            for item in page:
+                _fold(item, projections, documents, versions, result)
+            checkpoint = page[-1].checkpoint
+            result.events += len(page)
+            if progress is not None:
+                progress(len(page))
+        now = datetime.now(UTC)
+        records = [
+            (name, key, _json(document), versions[(name, key)], now)
+            for (name, key), document in documents.items()
+        ]
+        await conn.copy_records_to_table(
+            "documents",
+            schema_name=target,
+            records=records,
+            columns=["projection", "id", "doc", "version", "updated_at"],
+        )
+        result.documents = len(records)
+    finally:
+        await conn.close()
+    return result
+
+
+def _fold(
+    item: StoredEvent,
+    projections: Sequence[Projection],
+    documents: dict[tuple[str, str], Document],
+    versions: dict[tuple[str, str], int],
+    result: PassResult,
+) -> None:
+    try:
+        envelope = item.envelope
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"
+        result.unapplied += [Unapplied(p.name, item, reason) for p in projections]
+        return
+    for projection in projections:
+        try:
+            key = projection.key(envelope)
+            if key is None:
+                continue
+            slot = (projection.name, key)
+            document = projection.apply(documents.get(slot), envelope)
+        except Exception as error:
+            result.unapplied.append(
+                Unapplied(projection.name, item, f"{type(error).__name__}: {error}")
+            )
+            continue
+        if document is not None:
+            documents[slot] = document
+            versions[slot] = envelope.stream_version
+
+
+def _json(document: Document) -> str:
+    return orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _run_pass(database_url: str, source: str, target: str, plan: Pass) -> PassResult:
+    """A pass in a worker process (forked from one that may be running an event loop)."""
+    asyncio.events._set_running_loop(None)
+    return asyncio.run(fold_pass(database_url, source, target, plan.projections, plan.segment))
+
+
+async def rebuild_into(
+    database_url: str,
+    source: str,
+    target: str,
+    projections: Sequence[Projection],
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PassResult:
+    """Fold `source.events` with `projections` into the empty `target.documents`, in passes
+    spread over `workers` processes (default: the cores). Returns the totals."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        streams = int(await conn.fetchval(f"SELECT count(DISTINCT stream_id) FROM {source}.events"))
+    finally:
+        await conn.close()
+    passes = plan_passes(projections, streams)
+    workers = min(len(passes), workers or multiprocessing.cpu_count())
+    total = PassResult()
+    if workers <= 1:
+        for plan in passes:
+            done = await fold_pass(
+                database_url, source, target, plan.projections, plan.segment, progress
+            )
+            _add(total, done, plan, progress=None)
+        return total
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            loop.run_in_executor(pool, _run_pass, database_url, source, target, plan)
+            for plan in passes
+        ]
+        for plan, future in zip(passes, futures, strict=True):
+            _add(total, await future, plan, progress)
+    return total
+
+
+def _add(
+    total: PassResult, done: PassResult, plan: Pass, progress: Callable[[int], None] | None
+) -> None:
+    """Sum a pass in; the log's events are counted by the passes of partitioned projections
+    (they split it), or by the one whole-log pass when there are none."""
+    if any(p.partitioned for p in plan.projections) or total.events == 0:
+        total.events += done.events
+    total.documents += done.documents
+    total.unapplied += done.unapplied
+    if progress is not None:
+        progress(done.events)

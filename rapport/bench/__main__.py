@@ -27,12 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rapport.bench import database, journey
+from rapport.bench import database, journey, profile
 from rapport.bench import replay as log_bench
 from rapport.bench.journey import Engagement
 from rapport.bench.proc import CpuMeter, CpuWindow, postmaster_pid
@@ -68,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="processes generating the log")
     parser.add_argument("--ceiling-pool", type=int, default=10, help="the services' pool size")
     parser.add_argument("--skip", choices=PHASES, action="append", default=[])
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the services with py-spy during the last wrk run (perturbs it a little)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args(argv)
 
@@ -187,7 +193,8 @@ class Bench:
             before = self.ceiling.run(connections, seconds)
         say(f"commands at {connections} connections")
         self.rapport.run(connections, warmup)
-        with self.meter.window(f"commands@{connections}"):
+        profiling = self.args.profile and connections == self.args.connections[-1]
+        with self.meter.window(f"commands@{connections}"), self.profiled(profiling, seconds):
             rapport = self.rapport.run(connections, seconds)
         say(f"  {rapport.rate:,.0f}/s; waiting for the stack to catch up")
         self.results.meta[f"connections_after_{connections}"] = asyncio.run(
@@ -199,6 +206,30 @@ class Bench:
             after = self.ceiling.run(connections, seconds)
         self.results.runs.append(CommandRun(connections, rapport, (before, after)))
         say(f"  ceiling {before.rate:,.0f}/s and {after.rate:,.0f}/s")
+
+    @contextlib.contextmanager
+    def profiled(self, wanted: bool, seconds: float) -> Iterator[None]:
+        """py-spy on every service while the block runs; the summaries into the results."""
+        binary = profile.py_spy() if wanted else None
+        if wanted and binary is None:
+            say("  py-spy not found: no profile (pip install py-spy)")
+        if binary is None:
+            yield
+            return
+        outputs = {name: self.stack.workdir / f"profile-{name}.txt" for name in SERVICES}
+        samplers = [
+            profile.record(binary, self.stack.running[name].process.pid, seconds - 1, out)
+            for name, out in outputs.items()
+        ]
+        try:
+            yield
+        finally:
+            for sampler in samplers:
+                sampler.wait()
+        self.results.meta["profiled"] = True
+        for name, out in outputs.items():
+            text = out.read_text() if out.exists() else ""
+            self.results.profiles[name] = profile.summarize(text)
 
     def throttled(self, connections: int, rate: float) -> WrkRun:
         """wrk throttled to `rate` with its `delay()` hook. A connection's cycle is its delay

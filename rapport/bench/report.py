@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from rapport.bench.profile import Share
 from rapport.bench.replay import Generated, Relayed, Replayed
 from rapport.bench.wrk import WrkResult
 
@@ -100,6 +101,7 @@ class Results:
     relayed: Relayed | None = None
     foreign_cpu: dict[str, float] = field(default_factory=dict)  # cores, per measurement
     idle_cpu_cores: float | None = None  # the stack at rest
+    profiles: dict[str, list[Share]] = field(default_factory=dict)  # per service, with --profile
 
     @property
     def raw_best(self) -> float | None:
@@ -225,6 +227,10 @@ def to_json(results: Results) -> dict[str, Any]:
         "replay": dataclasses.asdict(results.replayed) if results.replayed else None,
         "relay": dataclasses.asdict(results.relayed) if results.relayed else None,
         "idle_cpu_cores": results.idle_cpu_cores,
+        "profiles": {
+            name: [dataclasses.asdict(share) for share in shares]
+            for name, shares in results.profiles.items()
+        },
         "foreign_cpu_cores": results.foreign_cpu,
         "targets": [dataclasses.asdict(check) for check in evaluate(results)],
     }
@@ -331,5 +337,18 @@ def table(results: Results) -> Table:
     return out
 
 
+def profile_table(service: str, shares: list[Share], top: int = 15) -> Table:
+    out = Table(title=f"{service}: where the samples were (py-spy, commands at full load)")
+    out.add_column("frame")
+    out.add_column("inclusive", justify="right")
+    out.add_column("self", justify="right")
+    for share in shares[:top]:
+        out.add_row(share.frame, f"{share.inclusive:.0%}", f"{share.own:.0%}")
+    return out
+
+
 def show(results: Results) -> None:
-    Console(width=120).print(table(results))
+    console = Console(width=120)
+    for service, shares in results.profiles.items():
+        console.print(profile_table(service, shares))
+    console.print(table(results))

@@ -119,7 +119,7 @@ def start_stack(stack: Stack, ceiling_pool: int) -> None:
 
 @dataclass
 class Bench:
-    """One run's measurements, in the order `run` takes them."""
+    """One run's measurements, in the order `http` and `log` take them."""
 
     stack: Stack
     args: argparse.Namespace
@@ -337,16 +337,16 @@ def main(argv: list[str] | None = None) -> int:
         roots = [os.getpid(), postmaster_pid(endpoints.pgdata) or os.getpid()]
         meter = CpuMeter(roots)
         bench = Bench(stack, args, results, meter, wrk)
-        if "http" not in args.skip:
-            bench.http()
-        if "replay" not in args.skip:
-            bench.log()
-        results.foreign_cpu = meter.foreign
-        if args.keep:
-            say(f"kept {workdir}")
-    show(results)
-    write_json(args.out, results)
-    say(f"wrote {args.out}")
+        try:
+            if "http" not in args.skip:
+                bench.http()
+            if "replay" not in args.skip:
+                bench.log()
+        finally:  # what was measured is shown and kept, even when a step failed
+            results.foreign_cpu = meter.foreign
+            show(results)
+            write_json(args.out, results)
+            say(f"wrote {args.out}" + (f"; kept {workdir}" if args.keep else ""))
     return 0
 
 

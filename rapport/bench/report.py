@@ -303,7 +303,10 @@ def table(results: Results) -> Table:
             f"stage-view lag p50 / p99 ms ({len(s.lags_ms)} samples)",
             f"{_n(s.p50_ms, 1)} / {_n(s.p99_ms, 1)}",
         )
-        out.add_row("projections caught up after the @32 burst, s", _n(s.catch_up_after_burst_s, 1))
+        out.add_row(
+            "stack settled after the @32 burst (views caught up, idle), s",
+            _n(s.catch_up_after_burst_s, 1),
+        )
     if results.stream_cost is not None:
         sc = results.stream_cost
         out.add_row(

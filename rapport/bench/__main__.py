@@ -36,7 +36,7 @@ from typing import Any
 from rapport.bench import database, journey, profile
 from rapport.bench import replay as log_bench
 from rapport.bench.journey import Engagement
-from rapport.bench.proc import CpuMeter, CpuWindow, postmaster_pid
+from rapport.bench.proc import CpuMeter, CpuWindow, breakdown, postmaster_pid
 from rapport.bench.report import CommandRun, Results, Steady, StreamCost, show, write_json
 from rapport.bench.stack import SERVICES, Stack
 from rapport.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
@@ -126,6 +126,7 @@ class Bench:
     results: Results
     meter: CpuMeter
     wrk: str
+    infra: dict[str, int]  # pids of the database and broker, for the CPU breakdown
     # Set by `prepare`:
     api: str = field(init=False)
     targets: list[Target] = field(init=False)  # wrk's rotation
@@ -194,8 +195,13 @@ class Bench:
         say(f"commands at {connections} connections")
         self.rapport.run(connections, warmup)
         profiling = self.args.profile and connections == self.args.connections[-1]
-        with self.meter.window(f"commands@{connections}"), self.profiled(profiling, seconds):
+        window = self.meter.window(f"commands@{connections}")
+        with window, self.profiled(profiling, seconds):
             rapport = self.rapport.run(connections, seconds)
+        groups = {name: run.process.pid for name, run in self.stack.running.items()}
+        self.results.cpu_by_process[f"commands@{connections}"] = breakdown(
+            window.per_pid, {**groups, **self.infra}
+        )
         say(f"  {rapport.rate:,.0f}/s; waiting for the stack to catch up")
         self.results.meta[f"connections_after_{connections}"] = asyncio.run(
             database.connections_by_application(self.stack.database_url)
@@ -334,9 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         endpoints = stack_of.enter_context(running_infrastructure(workdir))
         stack = Stack(args.project, workdir, endpoints.database_url, endpoints.kafka_bootstrap)
         stack_of.callback(stack.stop_all)
-        roots = [os.getpid(), postmaster_pid(endpoints.pgdata) or os.getpid()]
-        meter = CpuMeter(roots)
-        bench = Bench(stack, args, results, meter, wrk)
+        postmaster = postmaster_pid(endpoints.pgdata)
+        meter = CpuMeter([os.getpid(), postmaster or os.getpid()])
+        infra = {"postgres": postmaster, "tansu": endpoints.broker_pid}
+        known = {name: pid for name, pid in infra.items() if pid is not None}
+        bench = Bench(stack, args, results, meter, wrk, known)
         try:
             if "http" not in args.skip:
                 bench.http()

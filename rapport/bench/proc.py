@@ -118,6 +118,7 @@ class CpuWindow:
         self.roots = list(roots)
         self.ours = 0.0
         self.foreign = 0.0
+        self.per_pid: dict[int, float] = {}  # cores, each of our processes
 
     def __enter__(self) -> CpuWindow:
         self._started = time.monotonic()
@@ -128,10 +129,25 @@ class CpuWindow:
     def __exit__(self, *exc: object) -> None:
         seconds = max(time.monotonic() - self._started, 1e-6)
         ticks = cpu_ticks(descendants(self.roots))
-        ours = sum(max(0, n - self._ticks.get(pid, 0)) for pid, n in ticks.items())
+        used = {pid: max(0, n - self._ticks.get(pid, 0)) for pid, n in ticks.items()}
+        ours = sum(used.values())
         busy = busy_ticks() - self._busy
+        self.per_pid = {pid: n / CLK_TCK / seconds for pid, n in used.items() if n}
         self.ours = ours / CLK_TCK / seconds
         self.foreign = max(0, busy - ours) / CLK_TCK / seconds
+
+
+def breakdown(per_pid: dict[int, float], groups: dict[str, int]) -> dict[str, float]:
+    """Cores per named process tree (`groups`: name to root pid); what no group claims goes to
+    `rest` (the harness, wrk)."""
+    found: dict[str, float] = {}
+    claimed: set[int] = set()
+    for name, root in groups.items():
+        tree = descendants([root]) & per_pid.keys()
+        claimed |= tree
+        found[name] = round(sum(per_pid[pid] for pid in tree), 3)
+    found["rest"] = round(sum(c for pid, c in per_pid.items() if pid not in claimed), 3)
+    return found
 
 
 def wait_idle(

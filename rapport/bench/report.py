@@ -101,6 +101,7 @@ class Results:
     relayed: Relayed | None = None
     foreign_cpu: dict[str, float] = field(default_factory=dict)  # cores, per measurement
     idle_cpu_cores: float | None = None  # the stack at rest
+    cpu_by_process: dict[str, dict[str, float]] = field(default_factory=dict)  # cores
     profiles: dict[str, list[Share]] = field(default_factory=dict)  # per service, with --profile
 
     @property
@@ -227,6 +228,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "replay": dataclasses.asdict(results.replayed) if results.replayed else None,
         "relay": dataclasses.asdict(results.relayed) if results.relayed else None,
         "idle_cpu_cores": results.idle_cpu_cores,
+        "cpu_by_process_cores": results.cpu_by_process,
         "profiles": {
             name: [dataclasses.asdict(share) for share in shares]
             for name, shares in results.profiles.items()
@@ -330,6 +332,10 @@ def table(results: Results) -> Table:
     if results.relayed is not None:
         rl = results.relayed
         out.add_row("relay to the broker: events, events/s", f"{rl.events:,}  {_n(rl.rate)}")
+    for name, split in results.cpu_by_process.items():
+        out.add_row(
+            f"CPU during {name} (cores)", ", ".join(f"{k} {v:.2f}" for k, v in split.items())
+        )
     if results.idle_cpu_cores is not None:
         out.add_row("the stack at rest: CPU (cores)", _n(results.idle_cpu_cores, 2))
     if results.foreign_cpu:

@@ -190,28 +190,31 @@ class Bench:
         seconds, warmup = self.args.seconds, self.args.warmup
         say(f"HTTP ceiling at {connections} connections")
         self.ceiling.run(connections, warmup)
-        with self.meter.window(f"ceiling@{connections} (1)"):
+        with self.cpu(f"ceiling@{connections} (1)"):
             before = self.ceiling.run(connections, seconds)
         say(f"commands at {connections} connections")
         self.rapport.run(connections, warmup)
         profiling = self.args.profile and connections == self.args.connections[-1]
-        window = self.meter.window(f"commands@{connections}")
-        with window, self.profiled(profiling, seconds):
+        with self.cpu(f"commands@{connections}"), self.profiled(profiling, seconds):
             rapport = self.rapport.run(connections, seconds)
-        groups = {name: run.process.pid for name, run in self.stack.running.items()}
-        self.results.cpu_by_process[f"commands@{connections}"] = breakdown(
-            window.per_pid, {**groups, **self.infra}
-        )
         say(f"  {rapport.rate:,.0f}/s; waiting for the stack to catch up")
         self.results.meta[f"connections_after_{connections}"] = asyncio.run(
             database.connections_by_application(self.stack.database_url)
         )
         self.catch_up = self.settle()
         say(f"HTTP ceiling at {connections} connections again")
-        with self.meter.window(f"ceiling@{connections} (2)"):
+        with self.cpu(f"ceiling@{connections} (2)"):
             after = self.ceiling.run(connections, seconds)
         self.results.runs.append(CommandRun(connections, rapport, (before, after)))
         say(f"  ceiling {before.rate:,.0f}/s and {after.rate:,.0f}/s")
+
+    @contextlib.contextmanager
+    def cpu(self, name: str) -> Iterator[None]:
+        """A measurement: the other processes' CPU meanwhile, and ours per process."""
+        with self.meter.window(name) as window:
+            yield
+        groups = {name: run.process.pid for name, run in self.stack.running.items()}
+        self.results.cpu_by_process[name] = breakdown(window.per_pid, {**groups, **self.infra})
 
     @contextlib.contextmanager
     def profiled(self, wanted: bool, seconds: float) -> Iterator[None]:

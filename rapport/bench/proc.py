@@ -198,7 +198,7 @@ class CpuMeter:
         self.roots = list(roots)
         self.foreign: dict[str, float] = {}
 
-    def window(self, name: str) -> _Named:
+    def window(self, name: str) -> CpuWindow:
         return _Named(self, name)
 
     def wait_idle(self) -> float:

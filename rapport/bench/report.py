@@ -259,6 +259,37 @@ def _n(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _served(split: dict[str, float]) -> float:
+    """Cores of the system under test: everything but the harness and wrk (`rest`)."""
+    return sum(v for k, v in split.items() if k != "rest")
+
+
+def _cpu_rows(out: Table, results: Results) -> None:
+    """Where the CPU went during each full-load run, and CPU per request against the
+    ceiling's."""
+    for run in results.runs:
+        mine = results.cpu_by_process.get(f"commands@{run.connections}")
+        if not mine or not run.rapport.rate:
+            continue
+        busy = {k: v for k, v in mine.items() if v >= 0.02}
+        out.add_row(
+            f"CPU during commands @{run.connections} (cores)",
+            ", ".join(f"{k} {v:.2f}" for k, v in busy.items()),
+        )
+        theirs = [
+            1000 * _served(split) / ceiling.rate
+            for n, ceiling in enumerate(run.ceilings, 1)
+            if (split := results.cpu_by_process.get(f"ceiling@{run.connections} ({n})"))
+            and ceiling.rate
+        ]
+        out.add_row(
+            f"CPU ms per request @{run.connections}: commands (engagement) / ceiling",
+            f"{1000 * _served(mine) / run.rapport.rate:.2f}"
+            f" ({1000 * mine.get('engagement', 0.0) / run.rapport.rate:.2f})"
+            f" / {min(theirs, default=math.nan):.2f}",
+        )
+
+
 def table(results: Results) -> Table:
     """The figures of the run, then the targets."""
     meta = results.meta
@@ -268,7 +299,7 @@ def table(results: Results) -> Table:
         caption=f"{meta.get('cpus')} CPUs; wrk {meta.get('wrk_threads')} threads,"
         f" {meta.get('seconds')} s per run; {meta.get('engagements')} engagements",
     )
-    out.add_column("measure")
+    out.add_column("measure", no_wrap=True)
     out.add_column("value", justify="right")
     out.add_column("target", justify="right")
     out.add_column("", justify="center")
@@ -332,10 +363,7 @@ def table(results: Results) -> Table:
     if results.relayed is not None:
         rl = results.relayed
         out.add_row("relay to the broker: events, events/s", f"{rl.events:,}  {_n(rl.rate)}")
-    for name, split in results.cpu_by_process.items():
-        out.add_row(
-            f"CPU during {name} (cores)", ", ".join(f"{k} {v:.2f}" for k, v in split.items())
-        )
+    _cpu_rows(out, results)
     if results.idle_cpu_cores is not None:
         out.add_row("the stack at rest: CPU (cores)", _n(results.idle_cpu_cores, 2))
     if results.foreign_cpu:
@@ -362,7 +390,7 @@ def profile_table(service: str, shares: list[Share], top: int = 15) -> Table:
 
 
 def show(results: Results) -> None:
-    console = Console(width=120)
+    console = Console(width=140)
     for service, shares in results.profiles.items():
         console.print(profile_table(service, shares))
     console.print(table(results))

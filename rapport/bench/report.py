@@ -368,7 +368,7 @@ def table(results: Results) -> Table:
         out.add_row("the stack at rest: CPU (cores)", _n(results.idle_cpu_cores, 2))
     if results.foreign_cpu:
         name, worst = max(results.foreign_cpu.items(), key=lambda item: item[1])
-        note = "" if worst < 0.1 else "  [yellow]noisy[/]"
+        note = "" if worst < 0.25 else "  [yellow]noisy[/]"
         out.add_row(
             "other processes' CPU, worst measurement (cores)", f"{worst:.2f} ({name}){note}"
         )

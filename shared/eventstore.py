@@ -458,6 +458,20 @@ async def find_checkpoint(
     return Checkpoint(int(row["transaction_id"]), int(row["global_position"]))
 
 
+async def save_checkpoints(
+    conn: asyncpg.Connection, names: Sequence[str], checkpoint: Checkpoint
+) -> None:
+    """Move several named checkpoints to the same place, in one statement."""
+    if names:
+        await conn.execute(
+            "UPDATE checkpoints SET transaction_id = $2::text::xid8, global_position = $3,"
+            " updated_at = now() WHERE name = ANY($1::text[])",
+            list(names),
+            str(checkpoint.transaction_id),
+            checkpoint.position,
+        )
+
+
 async def save_checkpoint(
     conn: asyncpg.Connection, name: str, checkpoint: Checkpoint, *, create: bool = False
 ) -> None:

@@ -125,6 +125,7 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         max_backoff: float = 5.0,
         check_interval: float = 5.0,
+        gather: float = 0.005,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -135,6 +136,7 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
         self._check_interval = check_interval
+        self._gather = gather
         self._wake = store.appended.subscribe()
         self._service = store.producer
         self._lock = f"outbox:{store.producer}:{topic}"
@@ -278,6 +280,7 @@ class OutboxRelay:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                await asyncio.sleep(self._gather)  # let a busy log gather into one batch
 
     async def _refill_after(self, lost: BrokerLostHistory) -> None:
         try:

@@ -36,6 +36,7 @@ from shared.eventstore import (
     StoredEvent,
     find_checkpoint,
     save_checkpoint,
+    save_checkpoints,
 )
 from shared.parking import count_open, park
 from shared.projections import Projection, Unapplied, apply_batch
@@ -83,6 +84,25 @@ def units_of(projections: Sequence[Projection], segments: int) -> list[Unit]:
     return units
 
 
+_ROUND_SQL = (
+    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
+    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope,"
+    " (hashtext(stream_id) & 2147483647) % $4 AS segment FROM events"
+    " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
+    " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " AND ($5::integer[] IS NULL OR (hashtext(stream_id) & 2147483647) % $4 = ANY($5))"
+    " ORDER BY events.transaction_id, events.global_position LIMIT $3"
+)
+_CHECKPOINTS_SQL = (
+    "SELECT name, transaction_id::text AS transaction_id, global_position FROM checkpoints"
+    " WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
+)
+
+
+def _after(checkpoint: Checkpoint) -> tuple[str, int]:
+    return str(checkpoint.transaction_id), checkpoint.position
+
+
 class ProjectionRunner:
     """Keeps a service's projections caught up with its log, sharing the work with the
     service's other instances."""
@@ -95,12 +115,14 @@ class ProjectionRunner:
         segments: int = 4,
         batch_size: int = 250,
         poll_interval: float = 0.5,
+        gather: float = 0.005,
     ) -> None:
         self._store = store
         self.projections = list(projections)
         self.units = units_of(self.projections, segments)
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._gather = gather
         self._wake = store.appended.subscribe()
         self._remote = asyncio.Event()
         self._service = store.producer
@@ -135,28 +157,34 @@ class ProjectionRunner:
         await self.catch_up()
 
     async def _round(self, units: Sequence[Unit]) -> tuple[int, list[Unit]]:
-        """One transaction: a batch for each unit; returns the events folded and the units
-        that may have more."""
-        folded = 0
+        """One transaction: the units' checkpoints, one read of the log past the oldest of
+        them, one load and one write of documents per projection, the checkpoints saved;
+        returns the events folded and the units that may have more."""
         unapplied: list[Unapplied] = []
-        more: list[Unit] = []
         async with self._store.pool.acquire() as conn, conn.transaction():
-            batches: dict[str, list[StoredEvent]] = {}
-            for unit in units:
-                checkpoint = await self._checkpoint(conn, unit)
-                batch = await self._store.read_after(
-                    conn, checkpoint, self._batch_size, segment=unit.segment
-                )
-                if batch:
-                    batches[unit.name] = batch
-                    if len(batch) == self._batch_size:
-                        more.append(unit)
+            checkpoints = await self._checkpoints(conn, units)
+            rows = await conn.fetch(
+                _ROUND_SQL,
+                *_after(min(checkpoints.values())),
+                self._batch_size,
+                self._segment_count(units),
+                self._segments_only(units),
+            )
+            items = [StoredEvent.of(row) for row in rows]
+            segments = [row["segment"] for row in rows]
+            end = items[-1].checkpoint if items else None
             for projection in self.projections:
-                events = [
-                    item
+                # where each segment of this projection stands (None: a unit of the whole log)
+                since = {
+                    None if unit.segment is None else unit.segment.index: checkpoints[unit.name]
                     for unit in units
                     if projection in unit.projections
-                    for item in batches.get(unit.name, ())
+                }
+                events = [
+                    item
+                    for item, segment in zip(items, segments, strict=True)
+                    if (cp := since.get(segment, since.get(None))) is not None
+                    and item.checkpoint > cp
                 ]
                 if not events:
                     continue
@@ -173,13 +201,37 @@ class ProjectionRunner:
                     error=failure.error[:500],
                 )
                 await park(conn, self._service, failure.parking())
-            for unit in units:
-                if unit_batch := batches.get(unit.name):
-                    await save_checkpoint(conn, unit.checkpoint, unit_batch[-1].checkpoint)
-                    folded += len(unit_batch)
+            if end is not None:  # every unit has read the log up to `end`
+                moved = [u.checkpoint for u in units if checkpoints[u.name] < end]
+                await save_checkpoints(conn, moved, end)
         if unapplied:
             await count_open(self._store.pool, self._service)
-        return folded, more
+        more = list(units) if len(items) == self._batch_size else []
+        return len(items), more
+
+    def _segment_count(self, units: Sequence[Unit]) -> int:
+        counts = {unit.segment.count for unit in units if unit.segment is not None}
+        return counts.pop() if counts else 1
+
+    def _segments_only(self, units: Sequence[Unit]) -> list[int] | None:
+        """The segments to read, when every unit is a segment (else the whole log)."""
+        if any(unit.segment is None for unit in units):
+            return None
+        return [unit.segment.index for unit in units if unit.segment is not None]
+
+    async def _checkpoints(
+        self, conn: asyncpg.Connection, units: Sequence[Unit]
+    ) -> dict[str, Checkpoint]:
+        """The units' checkpoints, locked till the round commits (in one lock order)."""
+        rows = await conn.fetch(_CHECKPOINTS_SQL, sorted(u.checkpoint for u in units))
+        found = {
+            row["name"]: Checkpoint(int(row["transaction_id"]), int(row["global_position"]))
+            for row in rows
+        }
+        for unit in units:
+            if unit.checkpoint not in found:
+                found[unit.checkpoint] = await self._checkpoint(conn, unit)
+        return {unit.name: found[unit.checkpoint] for unit in units}
 
     async def _checkpoint(self, conn: asyncpg.Connection, unit: Unit) -> Checkpoint:
         """The unit's checkpoint, locked till the round commits; created where it starts."""
@@ -311,15 +363,19 @@ class ProjectionRunner:
             await self._drop_lease()
 
     async def _idle(self) -> None:
+        """Until a commit here or elsewhere (or the poll interval), then a moment more, so
+        that a busy log is folded in rounds of many events rather than one round each."""
         local = asyncio.ensure_future(self._wake.wait())
         remote = asyncio.ensure_future(self._remote.wait())
         try:
-            await asyncio.wait(
+            done, _ = await asyncio.wait(
                 {local, remote}, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             local.cancel()
             remote.cancel()
+        if done:
+            await asyncio.sleep(self._gather)
 
 
 class CommitSignal:

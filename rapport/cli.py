@@ -50,12 +50,12 @@ def token(
         typer.echo(f"error: unknown role {role!r}; expected one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
     if not secret:
-        from rapport.secrets import dev_secrets
+        from rapport.secrets import stored_jwt_secret
 
-        if not (data_dir / "secrets.json").exists():
+        secret = stored_jwt_secret(data_dir)
+        if secret is None:
             typer.echo("error: set RAPPORT_JWT_SECRET or run `rapport dev` first", err=True)
             raise typer.Exit(2)
-        secret = dev_secrets(data_dir).jwt_secret
     now = datetime.now(UTC)
     typer.echo(issue_token(secret, role, sub, now=now, ttl=timedelta(hours=hours)))
 
@@ -116,13 +116,9 @@ def _database(data_dir: Path, *, create: bool) -> Iterator[str]:
 
 
 def _master_key(data_dir: Path) -> str | None:
-    if key := os.environ.get("RAPPORT_MASTER_KEY"):
-        return key
-    if (data_dir / "secrets.json").exists():
-        from rapport.secrets import dev_secrets
+    from rapport.secrets import master_key
 
-        return dev_secrets(data_dir).master_key
-    return None
+    return master_key(data_dir)
 
 
 @app.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
@@ -13,41 +12,40 @@ from services.notifications.domain.events import registry
 from services.notifications.domain.notifications import PlanNotifications
 from services.notifications.domain.rules import HANDLED, parties_in
 from services.notifications.projections.schedule import public, schedule
+from shared.access import (
+    EVERY_RECIPIENT,
+    may_list_notifications,
+    may_register_webhook,
+    recipient_key,
+)
+from shared.application import ApplicationService
 from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
-from shared.commands import Body, CommandRunner, Decider, IdempotencyKey, remember, remembered
-from shared.crypto import KeyVault
+from shared.commands import Decider, IdempotencyKey, Reply
 from shared.envelope import Envelope, new_id, parse_time
-from shared.eventstore import ConcurrencyConflict, EventMetadata, EventStore
+from shared.events import Command
+from shared.eventstore import EventMetadata
+from shared.ports import Documents, EventLog, Vault
 
 DECIDER = Decider(
     initial=notifications.initial, evolve=notifications.evolve, owner=notifications.owner
 )
 
 
-def may_list(principal: Principal, recipient: str) -> bool:
-    if principal.role in ("admin", "auditor"):
-        return True
-    return recipient == f"{principal.role}:{principal.sub}"
+class RegisterWebhook(Command):
+    """Send a recipient's notifications to a URL, signed with a secret (not an event: a row of
+    the `webhooks` table)."""
+
+    recipient: str
+    url: str
+    secret: str
 
 
-def may_register(principal: Principal, recipient: str) -> bool:
-    """Admins for anyone (and `*`); a coach, client or supervisor only for themselves."""
-    if principal.is_admin:
-        return True
-    return principal.role in ("coach", "client", "supervisor") and recipient == (
-        f"{principal.role}:{principal.sub}"
-    )
-
-
-class NotificationService:
+class NotificationService(ApplicationService[notifications.Notifications]):
     """Plans notifications from events, registers webhooks and answers the schedule."""
 
-    def __init__(self, store: EventStore, vault: KeyVault, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
-        self.vault = vault
-        self.runner = CommandRunner(store, registry, DECIDER, vault)
+    def __init__(self, store: EventLog, documents: Documents, vault: Vault, clock: Clock) -> None:
+        super().__init__(store, documents, vault, clock, registry, DECIDER)
 
     async def on_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         """Plan an incoming event's notifications in the inbox's transaction.
@@ -72,7 +70,7 @@ class NotificationService:
 
         appended: list[Envelope] = []
 
-        def respond(state: notifications.Notifications, envelopes: list[Envelope]) -> Body:
+        def respond(state: notifications.Notifications, envelopes: list[Envelope]) -> Reply:
             appended.extend(envelopes)
             return {}
 
@@ -97,66 +95,46 @@ class NotificationService:
         url: str,
         secret: str,
         idempotency: IdempotencyKey | None,
-    ) -> Body:
-        if not may_register(principal, recipient):
+    ) -> Reply:
+        """A new webhook; its secret is stored sealed with the master key."""
+        if not may_register_webhook(principal, recipient):
             raise PermissionDenied("you may only register webhooks for yourself")
-        for _ in range(3):
-            try:
-                return await self._register(principal, recipient, url, secret, idempotency)
-            except ConcurrencyConflict:
-                continue  # the same Idempotency-Key raced: the next round answers the first
-        raise ConcurrencyConflict("webhooks", None, None)
 
-    async def _register(
-        self,
-        principal: Principal,
-        recipient: str,
-        url: str,
-        secret: str,
-        idempotency: IdempotencyKey | None,
-    ) -> Body:
-        webhook_id = new_id()
-        async with self.store.transaction() as conn:
-            if idempotency is not None:
-                previous = await remembered(conn, idempotency)
-                if previous is not None:
-                    return previous
+        async def register(conn: asyncpg.Connection) -> Reply:
+            webhook_id = new_id()
             await tables.insert_webhook(
                 conn,
                 webhook_id,
                 recipient,
                 url,
                 self.vault.seal_secret(secret, f"webhook:{webhook_id}"),
-                f"{principal.role}:{principal.sub}",
+                recipient_key(principal),
                 self.clock.now(),
             )
-            body: Body = {
+            return {
                 "webhook_id": webhook_id,
                 "recipient": recipient,
                 "url": url,
                 "stream_version": 1,
             }
-            if idempotency is not None:
-                await remember(conn, idempotency, 201, body)
-        return body
 
-    async def list_for(self, principal: Principal, recipient: str, *, limit: int = 1000) -> Body:
-        if not may_list(principal, recipient):
+        return await self.runner.transact(register, idempotency=idempotency)
+
+    async def list_for(self, principal: Principal, recipient: str, *, limit: int = 1000) -> Reply:
+        if not may_list_notifications(principal, recipient):
             raise PermissionDenied("you may only list your own notifications")
         now = self.clock.now()
         items: list[dict[str, Any]] = []
-        async with self.store.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT doc, version FROM documents WHERE projection = $1"
-                " AND ($2 = '*' OR doc->>'recipient' = $2) ORDER BY doc->>'due_at', id LIMIT $3",
-                schedule.name,
-                recipient,
-                limit,
-            )
-        for row in rows:
-            item = public(json.loads(row["doc"]))
+        found = await self.documents.find(
+            schedule.name,
+            where={"recipient": None if recipient == EVERY_RECIPIENT else recipient},
+            order_by=("due_at",),
+            limit=limit,
+        )
+        for _, document, version in found:
+            item = public(document)
             if item["status"] == "scheduled" and parse_time(item["due_at"]) <= now:
                 item["status"] = "pending"
-            item["version"] = int(row["version"])
+            item["version"] = version
             items.append(item)
         return {"items": items}

@@ -54,7 +54,7 @@ class CommandRoute:
 
     The first `{id}` of the path names the stream; other path ids and `new_ids` (ids chosen
     here for the things the command creates, and answered) join the body's fields. Without a
-    path id the command creates its stream, named by the first new id.
+    path id the command creates its stream, named by the first new id (or runs on none).
     """
 
     path: str
@@ -79,10 +79,17 @@ class Call:
     """One command as a route received it."""
 
     principal: Principal
-    stream_id: str
+    target: str | None  # the stream the command runs on, if it runs on one
     fields: dict[str, Any]
     idempotency: IdempotencyKey | None
     new: Reply = field(default_factory=dict)  # the new ids, answered with the command
+
+    @property
+    def stream_id(self) -> str:
+        """The stream the command runs on."""
+        if self.target is None:
+            raise ValueError("this route names no stream")
+        return self.target
 
 
 Act = Callable[[CommandRoute, Call], Awaitable[Reply]]
@@ -124,7 +131,7 @@ def _add(
             **{name: ids[name] for name in path_ids[1:]},
             **new,
         }
-        stream_id = ids[path_ids[0]] if path_ids else new[route.new_ids[0]]
+        stream_id = ids[path_ids[0]] if path_ids else next(iter(new.values()), None)
         key = idempotency_for(principal, target, idempotency_key, sent)
         return await act(route, Call(principal, stream_id, fields, key, dict(new)))
 

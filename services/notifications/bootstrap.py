@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from services.notifications.adapters import tables
 from services.notifications.application.delivery import DeliveryWorker
 from services.notifications.application.services import NotificationService
 from services.notifications.domain.rules import HANDLED
@@ -26,7 +27,7 @@ NAME = "notifications"
 
 def build(store: EventStore, vault: KeyVault, clock: Clock) -> NotificationService:
     """The notifications' application object, built once per running service."""
-    return NotificationService(store, StoredDocuments(store), vault, clock)
+    return NotificationService(store, StoredDocuments(store), vault, clock, tables)
 
 
 def delivery_worker(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 import asyncpg
 
-from services.notifications.adapters import tables
 from services.notifications.domain import notifications
 from services.notifications.domain.events import registry
 from services.notifications.domain.notifications import PlanNotifications
@@ -41,11 +42,44 @@ class RegisterWebhook(Command):
     secret: str
 
 
+class Tables(Protocol):
+    """The operational tables planning and registration write (`adapters.tables`)."""
+
+    async def lock_stream(self, conn: asyncpg.Connection, engagement_id: str) -> None: ...
+
+    async def parked(self, conn: asyncpg.Connection, engagement_id: str) -> list[Envelope]: ...
+
+    async def park(self, conn: asyncpg.Connection, envelope: Envelope) -> None: ...
+
+    async def unpark(self, conn: asyncpg.Connection, event_ids: Sequence[str]) -> None: ...
+
+    async def enqueue(self, conn: asyncpg.Connection, scheduled: Sequence[Envelope]) -> None: ...
+
+    async def insert_webhook(
+        self,
+        conn: asyncpg.Connection,
+        webhook_id: str,
+        recipient: str,
+        url: str,
+        secret: str,
+        created_by: str,
+        at: datetime,
+    ) -> None: ...
+
+
 class NotificationService(ApplicationService[notifications.Notifications]):
     """Plans notifications from events, registers webhooks and answers the schedule."""
 
-    def __init__(self, store: EventLog, documents: Documents, vault: Vault, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: EventLog,
+        documents: Documents,
+        vault: Vault,
+        clock: Clock,
+        tables: Tables,
+    ) -> None:
         super().__init__(store, documents, vault, clock, registry, DECIDER)
+        self.tables = tables
 
     async def on_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         """Plan an incoming event's notifications in the inbox's transaction.
@@ -56,8 +90,8 @@ class NotificationService(ApplicationService[notifications.Notifications]):
         if envelope.event_type not in HANDLED:
             return
         # Serialises parking with the arrival of the parties, and with the delivery worker.
-        await tables.lock_stream(conn, envelope.stream_id)
-        earlier = await tables.parked(conn, envelope.stream_id) if parties_in(envelope) else []
+        await self.tables.lock_stream(conn, envelope.stream_id)
+        earlier = await self.tables.parked(conn, envelope.stream_id) if parties_in(envelope) else []
         waiting = False
 
         def decide(state: notifications.Notifications) -> list[Any]:
@@ -83,10 +117,10 @@ class NotificationService(ApplicationService[notifications.Notifications]):
             creates=True,
         )
         if waiting:
-            await tables.park(conn, envelope)
+            await self.tables.park(conn, envelope)
             return
-        await tables.enqueue(conn, appended)
-        await tables.unpark(conn, [parked.event_id for parked in earlier])
+        await self.tables.enqueue(conn, appended)
+        await self.tables.unpark(conn, [parked.event_id for parked in earlier])
 
     async def register_webhook(
         self,
@@ -102,7 +136,7 @@ class NotificationService(ApplicationService[notifications.Notifications]):
 
         async def register(conn: asyncpg.Connection) -> Reply:
             webhook_id = new_id()
-            await tables.insert_webhook(
+            await self.tables.insert_webhook(
                 conn,
                 webhook_id,
                 recipient,

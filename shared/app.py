@@ -76,6 +76,10 @@ class ServiceDefinition(Generic[A]):
     subscriptions: Callable[[A], Sequence[Subscription]] | None = None
     workers: Callable[[ServiceCore, A], dict[str, Worker]] | None = None
 
+    def app(self, settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+        """The service as an ASGI app; connections open in its lifespan."""
+        return service_app(self, settings, clock=clock)
+
 
 def service_app(
     definition: ServiceDefinition[A],

@@ -3,15 +3,16 @@ vault, clock), a command runner for its kind of stream, and the steps every use 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.commands import CommandRunner, Decider
+from shared.commands import CommandRunner, Decider, IdempotencyKey, Reply
 from shared.envelope import Actor, new_id
 from shared.errors import NotFound
-from shared.events import Command, EventRegistry
+from shared.events import Command, DomainEvent, EventRegistry
 from shared.eventstore import EventMetadata
 from shared.ports import Documents, EventLog, Vault
 from shared.projections import Document, Projection
@@ -43,12 +44,65 @@ class ApplicationService(Generic[S]):
         clock: Clock,
         registry: EventRegistry,
         decider: Decider[S],
+        rules: Callable[[S, Command], Sequence[DomainEvent]],
     ) -> None:
         self.store = store
         self.documents = documents
         self.vault = vault
         self.clock = clock
+        self.rules = rules
         self.runner = CommandRunner(store, registry, decider, vault)
+
+    async def act(
+        self,
+        principal: Principal,
+        stream_id: str | None,
+        command_type: type[Command],
+        fields: dict[str, Any],
+        *,
+        who: str,
+        idempotency: IdempotencyKey | None,
+        reply: Reply | None = None,
+        correlation_id: str | None = None,
+    ) -> Reply:
+        """Run one command a caller sent to a stream: the time comes from the clock once, for
+        the command and its events; `permit` checks the caller against the stream's state
+        (`who`: whom the command is for), then the pure rules decide. The reply is `reply`
+        and the stream's version."""
+        if stream_id is None:
+            raise ValueError(f"{command_type.__name__} runs on a stream")
+        at = self.clock.now()
+        command = self.command(command_type, self.completed(principal, command_type, fields), at)
+        creates = self.opens(principal, command)
+
+        def decide(state: S) -> Sequence[DomainEvent]:
+            self.permit(principal, state, stream_id, who, command)
+            return self.rules(state, command)
+
+        return await self.runner.execute(
+            stream_id,
+            decide,
+            issued_by(principal, at, correlation_id),
+            lambda state, _: dict(reply or {}),
+            creates=creates,
+            idempotency=idempotency,
+        )
+
+    def completed(
+        self, principal: Principal, command_type: type[Command], fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The command's fields with what the caller implies (none by default)."""
+        return fields
+
+    def opens(self, principal: Principal, command: Command) -> bool:
+        """Whether the command opens its stream (checked against the caller first)."""
+        return False
+
+    def permit(
+        self, principal: Principal, state: S, stream_id: str, who: str, command: Command
+    ) -> None:
+        """Raise unless the caller may send the command to a stream in this state."""
+        raise NotImplementedError
 
     @staticmethod
     def command(command_type: type[Command], fields: dict[str, Any], at: datetime) -> Command:

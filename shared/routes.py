@@ -2,8 +2,8 @@
 `add_command_routes` turns the table into `POST` routes.
 
 Each route authenticates the caller, validates the body, scopes the `Idempotency-Key` to the
-caller and the path, chooses the ids of what the command creates, and hands the service one
-`Call`; the service answers a `Reply`, returned with 201.
+caller and the path, chooses the ids of what the command creates, and calls the service's
+`act`; the service answers a `Reply`, returned with 201.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, Header
 
@@ -26,9 +26,8 @@ from shared.schemas import CommandAccepted, PathId, RequestBody
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
-    "Act",
-    "Call",
     "CommandRoute",
+    "Commands",
     "add_command_routes",
     "idempotency_for",
 ]
@@ -74,25 +73,23 @@ class CommandRoute:
         return self.command.__name__
 
 
-@dataclass(frozen=True)
-class Call:
-    """One command as a route received it."""
+class Commands(Protocol):
+    """A service's application object, as the command routes call it."""
 
-    principal: Principal
-    target: str | None  # the stream the command runs on, if it runs on one
-    fields: dict[str, Any]
-    idempotency: IdempotencyKey | None
-    new: Reply = field(default_factory=dict)  # the new ids, answered with the command
-
-    @property
-    def stream_id(self) -> str:
-        """The stream the command runs on."""
-        if self.target is None:
-            raise ValueError("this route names no stream")
-        return self.target
-
-
-Act = Callable[[CommandRoute, Call], Awaitable[Reply]]
+    async def act(
+        self,
+        principal: Principal,
+        stream_id: str | None,
+        command_type: type[Command],
+        fields: dict[str, Any],
+        *,
+        who: str,
+        idempotency: IdempotencyKey | None,
+        reply: Reply | None = None,
+        correlation_id: str | None = None,
+    ) -> Reply:
+        """Run the command; `reply` is answered with the stream's version."""
+        ...
 
 
 def add_command_routes(
@@ -100,19 +97,19 @@ def add_command_routes(
     routes: Sequence[CommandRoute],
     *,
     caller: Callable[..., Awaitable[Principal]],
-    act: Act,
+    service: Callable[[], Commands],
     tags: Sequence[str | Enum],
 ) -> None:
-    """Attach one `POST` route per row; `act` runs the command."""
+    """Attach one `POST` route per row; `service()` runs the command."""
     for route in routes:
-        _add(app, route, caller, act, [*tags])
+        _add(app, route, caller, service, [*tags])
 
 
 def _add(
     app: FastAPI,
     route: CommandRoute,
     caller: Callable[..., Awaitable[Principal]],
-    act: Act,
+    service: Callable[[], Commands],
     tags: list[str | Enum],
 ) -> None:
     path_ids = route.path_ids
@@ -132,8 +129,15 @@ def _add(
             **new,
         }
         stream_id = ids[path_ids[0]] if path_ids else next(iter(new.values()), None)
-        key = idempotency_for(principal, target, idempotency_key, sent)
-        return await act(route, Call(principal, stream_id, fields, key, dict(new)))
+        return await service().act(
+            principal,
+            stream_id,
+            route.command,
+            fields,
+            who=route.who,
+            idempotency=idempotency_for(principal, target, idempotency_key, sent),
+            reply=new,
+        )
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [inspect.Parameter(name, keyword, annotation=PathId) for name in path_ids]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import FastAPI
-
 from services.engagement.application.services import EngagementService
 from services.engagement.entrypoints.http import build_routes
 from services.engagement.projections import PROJECTIONS
-from shared.app import ServiceDefinition, service_app
+from shared.app import ServiceDefinition
 from shared.clock import Clock
-from shared.config import Settings
 from shared.crypto import KeyVault
 from shared.documents import StoredDocuments
 from shared.eventstore import EventStore
@@ -50,6 +47,4 @@ SERVICE = ServiceDefinition(
 )
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """The engagement service as an ASGI app; connections open in its lifespan."""
-    return service_app(SERVICE, settings, clock=clock)
+create_app = SERVICE.app  # the ASGI app; `python -m services.engagement` serves it

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
 from services.intake.application.services import IntakeService
 from services.intake.entrypoints.http import build_routes
 from services.intake.projections import PROJECTIONS
-from shared.app import ServiceDefinition, service_app
+from shared.app import ServiceDefinition
 from shared.clock import Clock
-from shared.config import Settings
 from shared.crypto import KeyVault
 from shared.documents import StoredDocuments
 from shared.eventstore import EventStore
@@ -34,6 +31,4 @@ SERVICE = ServiceDefinition(
 )
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """The intake service as an ASGI app; connections open in its lifespan."""
-    return service_app(SERVICE, settings, clock=clock)
+create_app = SERVICE.app  # the ASGI app; `python -m services.intake` serves it

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI
-
 from services.notifications.adapters import tables
 from services.notifications.application.delivery import DeliveryWorker
 from services.notifications.application.services import NotificationService
 from services.notifications.domain.rules import HANDLED
 from services.notifications.entrypoints.http import build_routes
 from services.notifications.projections import PROJECTIONS
-from shared.app import ServiceDefinition, service_app
+from shared.app import ServiceDefinition
 from shared.clock import Clock
 from shared.config import Settings
 from shared.crypto import KeyVault
@@ -66,6 +64,4 @@ SERVICE = ServiceDefinition(
 )
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """The notifications service as an ASGI app; connections open in its lifespan."""
-    return service_app(SERVICE, settings, clock=clock)
+create_app = SERVICE.app  # the ASGI app; `python -m services.notifications` serves it

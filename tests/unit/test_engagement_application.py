@@ -46,7 +46,9 @@ async def act(
     fields: dict[str, Any] | None = None,
     engagement_id: str = "e-1",
 ) -> dict[str, Any]:
-    return await service.act(principal, engagement_id, who, command, fields or {}, idempotency=None)
+    return await service.act(
+        principal, engagement_id, command, fields or {}, who=who, idempotency=None
+    )
 
 
 async def test_client_committed_opens_the_engagement_once() -> None:

@@ -46,6 +46,7 @@ async def start(service: IntakeService, principal: Principal = COACH) -> dict[st
             "supervisor_id": None,
             "client": {"name": "Ada Lovelace", "email": "ada@example.org"},
         },
+        who="coach",
         idempotency=None,
         reply={"engagement_id": "i-1", "client_id": "cl-1"},
     )
@@ -54,7 +55,7 @@ async def start(service: IntakeService, principal: Principal = COACH) -> dict[st
 async def step(
     service: IntakeService, command: type[Any], fields: dict[str, Any], who: Principal = COACH
 ) -> dict[str, Any]:
-    return await service.act(who, "i-1", command, fields, idempotency=None)
+    return await service.act(who, "i-1", command, fields, who="coach", idempotency=None)
 
 
 async def test_an_intake_runs_from_its_start_to_client_committed() -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -25,13 +24,13 @@ from shared.access import (
     may_read,
     may_read_coach_rollup,
 )
-from shared.application import ApplicationService, issued_by
+from shared.application import ApplicationService
 from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
-from shared.commands import Decider, IdempotencyKey, Reply
+from shared.commands import Decider, Reply
 from shared.envelope import Envelope
 from shared.errors import InvalidCommand, NotFound
-from shared.events import Command, DomainEvent
+from shared.events import Command
 from shared.eventstore import EventMetadata
 from shared.ports import Documents, EventLog, Vault
 from shared.projections import Projection
@@ -69,7 +68,7 @@ class EngagementService(ApplicationService[engagement.Engagement]):
     INTAKE_EVENTS = frozenset({"ClientCommitted", "ClientErased"})
 
     def __init__(self, store: EventLog, documents: Documents, vault: Vault, clock: Clock) -> None:
-        super().__init__(store, documents, vault, clock, registry, DECIDER)
+        super().__init__(store, documents, vault, clock, registry, DECIDER, engagement.decide)
 
     async def on_intake_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         """Open the engagement when the intake's `ClientCommitted` arrives; record the erasure
@@ -110,42 +109,30 @@ class EngagementService(ApplicationService[engagement.Engagement]):
             creates=True,  # an intake erased before its commitment opened nothing: no event
         )
 
-    async def act(
-        self,
-        principal: Principal,
-        engagement_id: str,
-        who: Who,
-        command_type: type[Command],
-        fields: dict[str, Any],
-        *,
-        idempotency: IdempotencyKey | None,
-        reply: Reply | None = None,
-        correlation_id: str | None = None,
-    ) -> Reply:
-        """Run one command: the time comes from the clock once, for the command and its events.
-        The sender's role fills the command's sender field (and a check-in's rater)."""
-        at = self.clock.now()
+    def completed(
+        self, principal: Principal, command_type: type[Command], fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The sender's role fills the command's sender field (and a check-in's rater)."""
         fields = dict(fields)
         if command_type in SENDER_FIELDS:
             fields[SENDER_FIELDS[command_type]] = principal.role
         if command_type is commands.RecordRelationshipCheckIn:
             fields["rater"] = checkin_rater(principal, fields.get("rater"))
-        command = self.command(command_type, fields, at)
+        return fields
 
-        def decide(state: engagement.Engagement) -> Sequence[DomainEvent]:
-            if not state.opened:
-                raise NotFound(f"no engagement {engagement_id}")
-            if not may_act(principal, parties(state), who):
-                raise PermissionDenied(f"{principal.role} {principal.sub} may not do this here")
-            return engagement.decide(state, command)
-
-        return await self.runner.execute(
-            engagement_id,
-            decide,
-            issued_by(principal, at, correlation_id),
-            lambda state, _: dict(reply or {}),
-            idempotency=idempotency,
-        )
+    def permit(
+        self,
+        principal: Principal,
+        state: engagement.Engagement,
+        stream_id: str,
+        who: str,
+        command: Command,
+    ) -> None:
+        """An opened engagement, and a caller who is `who` of its parties (or an admin)."""
+        if not state.opened:
+            raise NotFound(f"no engagement {stream_id}")
+        if not may_act(principal, parties(state), cast(Who, who)):
+            raise PermissionDenied(f"{principal.role} {principal.sub} may not do this here")
 
     async def read(
         self,

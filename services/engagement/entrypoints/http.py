@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
@@ -20,11 +20,10 @@ from services.engagement.domain.events import (
     ViolationKind,
 )
 from services.engagement.projections.trust_view import trust_view
-from shared.access import Who
 from shared.auth import Principal
 from shared.bearer import authenticated
 from shared.commands import Reply
-from shared.routes import Call, CommandRoute, add_command_routes
+from shared.routes import CommandRoute, add_command_routes
 from shared.schemas import (
     CommandAccepted,
     LongText,
@@ -273,8 +272,6 @@ COMMAND_ROUTES = (
         response=CheckInOut,
     ),
 )
-# Who may send each command, in the access policy's terms.
-WHO = {route.name: cast(Who, route.who) for route in COMMAND_ROUTES}
 
 
 def build_routes(
@@ -284,18 +281,7 @@ def build_routes(
     caller = authenticated(jwt_secret)
     tags: list[str | Enum] = ["engagement"]
 
-    async def act(route: CommandRoute, call: Call) -> Reply:
-        return await service().act(
-            call.principal,
-            call.stream_id,
-            WHO[route.name],
-            route.command,
-            call.fields,
-            idempotency=call.idempotency,
-            reply=call.new,
-        )
-
-    add_command_routes(app, COMMAND_ROUTES, caller=caller, act=act, tags=tags)
+    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=tags)
 
     @app.get("/v1/engagements/{engagement_id}", tags=tags)
     async def read_engagement(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from services.intake.domain import intake
 from services.intake.domain.commands import EraseClient, StartIntake
 from services.intake.domain.events import registry
@@ -13,9 +10,9 @@ from shared.access import may_act_for_coach, may_read_intake
 from shared.application import ApplicationService, issued_by
 from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
-from shared.commands import Decider, IdempotencyKey, Reply
+from shared.commands import Decider, Reply
 from shared.errors import NotFound
-from shared.events import Command, DomainEvent
+from shared.events import Command
 from shared.ports import Documents, EventLog, Vault
 
 DECIDER = Decider(initial=intake.initial, evolve=intake.evolve, owner=intake.owner)
@@ -25,40 +22,29 @@ class IntakeService(ApplicationService[intake.Intake]):
     """The intake's commands and reads, with the contract's access rules."""
 
     def __init__(self, store: EventLog, documents: Documents, vault: Vault, clock: Clock) -> None:
-        super().__init__(store, documents, vault, clock, registry, DECIDER)
+        super().__init__(store, documents, vault, clock, registry, DECIDER, intake.decide)
 
-    async def act(
+    def opens(self, principal: Principal, command: Command) -> bool:
+        """`StartIntake` opens an intake, for the coach it names (or by an admin)."""
+        if not isinstance(command, StartIntake):
+            return False
+        if not may_act_for_coach(principal, command.coach_id):
+            raise PermissionDenied("a coach may only start their own intakes")
+        return True
+
+    def permit(
         self,
         principal: Principal,
-        engagement_id: str,
-        command_type: type[Command],
-        fields: dict[str, Any],
-        *,
-        idempotency: IdempotencyKey | None,
-        reply: Reply | None = None,
-        correlation_id: str | None = None,
-    ) -> Reply:
-        """Run one intake command as its coach (or an admin); `StartIntake` opens the stream.
-        The time comes from the clock once, for the command and its events."""
-        at = self.clock.now()
-        command = self.command(command_type, fields, at)
-        creates = isinstance(command, StartIntake)
-        if isinstance(command, StartIntake) and not may_act_for_coach(principal, command.coach_id):
-            raise PermissionDenied("a coach may only start their own intakes")
-
-        def decide(state: intake.Intake) -> Sequence[DomainEvent]:
-            if not creates and not may_act_for_coach(principal, state.coach_id):
-                raise PermissionDenied("not this coach's intake")
-            return intake.decide(state, command)
-
-        return await self.runner.execute(
-            engagement_id,
-            decide,
-            issued_by(principal, at, correlation_id),
-            lambda state, _: dict(reply or {}),
-            creates=creates,
-            idempotency=idempotency,
-        )
+        state: intake.Intake,
+        stream_id: str,
+        who: str,
+        command: Command,
+    ) -> None:
+        """Every other command is its coach's (or an admin's)."""
+        if not isinstance(command, StartIntake) and not may_act_for_coach(
+            principal, state.coach_id
+        ):
+            raise PermissionDenied("not this coach's intake")
 
     async def read(self, principal: Principal, engagement_id: str) -> Reply:
         document, version = await self.view(

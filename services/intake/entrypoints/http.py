@@ -14,7 +14,7 @@ from services.intake.domain import commands
 from shared.auth import Principal
 from shared.bearer import authenticated
 from shared.commands import Reply
-from shared.routes import Call, CommandRoute, add_command_routes
+from shared.routes import CommandRoute, add_command_routes
 from shared.schemas import (
     CommandAccepted,
     Email,
@@ -110,17 +110,7 @@ def build_routes(
     """Attach the intake routes; `service` gives the running application object."""
     caller = authenticated(jwt_secret)
 
-    async def act(route: CommandRoute, call: Call) -> Reply:
-        return await service().act(
-            call.principal,
-            call.stream_id,
-            route.command,
-            call.fields,
-            idempotency=call.idempotency,
-            reply=call.new,
-        )
-
-    add_command_routes(app, COMMAND_ROUTES, caller=caller, act=act, tags=["intake"])
+    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=["intake"])
 
     @app.get("/v1/intakes/{engagement_id}", tags=["intake"])
     async def read_intake(engagement_id: PathId, principal: Principal = Depends(caller)) -> Reply:

@@ -78,8 +78,29 @@ class NotificationService(ApplicationService[notifications.Notifications]):
         clock: Clock,
         tables: Tables,
     ) -> None:
-        super().__init__(store, documents, vault, clock, registry, DECIDER)
+        super().__init__(store, documents, vault, clock, registry, DECIDER, notifications.decide)
         self.tables = tables
+
+    async def act(
+        self,
+        principal: Principal,
+        stream_id: str | None,
+        command_type: type[Command],
+        fields: dict[str, Any],
+        *,
+        who: str,
+        idempotency: IdempotencyKey | None,
+        reply: Reply | None = None,
+        correlation_id: str | None = None,
+    ) -> Reply:
+        """A caller's command: only `RegisterWebhook` (the planning commands come from events
+        and the delivery worker)."""
+        if command_type is not RegisterWebhook:
+            raise ValueError(f"notifications take no {command_type.__name__} from callers")
+        request = RegisterWebhook.model_validate(fields)
+        return await self.register_webhook(
+            principal, request.recipient, request.url, request.secret, idempotency
+        )
 
     async def on_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         """Plan an incoming event's notifications in the inbox's transaction.

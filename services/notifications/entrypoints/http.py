@@ -13,7 +13,7 @@ from services.notifications.application.services import NotificationService, Reg
 from shared.auth import Principal
 from shared.bearer import authenticated
 from shared.commands import Reply
-from shared.routes import Call, CommandRoute, add_command_routes
+from shared.routes import CommandRoute, add_command_routes
 from shared.schemas import CommandAccepted, RequestBody
 
 RECIPIENT_PATTERN = r"^(\*|(coach|client|supervisor):[A-Za-z0-9_.:@-]{1,100})$"
@@ -62,13 +62,7 @@ def build_routes(
     """Attach the notifications routes; `service` gives the running application object."""
     caller = authenticated(jwt_secret)
 
-    async def act(route: CommandRoute, call: Call) -> Reply:
-        fields = call.fields
-        return await service().register_webhook(
-            call.principal, fields["recipient"], fields["url"], fields["secret"], call.idempotency
-        )
-
-    add_command_routes(app, COMMAND_ROUTES, caller=caller, act=act, tags=["notifications"])
+    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=["notifications"])
 
     @app.get("/v1/notifications", tags=["notifications"])
     async def list_notifications(

@@ -4,6 +4,7 @@ vault, clock), a command runner for its kind of stream, and the steps every use 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -17,9 +18,25 @@ from shared.eventstore import EventMetadata
 from shared.ports import Documents, EventLog, Vault
 from shared.projections import Document, Projection
 
-__all__ = ["ApplicationService", "issued_by"]
+__all__ = ["ApplicationService", "Sent", "issued_by"]
 
 S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A command as a caller sent it: to which stream (if it runs on one), with what fields,
+    meant for whom (`who`, in the access policy's terms), and what to answer besides the
+    stream's version (the ids the command created)."""
+
+    principal: Principal
+    stream_id: str | None
+    command_type: type[Command]
+    fields: dict[str, Any]
+    who: str
+    idempotency: IdempotencyKey | None = None
+    reply: Reply = field(default_factory=dict)
+    correlation_id: str | None = None
 
 
 def issued_by(
@@ -53,39 +70,29 @@ class ApplicationService(Generic[S]):
         self.rules = rules
         self.runner = CommandRunner(store, registry, decider, vault)
 
-    async def act(
-        self,
-        principal: Principal,
-        stream_id: str | None,
-        command_type: type[Command],
-        fields: dict[str, Any],
-        *,
-        who: str,
-        idempotency: IdempotencyKey | None,
-        reply: Reply | None = None,
-        correlation_id: str | None = None,
-    ) -> Reply:
+    async def act(self, sent: Sent) -> Reply:
         """Run one command a caller sent to a stream: the time comes from the clock once, for
-        the command and its events; `permit` checks the caller against the stream's state
-        (`who`: whom the command is for), then the pure rules decide. The reply is `reply`
-        and the stream's version."""
+        the command and its events; `permit` checks the caller against the stream's state,
+        then the pure rules decide. The reply is `sent.reply` and the stream's version."""
+        principal, stream_id, command_type = sent.principal, sent.stream_id, sent.command_type
         if stream_id is None:
             raise ValueError(f"{command_type.__name__} runs on a stream")
         at = self.clock.now()
-        command = self.command(command_type, self.completed(principal, command_type, fields), at)
+        fields = self.completed(principal, command_type, sent.fields)
+        command = self.command(command_type, fields, at)
         creates = self.opens(principal, command)
 
         def decide(state: S) -> Sequence[DomainEvent]:
-            self.permit(principal, state, stream_id, who, command)
+            self.permit(principal, state, stream_id, sent.who, command)
             return self.rules(state, command)
 
         return await self.runner.execute(
             stream_id,
             decide,
-            issued_by(principal, at, correlation_id),
-            lambda state, _: dict(reply or {}),
+            issued_by(principal, at, sent.correlation_id),
+            lambda state, _: dict(sent.reply),
             creates=creates,
-            idempotency=idempotency,
+            idempotency=sent.idempotency,
         )
 
     def completed(

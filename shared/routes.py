@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from fastapi import Depends, FastAPI, Header
 
 from shared.access import recipient_key
+from shared.application import Sent
 from shared.auth import Principal
 from shared.commands import IdempotencyKey, Reply
 from shared.envelope import new_id
@@ -76,19 +77,8 @@ class CommandRoute:
 class Commands(Protocol):
     """A service's application object, as the command routes call it."""
 
-    async def act(
-        self,
-        principal: Principal,
-        stream_id: str | None,
-        command_type: type[Command],
-        fields: dict[str, Any],
-        *,
-        who: str,
-        idempotency: IdempotencyKey | None,
-        reply: Reply | None = None,
-        correlation_id: str | None = None,
-    ) -> Reply:
-        """Run the command; `reply` is answered with the stream's version."""
+    async def act(self, sent: Sent) -> Reply:
+        """Run the command; the reply is `sent.reply` and the stream's version."""
         ...
 
 
@@ -120,7 +110,7 @@ def _add(
         body: RequestBody | None = None,
         **ids: str,
     ) -> Reply:
-        sent = body.model_dump(mode="json") if body is not None else {}
+        request = body.model_dump(mode="json") if body is not None else {}
         target = route.path.removeprefix("/v1/").format(**ids)
         new = {name: new_id() for name in route.new_ids}
         fields = {
@@ -129,14 +119,9 @@ def _add(
             **new,
         }
         stream_id = ids[path_ids[0]] if path_ids else next(iter(new.values()), None)
+        key = idempotency_for(principal, target, idempotency_key, request)
         return await service().act(
-            principal,
-            stream_id,
-            route.command,
-            fields,
-            who=route.who,
-            idempotency=idempotency_for(principal, target, idempotency_key, sent),
-            reply=new,
+            Sent(principal, stream_id, route.command, fields, route.who, key, dict(new))
         )
 
     keyword = inspect.Parameter.KEYWORD_ONLY

@@ -14,6 +14,7 @@ from services.engagement.domain.events import FACTORS
 from services.engagement.projections import PROJECTIONS
 from services.engagement.projections.trust_view import trust_view
 from shared.access import Who
+from shared.application import Sent
 from shared.auth import PermissionDenied, Principal
 from shared.clock import FixedClock
 from shared.errors import InvalidCommand, NotFound
@@ -46,9 +47,7 @@ async def act(
     fields: dict[str, Any] | None = None,
     engagement_id: str = "e-1",
 ) -> dict[str, Any]:
-    return await service.act(
-        principal, engagement_id, command, fields or {}, who=who, idempotency=None
-    )
+    return await service.act(Sent(principal, engagement_id, command, fields or {}, who))
 
 
 async def test_client_committed_opens_the_engagement_once() -> None:

@@ -11,6 +11,7 @@ import pytest
 from services.intake.application.services import IntakeService
 from services.intake.domain import commands
 from services.intake.projections import PROJECTIONS
+from shared.application import Sent
 from shared.auth import PermissionDenied, Principal
 from shared.clock import FixedClock
 from shared.errors import NotFound
@@ -35,27 +36,23 @@ def intake() -> tuple[IntakeService, MemoryEventStore]:
 
 
 async def start(service: IntakeService, principal: Principal = COACH) -> dict[str, Any]:
+    fields = {
+        "engagement_id": "i-1",
+        "client_id": "cl-1",
+        "coach_id": "co-1",
+        "supervisor_id": None,
+        "client": {"name": "Ada Lovelace", "email": "ada@example.org"},
+    }
+    reply = {"engagement_id": "i-1", "client_id": "cl-1"}
     return await service.act(
-        principal,
-        "i-1",
-        commands.StartIntake,
-        {
-            "engagement_id": "i-1",
-            "client_id": "cl-1",
-            "coach_id": "co-1",
-            "supervisor_id": None,
-            "client": {"name": "Ada Lovelace", "email": "ada@example.org"},
-        },
-        who="coach",
-        idempotency=None,
-        reply={"engagement_id": "i-1", "client_id": "cl-1"},
+        Sent(principal, "i-1", commands.StartIntake, fields, "coach", None, reply)
     )
 
 
 async def step(
     service: IntakeService, command: type[Any], fields: dict[str, Any], who: Principal = COACH
 ) -> dict[str, Any]:
-    return await service.act(who, "i-1", command, fields, who="coach", idempotency=None)
+    return await service.act(Sent(who, "i-1", command, fields, "coach"))
 
 
 async def test_an_intake_runs_from_its_start_to_client_committed() -> None:

@@ -19,7 +19,7 @@ from shared.access import (
     may_register_webhook,
     recipient_key,
 )
-from shared.application import ApplicationService
+from shared.application import ApplicationService, Sent
 from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
 from shared.commands import Decider, IdempotencyKey, Reply
@@ -81,25 +81,15 @@ class NotificationService(ApplicationService[notifications.Notifications]):
         super().__init__(store, documents, vault, clock, registry, DECIDER, notifications.decide)
         self.tables = tables
 
-    async def act(
-        self,
-        principal: Principal,
-        stream_id: str | None,
-        command_type: type[Command],
-        fields: dict[str, Any],
-        *,
-        who: str,
-        idempotency: IdempotencyKey | None,
-        reply: Reply | None = None,
-        correlation_id: str | None = None,
-    ) -> Reply:
+    async def act(self, sent: Sent) -> Reply:
         """A caller's command: only `RegisterWebhook` (the planning commands come from events
         and the delivery worker)."""
+        command_type = sent.command_type
         if command_type is not RegisterWebhook:
             raise ValueError(f"notifications take no {command_type.__name__} from callers")
-        request = RegisterWebhook.model_validate(fields)
+        request = RegisterWebhook.model_validate(sent.fields)
         return await self.register_webhook(
-            principal, request.recipient, request.url, request.secret, idempotency
+            sent.principal, request.recipient, request.url, request.secret, sent.idempotency
         )
 
     async def on_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:

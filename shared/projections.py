@@ -56,7 +56,8 @@ class Projection:
     version order: such a projection can be folded in stream-hash segments by several
     instances, and an event at or below the version a document already folded is skipped,
     so applying a stretch of the log twice changes nothing. A document folded across streams
-    (a coach's roll-up) is not partitioned.
+    (a coach's roll-up) is not partitioned. `event_types`, when given, are the only types
+    `key` ever answers for: a rebuild reads no other.
     """
 
     name: str
@@ -64,6 +65,7 @@ class Projection:
     fold: Callable[[Document | None, Envelope], Document | None]
     registry: EventRegistry | None = None
     partitioned: bool = True
+    event_types: frozenset[str] | None = None
 
     def apply(self, document: Document | None, envelope: Envelope) -> Document | None:
         """Fold one envelope, upcast to its current schema version."""

@@ -36,7 +36,7 @@ from typing import Any
 from rapport.bench import database, journey, profile
 from rapport.bench import replay as log_bench
 from rapport.bench.journey import Engagement
-from rapport.bench.proc import CpuMeter, CpuWindow, postmaster_pid
+from rapport.bench.proc import CpuMeter, CpuWindow, breakdown, postmaster_pid
 from rapport.bench.report import CommandRun, Results, Steady, StreamCost, show, write_json
 from rapport.bench.stack import SERVICES, Stack
 from rapport.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
@@ -119,13 +119,14 @@ def start_stack(stack: Stack, ceiling_pool: int) -> None:
 
 @dataclass
 class Bench:
-    """One run's measurements, in the order `run` takes them."""
+    """One run's measurements, in the order `http` and `log` take them."""
 
     stack: Stack
     args: argparse.Namespace
     results: Results
     meter: CpuMeter
     wrk: str
+    infra: dict[str, int]  # pids of the database and broker, for the CPU breakdown
     # Set by `prepare`:
     api: str = field(init=False)
     targets: list[Target] = field(init=False)  # wrk's rotation
@@ -189,12 +190,12 @@ class Bench:
         seconds, warmup = self.args.seconds, self.args.warmup
         say(f"HTTP ceiling at {connections} connections")
         self.ceiling.run(connections, warmup)
-        with self.meter.window(f"ceiling@{connections} (1)"):
+        with self.cpu(f"ceiling@{connections} (1)"):
             before = self.ceiling.run(connections, seconds)
         say(f"commands at {connections} connections")
         self.rapport.run(connections, warmup)
         profiling = self.args.profile and connections == self.args.connections[-1]
-        with self.meter.window(f"commands@{connections}"), self.profiled(profiling, seconds):
+        with self.cpu(f"commands@{connections}"), self.profiled(profiling, seconds):
             rapport = self.rapport.run(connections, seconds)
         say(f"  {rapport.rate:,.0f}/s; waiting for the stack to catch up")
         self.results.meta[f"connections_after_{connections}"] = asyncio.run(
@@ -202,10 +203,18 @@ class Bench:
         )
         self.catch_up = self.settle()
         say(f"HTTP ceiling at {connections} connections again")
-        with self.meter.window(f"ceiling@{connections} (2)"):
+        with self.cpu(f"ceiling@{connections} (2)"):
             after = self.ceiling.run(connections, seconds)
         self.results.runs.append(CommandRun(connections, rapport, (before, after)))
         say(f"  ceiling {before.rate:,.0f}/s and {after.rate:,.0f}/s")
+
+    @contextlib.contextmanager
+    def cpu(self, name: str) -> Iterator[None]:
+        """A measurement: the other processes' CPU meanwhile, and ours per process."""
+        with self.meter.window(name) as window:
+            yield
+        groups = {name: run.process.pid for name, run in self.stack.running.items()}
+        self.results.cpu_by_process[name] = breakdown(window.per_pid, {**groups, **self.infra})
 
     @contextlib.contextmanager
     def profiled(self, wanted: bool, seconds: float) -> Iterator[None]:
@@ -334,19 +343,21 @@ def main(argv: list[str] | None = None) -> int:
         endpoints = stack_of.enter_context(running_infrastructure(workdir))
         stack = Stack(args.project, workdir, endpoints.database_url, endpoints.kafka_bootstrap)
         stack_of.callback(stack.stop_all)
-        roots = [os.getpid(), postmaster_pid(endpoints.pgdata) or os.getpid()]
-        meter = CpuMeter(roots)
-        bench = Bench(stack, args, results, meter, wrk)
-        if "http" not in args.skip:
-            bench.http()
-        if "replay" not in args.skip:
-            bench.log()
-        results.foreign_cpu = meter.foreign
-        if args.keep:
-            say(f"kept {workdir}")
-    show(results)
-    write_json(args.out, results)
-    say(f"wrote {args.out}")
+        postmaster = postmaster_pid(endpoints.pgdata)
+        meter = CpuMeter([os.getpid(), postmaster or os.getpid()])
+        infra = {"postgres": postmaster, "tansu": endpoints.broker_pid}
+        known = {name: pid for name, pid in infra.items() if pid is not None}
+        bench = Bench(stack, args, results, meter, wrk, known)
+        try:
+            if "http" not in args.skip:
+                bench.http()
+            if "replay" not in args.skip:
+                bench.log()
+        finally:  # what was measured is shown and kept, even when a step failed
+            results.foreign_cpu = meter.foreign
+            show(results)
+            write_json(args.out, results)
+            say(f"wrote {args.out}" + (f"; kept {workdir}" if args.keep else ""))
     return 0
 
 

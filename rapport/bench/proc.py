@@ -50,6 +50,15 @@ def parse_rss_kib(status: str) -> int:
     return 0
 
 
+def parse_pss_kib(smaps_rollup: str) -> int | None:
+    """`Pss` from a `/proc/<pid>/smaps_rollup` text, in KiB: the process's share of its pages
+    (a page shared by n processes counts 1/n), so a tree's sum counts shared pages once."""
+    for line in smaps_rollup.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return None
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_text()
@@ -73,13 +82,20 @@ def descendants(roots: Iterable[int]) -> set[int]:
     return found
 
 
-def tree_rss_kib(root: int) -> int:
-    """Summed RSS of `root` and its descendants."""
-    return sum(
-        parse_rss_kib(status)
-        for pid in descendants([root])
-        if (status := _read(PROC / str(pid) / "status")) is not None
-    )
+def tree_memory_kib(root: int) -> tuple[int, int]:
+    """Summed RSS and summed PSS of `root` and its descendants (PSS falls back to RSS where
+    smaps_rollup cannot be read)."""
+    rss_total = pss_total = 0
+    for pid in descendants([root]):
+        status = _read(PROC / str(pid) / "status")
+        if status is None:
+            continue
+        rss = parse_rss_kib(status)
+        rollup = _read(PROC / str(pid) / "smaps_rollup")
+        pss = parse_pss_kib(rollup) if rollup else None
+        rss_total += rss
+        pss_total += rss if pss is None else pss
+    return rss_total, pss_total
 
 
 def cpu_ticks(pids: Iterable[int]) -> dict[int, int]:
@@ -102,6 +118,7 @@ class CpuWindow:
         self.roots = list(roots)
         self.ours = 0.0
         self.foreign = 0.0
+        self.per_pid: dict[int, float] = {}  # cores, each of our processes
 
     def __enter__(self) -> CpuWindow:
         self._started = time.monotonic()
@@ -112,10 +129,25 @@ class CpuWindow:
     def __exit__(self, *exc: object) -> None:
         seconds = max(time.monotonic() - self._started, 1e-6)
         ticks = cpu_ticks(descendants(self.roots))
-        ours = sum(max(0, n - self._ticks.get(pid, 0)) for pid, n in ticks.items())
+        used = {pid: max(0, n - self._ticks.get(pid, 0)) for pid, n in ticks.items()}
+        ours = sum(used.values())
         busy = busy_ticks() - self._busy
+        self.per_pid = {pid: n / CLK_TCK / seconds for pid, n in used.items() if n}
         self.ours = ours / CLK_TCK / seconds
         self.foreign = max(0, busy - ours) / CLK_TCK / seconds
+
+
+def breakdown(per_pid: dict[int, float], groups: dict[str, int]) -> dict[str, float]:
+    """Cores per named process tree (`groups`: name to root pid); what no group claims goes to
+    `rest` (the harness, wrk)."""
+    found: dict[str, float] = {}
+    claimed: set[int] = set()
+    for name, root in groups.items():
+        tree = descendants([root]) & per_pid.keys()
+        claimed |= tree
+        found[name] = round(sum(per_pid[pid] for pid in tree), 3)
+    found["rest"] = round(sum(c for pid, c in per_pid.items() if pid not in claimed), 3)
+    return found
 
 
 def wait_idle(
@@ -132,18 +164,22 @@ def wait_idle(
 
 
 class PeakSampler:
-    """Samples a process tree's RSS every `interval` seconds until stopped; keeps the peak."""
+    """Samples a process tree's memory every `interval` seconds until stopped; keeps the peaks
+    of its summed RSS and summed PSS."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.pid = pid
         self.interval = interval
-        self.peak_kib = 0
+        self.peak_rss_kib = 0
+        self.peak_pss_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, tree_rss_kib(self.pid))
+            rss, pss = tree_memory_kib(self.pid)
+            self.peak_rss_kib = max(self.peak_rss_kib, rss)
+            self.peak_pss_kib = max(self.peak_pss_kib, pss)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakSampler:
@@ -162,7 +198,7 @@ class CpuMeter:
         self.roots = list(roots)
         self.foreign: dict[str, float] = {}
 
-    def window(self, name: str) -> _Named:
+    def window(self, name: str) -> CpuWindow:
         return _Named(self, name)
 
     def wait_idle(self) -> float:

@@ -82,6 +82,10 @@ def summarize(collapsed: str, top: int = 25) -> list[Share]:
         for frame in set(frames):
             inclusive[frame] += count
         own[frames[-1]] += count
-    trunk = {frame for frame, n in inclusive.items() if n >= 0.98 * total}
+    # The trunk (interpreter entry, event loop) is under nearly every complete stack; py-spy
+    # also returns stacks cut short (a coroutine without its loop), so measure it by the
+    # most common frame rather than by the total.
+    widest = max(inclusive.values(), default=0)
+    trunk = {frame for frame, n in inclusive.items() if n >= 0.98 * widest}
     ranked = [(frame, n) for frame, n in inclusive.most_common() if frame not in trunk]
     return [Share(frame, n / total, own[frame] / total) for frame, n in ranked[:top]]

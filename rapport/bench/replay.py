@@ -1,8 +1,9 @@
 """The log-wide measures: generating a log of N engagement events, replaying it (events/s with
 peak RSS), and relaying part of it to the broker. Each runs as a child of the measured tree.
 
-While the replay runs, the harness samples the summed RSS of the child and every process
-below it, so a replay that fans out to worker processes is counted whole.
+While the replay runs, the harness samples the memory of the child and every process below
+it, so a replay that fans out to worker processes is counted whole: summed PSS (a page shared
+by forked workers counts once), with summed RSS beside it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class Replayed:
     events: int
     seconds: float
     rate: float
-    peak_rss_mb: float  # the replay process and its descendants, sampled
+    peak_mb: float  # the replay's memory: its process tree's summed PSS at its peak (judged)
+    peak_rss_sum_mb: float  # the same tree's summed RSS (counts shared pages in each process)
     process_maxrss_mb: float  # ru_maxrss of the replay process
     children_maxrss_mb: float  # ru_maxrss of the largest process it waited for
     projections: list[dict[str, object]]
@@ -68,7 +70,8 @@ def replay(stack: Stack, dsn: str) -> Replayed:
         events=events,
         seconds=seconds,
         rate=events / seconds if seconds > 0 else 0.0,
-        peak_rss_mb=max(sampler.peak_kib / 1024, own, children),
+        peak_mb=max(sampler.peak_pss_kib / 1024, own, children),
+        peak_rss_sum_mb=max(sampler.peak_rss_kib / 1024, own, children),
         process_maxrss_mb=own,
         children_maxrss_mb=children,
         projections=list(projections) if isinstance(projections, list) else [],

@@ -101,6 +101,7 @@ class Results:
     relayed: Relayed | None = None
     foreign_cpu: dict[str, float] = field(default_factory=dict)  # cores, per measurement
     idle_cpu_cores: float | None = None  # the stack at rest
+    cpu_by_process: dict[str, dict[str, float]] = field(default_factory=dict)  # cores
     profiles: dict[str, list[Share]] = field(default_factory=dict)  # per service, with --profile
 
     @property
@@ -161,9 +162,9 @@ def evaluate(results: Results) -> list[Check]:
             lambda v: v >= 50_000,
         ),
         _check(
-            "replay peak RSS MB",
+            "replay peak memory MB (PSS, all its processes)",
             "< 300",
-            replayed.peak_rss_mb if replayed else None,
+            replayed.peak_mb if replayed else None,
             lambda v: v < 300,
         ),
         _check(
@@ -227,6 +228,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "replay": dataclasses.asdict(results.replayed) if results.replayed else None,
         "relay": dataclasses.asdict(results.relayed) if results.relayed else None,
         "idle_cpu_cores": results.idle_cpu_cores,
+        "cpu_by_process_cores": results.cpu_by_process,
         "profiles": {
             name: [dataclasses.asdict(share) for share in shares]
             for name, shares in results.profiles.items()
@@ -257,6 +259,37 @@ def _n(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _served(split: dict[str, float]) -> float:
+    """Cores of the system under test: everything but the harness and wrk (`rest`)."""
+    return sum(v for k, v in split.items() if k != "rest")
+
+
+def _cpu_rows(out: Table, results: Results) -> None:
+    """Where the CPU went during each full-load run, and CPU per request against the
+    ceiling's."""
+    for run in results.runs:
+        mine = results.cpu_by_process.get(f"commands@{run.connections}")
+        if not mine or not run.rapport.rate:
+            continue
+        busy = {k: v for k, v in mine.items() if v >= 0.02}
+        out.add_row(
+            f"CPU during commands @{run.connections} (cores)",
+            ", ".join(f"{k} {v:.2f}" for k, v in busy.items()),
+        )
+        theirs = [
+            1000 * _served(split) / ceiling.rate
+            for n, ceiling in enumerate(run.ceilings, 1)
+            if (split := results.cpu_by_process.get(f"ceiling@{run.connections} ({n})"))
+            and ceiling.rate
+        ]
+        out.add_row(
+            f"CPU ms per request @{run.connections}: commands (engagement) / ceiling",
+            f"{1000 * _served(mine) / run.rapport.rate:.2f}"
+            f" ({1000 * mine.get('engagement', 0.0) / run.rapport.rate:.2f})"
+            f" / {min(theirs, default=math.nan):.2f}",
+        )
+
+
 def table(results: Results) -> Table:
     """The figures of the run, then the targets."""
     meta = results.meta
@@ -266,7 +299,7 @@ def table(results: Results) -> Table:
         caption=f"{meta.get('cpus')} CPUs; wrk {meta.get('wrk_threads')} threads,"
         f" {meta.get('seconds')} s per run; {meta.get('engagements')} engagements",
     )
-    out.add_column("measure")
+    out.add_column("measure", no_wrap=True)
     out.add_column("value", justify="right")
     out.add_column("target", justify="right")
     out.add_column("", justify="center")
@@ -303,7 +336,10 @@ def table(results: Results) -> Table:
             f"stage-view lag p50 / p99 ms ({len(s.lags_ms)} samples)",
             f"{_n(s.p50_ms, 1)} / {_n(s.p99_ms, 1)}",
         )
-        out.add_row("projections caught up after the @32 burst, s", _n(s.catch_up_after_burst_s, 1))
+        out.add_row(
+            "stack settled after the @32 burst (views caught up, idle), s",
+            _n(s.catch_up_after_burst_s, 1),
+        )
     if results.stream_cost is not None:
         sc = results.stream_cost
         out.add_row(
@@ -318,15 +354,21 @@ def table(results: Results) -> Table:
     if results.replayed is not None:
         rp = results.replayed
         out.add_row("replay: events, s", f"{rp.events:,}  {_n(rp.seconds, 1)}")
-        out.add_row("replay events/s, peak RSS MB", f"{_n(rp.rate)}  {_n(rp.peak_rss_mb)}")
+        out.add_row("replay events/s", _n(rp.rate))
+        out.add_row(
+            "replay peak MB: PSS sum / RSS sum / largest process",
+            f"{_n(rp.peak_mb)} / {_n(rp.peak_rss_sum_mb)} /"
+            f" {_n(max(rp.process_maxrss_mb, rp.children_maxrss_mb))}",
+        )
     if results.relayed is not None:
         rl = results.relayed
         out.add_row("relay to the broker: events, events/s", f"{rl.events:,}  {_n(rl.rate)}")
+    _cpu_rows(out, results)
     if results.idle_cpu_cores is not None:
         out.add_row("the stack at rest: CPU (cores)", _n(results.idle_cpu_cores, 2))
     if results.foreign_cpu:
         name, worst = max(results.foreign_cpu.items(), key=lambda item: item[1])
-        note = "" if worst < 0.1 else "  [yellow]noisy[/]"
+        note = "" if worst < 0.25 else "  [yellow]noisy[/]"
         out.add_row(
             "other processes' CPU, worst measurement (cores)", f"{worst:.2f} ({name}){note}"
         )
@@ -348,7 +390,7 @@ def profile_table(service: str, shares: list[Share], top: int = 15) -> Table:
 
 
 def show(results: Results) -> None:
-    console = Console(width=120)
+    console = Console(width=140)
     for service, shares in results.profiles.items():
         console.print(profile_table(service, shares))
     console.print(table(results))

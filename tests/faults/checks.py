@@ -7,13 +7,16 @@ import asyncio
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from services.engagement.application.services import EngagementService
+from services.notifications.domain.rules import HANDLED
 from shared.kafka import ALL_TOPICS
 
 TOPIC_OF = dict(zip(("intake", "engagement", "notifications"), ALL_TOPICS, strict=True))
 CONSUMERS = {
-    # consumer name, its service's schema, the schemas whose topics it reads
-    "engagement-intake": ("engagement", ("intake",)),
-    "notifications-rules": ("notifications", ("intake", "engagement")),
+    # consumer name: its service's schema, the schemas whose topics it reads, the event types
+    # it acts on (the others are acknowledged without an inbox row)
+    "engagement-intake": ("engagement", ("intake",), EngagementService.INTAKE_EVENTS),
+    "notifications-rules": ("notifications", ("intake", "engagement"), HANDLED),
 }
 
 
@@ -60,34 +63,43 @@ async def missing_from_topics(conn: asyncpg.Connection, bootstrap: str) -> dict[
 
 
 async def projections_behind(conn: asyncpg.Connection) -> dict[str, int]:
-    """Per projection, how many logged events lie past its checkpoint."""
+    """Per projection unit (a projection, or a stream-hash segment of a service's
+    partitioned projections), how many logged events lie past its checkpoint."""
     behind = {}
     for schema in TOPIC_OF:
         rows = await conn.fetch(
             f"SELECT name, transaction_id::text AS tx, global_position FROM {schema}.checkpoints"
-            " WHERE name LIKE 'projection:%'"
+            " WHERE name LIKE 'projection:%' OR name LIKE 'segment:%'"
         )
         for row in rows:
-            count = await conn.fetchval(
+            index, count = None, None
+            if row["name"].startswith("segment:"):
+                index, count = (int(n) for n in row["name"].removeprefix("segment:").split("/"))
+            found = await conn.fetchval(
                 f"SELECT count(*) FROM {schema}.events"
-                " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)",
+                " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
+                " AND ($3::integer IS NULL OR (hashtext(stream_id) & 2147483647) % $3 = $4)",
                 row["tx"],
                 row["global_position"],
+                count,
+                index,
             )
-            behind[f"{schema}.{row['name']}"] = int(count)
+            behind[f"{schema}.{row['name']}"] = int(found)
     return behind
 
 
 async def unconsumed(conn: asyncpg.Connection) -> dict[str, int]:
-    """Per consumer, how many events of the topics it reads its inbox has not applied."""
+    """Per consumer, how many events it acts on its inbox has not applied."""
     left = {}
-    for consumer, (schema, sources) in CONSUMERS.items():
+    for consumer, (schema, sources, handles) in CONSUMERS.items():
         total = 0
         for source in sources:
             total += await conn.fetchval(
-                f"SELECT count(*) FROM {source}.events e WHERE NOT EXISTS (SELECT 1 FROM"
-                f" {schema}.inbox i WHERE i.consumer = $1 AND i.event_id = e.event_id)",
+                f"SELECT count(*) FROM {source}.events e WHERE e.event_type = ANY($2::text[])"
+                f" AND NOT EXISTS (SELECT 1 FROM {schema}.inbox i"
+                " WHERE i.consumer = $1 AND i.event_id = e.event_id)",
                 consumer,
+                sorted(handles),
             )
         left[consumer] = int(total)
     return left

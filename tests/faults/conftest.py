@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,8 +22,15 @@ INSTANCES = (
 
 
 @pytest.fixture(scope="package")
-async def faults(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FaultStack]:
-    root: Path = tmp_path_factory.mktemp("faults")
+async def faults() -> AsyncIterator[FaultStack]:
+    # Not under pytest's own temporary root: another pytest session on the machine makes that
+    # folder private again, and the embedded PostgreSQL (its own OS user) loses its data.
+    with tempfile.TemporaryDirectory(prefix="rapport-faults-", ignore_cleanup_errors=True) as top:
+        async for stack in _stack(Path(top)):
+            yield stack
+
+
+async def _stack(root: Path) -> AsyncIterator[FaultStack]:
     broker = BrokerControl(root)
     with embedded_postgres(root / "pg") as database_url:
         broker.start()

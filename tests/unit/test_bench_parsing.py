@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from rapport.bench.database import with_database
-from rapport.bench.proc import parse_busy_ticks, parse_cpu_ticks, parse_ppid, parse_rss_kib
+from rapport.bench.proc import (
+    parse_busy_ticks,
+    parse_cpu_ticks,
+    parse_ppid,
+    parse_pss_kib,
+    parse_rss_kib,
+)
 from rapport.bench.profile import summarize
 from rapport.bench.report import Results, percentile, write_json
 
@@ -32,6 +38,12 @@ def test_busy_ticks_leave_out_idle_and_iowait() -> None:
     assert parse_busy_ticks(proc_stat) == 100 + 5 + 50 + 3 + 2 + 1
     with pytest.raises(ValueError):
         parse_busy_ticks("intr 1 2 3\n")
+
+
+def test_pss_is_read_from_smaps_rollup_in_kib() -> None:
+    rollup = "560e-7fff ---p 00000000 00:00 0 [rollup]\nRss:  1768 kB\nPss:  201 kB\n"
+    assert parse_pss_kib(rollup) == 201
+    assert parse_pss_kib("Rss: 1 kB\n") is None
 
 
 def test_rss_is_read_from_status_in_kib() -> None:

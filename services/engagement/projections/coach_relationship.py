@@ -91,5 +91,10 @@ def public(view: Document) -> Document:
 
 
 coach_relationship = Projection(
-    name="coach_relationship", key=key, fold=fold, registry=registry, partitioned=False
+    name="coach_relationship",
+    key=key,
+    fold=fold,
+    registry=registry,
+    partitioned=False,
+    event_types=MINE,
 )

@@ -35,6 +35,16 @@ PUBLIC = (
 )
 
 
+MOVES_RELATIONSHIP = frozenset(
+    {
+        "RelationshipCheckInRecorded",
+        "RelationshipConcernRaised",
+        "RelationshipConcernResolved",
+        "ClientDataErased",
+    }
+)
+
+
 def opened(data: dict[str, Any]) -> Document:
     """The view of an engagement without check-ins: counts 0, nulls, empty figures."""
     return {
@@ -73,6 +83,8 @@ def fold(document: Document | None, envelope: Envelope) -> Document | None:
         return document or opened(data)
     if document is None:
         return None
+    if envelope.event_type not in MOVES_RELATIONSHIP:
+        return document  # only `version` moves on
     view = dict(document)
     match envelope.event_type:
         case "RelationshipCheckInRecorded":

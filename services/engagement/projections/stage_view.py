@@ -22,6 +22,22 @@ STAGE_ENTERED = {
 }
 
 
+MOVES_STAGE_VIEW = frozenset(
+    {
+        *STAGE_ENTERED,
+        "RegressionDetected",
+        "HomeworkAssigned",
+        "HomeworkClaimed",
+        "HomeworkVerified",
+        "SessionHeld",
+        "BoundaryViolated",
+        "BoundaryViolationAddressed",
+        "SupervisionRecommended",
+        "ClientDataErased",
+    }
+)
+
+
 def key(envelope: Envelope) -> str | None:
     return envelope.stream_id if envelope.event_type in EVENT_TYPES else None
 
@@ -61,6 +77,8 @@ def fold(document: Document | None, envelope: Envelope) -> Document | None:
         return document or opened(envelope)
     if document is None:
         return None
+    if envelope.event_type not in MOVES_STAGE_VIEW:
+        return document  # only `version` moves on
     data: dict[str, Any] = envelope.data
     view = dict(document)
     homework = dict(view["homework"])

@@ -9,6 +9,17 @@ from services.engagement.projections.stage_view import key
 from shared.envelope import Envelope
 from shared.projections import Document, Projection
 
+MOVES_TRUST = frozenset(
+    {
+        "HomeworkClaimed",
+        "HomeworkVerified",
+        "DeceptionPatternDetected",
+        "BoundaryViolated",
+        "BoundaryViolationAddressed",
+        "ClientDataErased",
+    }
+)
+
 
 def _scored(view: Document) -> Document:
     view["score"] = trust.score(view["confirmed"], view["refuted"], view["open_client_violations"])
@@ -37,6 +48,8 @@ def fold(document: Document | None, envelope: Envelope) -> Document | None:
         )
     if document is None:
         return None
+    if envelope.event_type not in MOVES_TRUST:
+        return document  # only `version` moves on
     view = dict(document)
     match envelope.event_type:
         case "HomeworkClaimed":

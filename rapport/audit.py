@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import sys
 import time
@@ -27,9 +26,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from shared.projections import Projection, Unapplied
-
-SERVICES = ("intake", "engagement", "notifications")
+from rapport.registry import SERVICES, projections_of
+from shared.projections import Unapplied
 
 app = typer.Typer(help="Auditors: verify the hash chains, replay projections, write reports.")
 
@@ -62,13 +60,6 @@ def database(data_dir: Path) -> Iterator[str]:
 def console() -> Console:
     """Wide enough for full digests when the output is not a terminal."""
     return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
-
-
-def projections_of(service: str) -> tuple[Projection, ...]:
-    """The service's projection registry: `PROJECTIONS` of its projections package."""
-    package = importlib.import_module(f"services.{service}.projections")
-    projections: tuple[Projection, ...] = tuple(package.PROJECTIONS)
-    return projections
 
 
 def chosen(services: Sequence[str] | None) -> list[str]:

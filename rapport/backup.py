@@ -25,11 +25,11 @@ from typing import Any
 
 import asyncpg
 
+from rapport.registry import SERVICES
 from shared.audit import checked_schema, verify_events
 
 __all__ = ["BackupError", "backup", "restore"]
 
-SERVICES = ("intake", "engagement", "notifications")
 KEY_SCHEMA = "keyvault"
 DUMP = "rapport.dump"
 MANIFEST = "manifest.json"

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from rapport.audit import app as audit_app
 from shared.auth import ROLES, issue_token
 from shared.logs import configure_logging
+
+if TYPE_CHECKING:
+    from rapport.backup import Outcome
 
 app = typer.Typer(
     help="Rapport: the event-sourced backend for coaching platforms.", no_args_is_help=True
@@ -50,12 +54,12 @@ def token(
         typer.echo(f"error: unknown role {role!r}; expected one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
     if not secret:
-        from rapport.secrets import dev_secrets
+        from rapport.secrets import stored_jwt_secret
 
-        if not (data_dir / "secrets.json").exists():
+        secret = stored_jwt_secret(data_dir)
+        if secret is None:
             typer.echo("error: set RAPPORT_JWT_SECRET or run `rapport dev` first", err=True)
             raise typer.Exit(2)
-        secret = dev_secrets(data_dir).jwt_secret
     now = datetime.now(UTC)
     typer.echo(issue_token(secret, role, sub, now=now, ttl=timedelta(hours=hours)))
 
@@ -66,18 +70,9 @@ def backup(
     data_dir: Path = typer.Option(Path(".rapport"), help="Where `rapport dev` keeps its data."),
 ) -> None:
     """Back up every service's log, projections and the wrapped client keys (pg_dump)."""
-    from rapport.backup import BackupError
     from rapport.backup import backup as run_backup
 
-    configure_logging(os.environ.get("RAPPORT_LOG_LEVEL", "warning"))
-    with _database(data_dir, create=False) as database_url:
-        try:
-            outcome = asyncio.run(run_backup(database_url, out, _master_key(data_dir)))
-        except (BackupError, OSError) as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from error
-    for line in outcome.lines:
-        typer.echo(line)
+    _backup_tool(data_dir, lambda url, key: run_backup(url, out, key), create=False)
 
 
 @app.command()
@@ -88,19 +83,31 @@ def restore(
     ),
 ) -> None:
     """Restore a backup into an empty database, then prove it: log digests and hash chains."""
-    from rapport.backup import BackupError
     from rapport.backup import restore as run_restore
 
+    _backup_tool(data_dir, lambda url, key: run_restore(url, source, key), create=True)
+    typer.echo("restored: run `rapport audit replay` to rebuild and compare the projections")
+
+
+def _backup_tool(
+    data_dir: Path,
+    run: Callable[[str, str | None], Coroutine[Any, Any, Outcome]],
+    *,
+    create: bool,
+) -> None:
+    """Run a backup or restore on the database of `data_dir` and print its lines; a refusal
+    is one line on stderr and exit code 2."""
+    from rapport.backup import BackupError
+
     configure_logging(os.environ.get("RAPPORT_LOG_LEVEL", "warning"))
-    with _database(data_dir, create=True) as database_url:
+    with _database(data_dir, create=create) as database_url:
         try:
-            outcome = asyncio.run(run_restore(database_url, source, _master_key(data_dir)))
+            outcome = asyncio.run(run(database_url, _master_key(data_dir)))
         except (BackupError, OSError) as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from error
     for line in outcome.lines:
         typer.echo(line)
-    typer.echo("restored: run `rapport audit replay` to rebuild and compare the projections")
 
 
 @contextlib.contextmanager
@@ -116,13 +123,9 @@ def _database(data_dir: Path, *, create: bool) -> Iterator[str]:
 
 
 def _master_key(data_dir: Path) -> str | None:
-    if key := os.environ.get("RAPPORT_MASTER_KEY"):
-        return key
-    if (data_dir / "secrets.json").exists():
-        from rapport.secrets import dev_secrets
+    from rapport.secrets import master_key
 
-        return dev_secrets(data_dir).master_key
-    return None
+    return master_key(data_dir)
 
 
 @app.command()

@@ -231,12 +231,12 @@ def main(intake_url: str, engagement_url: str, secret: str | None, data_dir: Pat
     """`rapport demo`: the exit status (0 when the walk went through)."""
     console = Console()
     if not secret:
-        from rapport.secrets import dev_secrets
+        from rapport.secrets import stored_jwt_secret
 
-        if not (data_dir / "secrets.json").exists():
+        secret = stored_jwt_secret(data_dir)
+        if secret is None:
             console.print("[red]error:[/] set RAPPORT_JWT_SECRET or run `rapport dev` first")
             return 2
-        secret = dev_secrets(data_dir).jwt_secret
     try:
         asyncio.run(run_demo(intake_url, engagement_url, secret, console=console))
     except DemoFailed as error:

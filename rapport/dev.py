@@ -34,11 +34,11 @@ from rapport.infra import (
     install_signal_handlers,
     running_infrastructure,
 )
+from rapport.registry import SERVICES
 from rapport.secrets import DevSecrets, dev_secrets
 from shared.auth import issue_token
 from shared.config import Settings
 
-SERVICES = ("intake", "engagement", "notifications")
 console = Console()
 
 # A child that exits this soon after its start without ever answering /health failed at start.

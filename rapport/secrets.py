@@ -10,6 +10,8 @@ from pathlib import Path
 
 from shared.crypto import generate_master_key
 
+__all__ = ["DevSecrets", "dev_secrets", "master_key", "secrets_file", "stored_jwt_secret"]
+
 
 @dataclass(frozen=True)
 class DevSecrets:
@@ -22,7 +24,7 @@ def dev_secrets(data_dir: Path) -> DevSecrets:
 
     The master key must outlive restarts: without it, stored personal data cannot be read.
     """
-    path = data_dir / "secrets.json"
+    path = secrets_file(data_dir)
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     jwt_secret = os.environ.get("RAPPORT_JWT_SECRET") or stored.get("jwt_secret")
     master_key = os.environ.get("RAPPORT_MASTER_KEY") or stored.get("master_key")
@@ -35,3 +37,24 @@ def dev_secrets(data_dir: Path) -> DevSecrets:
         path.write_text(json.dumps(stored))
         path.chmod(0o600)
     return DevSecrets(jwt_secret or stored["jwt_secret"], master_key or stored["master_key"])
+
+
+def secrets_file(data_dir: Path) -> Path:
+    """Where `rapport dev` keeps its secrets."""
+    return data_dir / "secrets.json"
+
+
+def master_key(data_dir: Path) -> str | None:
+    """The master key from the environment or `rapport dev`'s secrets; never created here."""
+    if key := os.environ.get("RAPPORT_MASTER_KEY"):
+        return key
+    if secrets_file(data_dir).exists():
+        return dev_secrets(data_dir).master_key
+    return None
+
+
+def stored_jwt_secret(data_dir: Path) -> str | None:
+    """The JWT secret of `rapport dev` (None before it first ran); never created here."""
+    if not secrets_file(data_dir).exists():
+        return None
+    return dev_secrets(data_dir).jwt_secret

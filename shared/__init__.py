@@ -1,1 +1,3 @@
 """Rapport's shared kernel: envelope, event store, outbox, inbox, projections, auth, crypto."""
+
+__all__: list[str] = []

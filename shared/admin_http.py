@@ -7,28 +7,45 @@ of one entry (admin).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, Path, Query
 
+from shared.access import may_manage_parked, reads_everything
 from shared.auth import PermissionDenied, Principal
-from shared.http import authenticated
-from shared.parked_admin import ParkedEvents
+from shared.bearer import authenticated
+from shared.parking import Status
 
-__all__ = ["admin_routes"]
+__all__ = ["ParkedAdmin", "admin_routes"]
 
-READERS = frozenset({"admin", "auditor"})
+
+class ParkedAdmin(Protocol):
+    """What the parked-event routes need of a service (`shared.parked_admin.ParkedEvents`)."""
+
+    async def list(self, *, status: Status | None, after_id: int, limit: int) -> dict[str, Any]:
+        """The entries, oldest first."""
+        ...
+
+    async def retry(self, parked_id: int) -> dict[str, Any]:
+        """Apply the entry's event now."""
+        ...
+
+    async def skip(self, parked_id: int) -> dict[str, Any]:
+        """Give up on the entry."""
+        ...
+
+
 ParkedId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The parked entry's id.")]
 
 
 def admin_routes(
-    app: FastAPI, parked: Callable[[], ParkedEvents], secret: Callable[[], str]
+    app: FastAPI, parked: Callable[[], ParkedAdmin], secret: Callable[[], str]
 ) -> None:
     """Attach the parked-event routes to a service's app."""
     caller = authenticated(secret)
 
     def admin(principal: Principal) -> None:
-        if not principal.is_admin:
+        if not may_manage_parked(principal):
             raise PermissionDenied("only admins act on parked events")
 
     @app.get(
@@ -38,14 +55,14 @@ def admin_routes(
     )
     async def list_parked(
         status: Annotated[
-            Literal["parked", "retried", "skipped"] | None,
+            Status | None,
             Query(description="Only entries with this status (default: all)."),
         ] = None,
         after_id: Annotated[int, Query(ge=0, le=2**63 - 1, description="Page on.")] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
         principal: Principal = Depends(caller),
     ) -> dict[str, Any]:
-        if principal.role not in READERS:
+        if not reads_everything(principal):
             raise PermissionDenied("only admins and auditors read parked events")
         return await parked().list(status=status, after_id=after_id, limit=limit)
 

@@ -27,6 +27,22 @@ from shared.envelope import GENESIS_HASH, Envelope, compute_hash
 from shared.projections import Projection, Unapplied, digest
 from shared.rebuild import rebuild_into
 
+__all__ = [
+    "BadEvent",
+    "ChainVerifier",
+    "ProjectionDigest",
+    "ReplayResult",
+    "StoredRow",
+    "VerifyResult",
+    "checked_schema",
+    "count_events",
+    "digests_of",
+    "has_event_store",
+    "live_digests",
+    "replay",
+    "verify_events",
+]
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 _ROWS_SQL = (
@@ -64,6 +80,19 @@ class StoredRow:
             schema_version=int(record["schema_version"]),
             hash=str(record["hash"]),
             envelope=str(record["envelope"]),
+        )
+
+    @classmethod
+    def of_envelope(cls, envelope: Envelope) -> StoredRow:
+        """The row an envelope is stored as (its columns and its canonical text)."""
+        return cls(
+            stream_id=envelope.stream_id,
+            stream_version=envelope.stream_version,
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            schema_version=envelope.schema_version,
+            hash=envelope.hash,
+            envelope=envelope.to_json().decode(),
         )
 
 

@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Protocol
 
-from fastapi import Depends, FastAPI, Path, Query
+import asyncpg
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import Response
 
+from shared.access import reads_everything
 from shared.auth import PermissionDenied, Principal
+from shared.bearer import authenticated
 from shared.errors import NotFound
-from shared.http import authenticated
+from shared.schemas import PathId
 
-if TYPE_CHECKING:
-    from shared.service import ServiceCore
+__all__ = ["StoredLog", "audit_routes"]
 
-AUDIT_ROLES = frozenset({"auditor", "admin"})
-StreamId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+
+class StoredLog(Protocol):
+    """What the audit read needs of a service: a consistent read of its `events` table."""
+
+    def snapshot(self) -> AbstractAsyncContextManager[asyncpg.Connection]: ...
+
 
 _EVENTS_SQL = (
     "SELECT stream_version, envelope FROM events WHERE stream_id = $1 AND stream_version > $2"
@@ -30,9 +37,10 @@ _EVENTS_SQL = (
 )
 
 
-def audit_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
-    """Attach the audit read of stored envelopes to a service's app."""
-    caller = authenticated(lambda: current().jwt_secret)
+def audit_routes(app: FastAPI, log: Callable[[], StoredLog], secret: Callable[[], str]) -> None:
+    """Attach the audit read of stored envelopes to a service's app; `log` gives the running
+    service's event store."""
+    caller = authenticated(secret)
 
     @app.get(
         "/v1/audit/streams/{stream_id}/events",
@@ -49,7 +57,7 @@ def audit_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
         },
     )
     async def stream_events(
-        stream_id: StreamId,
+        stream_id: PathId,
         after_version: Annotated[
             int, Query(ge=0, le=2**31 - 1, description="Only versions above this.")
         ] = 0,
@@ -59,9 +67,9 @@ def audit_routes(app: FastAPI, current: Callable[[], ServiceCore]) -> None:
         ] = 1000,
         principal: Principal = Depends(caller),
     ) -> Response:
-        if principal.role not in AUDIT_ROLES:
+        if not reads_everything(principal):
             raise PermissionDenied("only auditors and admins read the raw log")
-        async with current().store.snapshot() as conn:
+        async with log().snapshot() as conn:
             rows = await conn.fetch(_EVENTS_SQL, stream_id, after_version, limit)
             if not rows and not await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id

@@ -9,6 +9,17 @@ from typing import Literal
 
 import jwt
 
+__all__ = [
+    "ROLES",
+    "AuthenticationFailed",
+    "PermissionDenied",
+    "Principal",
+    "Role",
+    "TokenVerifier",
+    "issue_token",
+    "verify_token",
+]
+
 Role = Literal["coach", "client", "supervisor", "auditor", "admin"]
 ROLES: tuple[Role, ...] = ("coach", "client", "supervisor", "auditor", "admin")
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
+__all__ = [
+    "Clock",
+    "FixedClock",
+    "SystemClock",
+]
+
 
 class Clock(Protocol):
     """Tells the current time (timezone-aware, UTC)."""

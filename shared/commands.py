@@ -3,7 +3,9 @@
 The same loop serves every service: the stream is folded with the pure `evolve`, the pure
 `decide` returns new events (or raises a DomainError), and the append is checked against the
 version folded. A lost race is retried against the new state. A command with an
-`Idempotency-Key` returns its first answer again and writes nothing.
+`Idempotency-Key` returns its first answer again and writes nothing. Work that must commit
+with a command (a queue row, a lease settled) runs in its transaction through `transact`, and
+so shares its retries.
 """
 
 from __future__ import annotations
@@ -13,20 +15,48 @@ import hashlib
 import json
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from shared.crypto import KeyVault
 from shared.envelope import GENESIS_HASH, Envelope, canonical_json
 from shared.errors import InvalidCommand, NotFound
 from shared.events import DomainEvent, EventRegistry
-from shared.eventstore import ConcurrencyConflict, EventMetadata, EventStore, Head
+from shared.eventstore import ConcurrencyConflict, EventMetadata, Head
+from shared.ports import EventLog, Vault
+
+__all__ = [
+    "CommandRunner",
+    "Decider",
+    "Folded",
+    "IdempotencyKey",
+    "IdempotencyRace",
+    "Reply",
+    "StateCache",
+    "Then",
+    "fold",
+    "remember",
+    "remembered",
+]
 
 S = TypeVar("S")
-Body = dict[str, Any]
+T = TypeVar("T")
+Reply = dict[str, Any]
+"""What a command or read answers: a JSON object."""
+Then = Callable[[asyncpg.Connection, list[Envelope]], Awaitable[None]]
+"""Work run in a command's transaction after its append, given the appended envelopes."""
+
+
+class IdempotencyRace(Exception):
+    """Two requests with the same `Idempotency-Key` ran at once and the other one committed
+    first: nothing was written; running again answers its reply."""
+
+    def __init__(self, key: IdempotencyKey) -> None:
+        super().__init__(f"Idempotency-Key {key.key!r} of {key.scope} answered concurrently")
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -58,7 +88,7 @@ class IdempotencyKey:
         return IdempotencyKey(scope, key, digest)
 
 
-async def remembered(conn: asyncpg.Connection, key: IdempotencyKey) -> Body | None:
+async def remembered(conn: asyncpg.Connection, key: IdempotencyKey) -> Reply | None:
     """The first answer given under this key, or None; 422 if the request differs."""
     row = await conn.fetchrow(
         "SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND key = $2",
@@ -72,11 +102,13 @@ async def remembered(conn: asyncpg.Connection, key: IdempotencyKey) -> Body | No
             "this Idempotency-Key was already used with a different request",
             field="Idempotency-Key",
         )
-    body: Body = json.loads(row["response"])
-    return body
+    reply: Reply = json.loads(row["response"])
+    return reply
 
 
-async def remember(conn: asyncpg.Connection, key: IdempotencyKey, status: int, body: Body) -> None:
+async def remember(
+    conn: asyncpg.Connection, key: IdempotencyKey, status: int, reply: Reply
+) -> None:
     """Keep the answer under this key, in the command's transaction."""
     inserted = await conn.execute(
         "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response)"
@@ -85,10 +117,10 @@ async def remember(conn: asyncpg.Connection, key: IdempotencyKey, status: int, b
         key.key,
         key.request_hash,
         status,
-        json.dumps(body),
+        json.dumps(reply),
     )
     if inserted.endswith(" 0"):
-        raise ConcurrencyConflict(key.scope, None, None)  # the same key raced: answer the first
+        raise IdempotencyRace(key)
 
 
 @dataclass(frozen=True)
@@ -132,7 +164,7 @@ class StateCache(Generic[S]):
 
 
 async def fold(
-    store: EventStore,
+    store: EventLog,
     registry: EventRegistry,
     decider: Decider[S],
     conn: asyncpg.Connection,
@@ -155,10 +187,10 @@ class CommandRunner(Generic[S]):
 
     def __init__(
         self,
-        store: EventStore,
+        store: EventLog,
         registry: EventRegistry,
         decider: Decider[S],
-        vault: KeyVault,
+        vault: Vault,
         *,
         retries: int = 12,
         cache: StateCache[S] | None = None,
@@ -175,41 +207,75 @@ class CommandRunner(Generic[S]):
         stream_id: str,
         decide: Callable[[S], Sequence[DomainEvent]],
         metadata: EventMetadata,
-        respond: Callable[[S, list[Envelope]], Body],
+        respond: Callable[[S, list[Envelope]], Reply],
         *,
         creates: bool = False,
         idempotency: IdempotencyKey | None = None,
-    ) -> Body:
+    ) -> Reply:
         """Fold, decide, append; retry on a lost race; answer the first answer to a retried key.
 
         Without an `Idempotency-Key` a command needs no transaction: its append is one atomic
         statement that checks the stream still ends where the fold did.
         """
-        for attempt in range(self.retries + 1):
+
+        async def attempt(conn: asyncpg.Connection) -> Reply:
+            return await self.execute_in(
+                conn, stream_id, decide, metadata, respond, creates=creates, idempotency=idempotency
+            )
+
+        if idempotency is None:
+            return await self._retrying(self.store.connection, attempt)
+        return await self._retrying(self.store.transaction, attempt)
+
+    async def transact(
+        self,
+        work: Callable[[asyncpg.Connection], Awaitable[Reply]],
+        *,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Reply:
+        """Run `work` in one transaction, the in-transaction hook of the runner: with an
+        `Idempotency-Key` the first reply is answered again (and `work` not run); a lost race
+        (`ConcurrencyConflict`, `IdempotencyRace`) runs it again after a short pause. `work`
+        may run commands with `execute_in` on the connection it is given."""
+
+        async def attempt(conn: asyncpg.Connection) -> Reply:
+            return await self._once(conn, idempotency, lambda: work(conn))
+
+        return await self._retrying(self.store.transaction, attempt)
+
+    async def _retrying(
+        self,
+        connect: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
+        attempt: Callable[[asyncpg.Connection], Awaitable[T]],
+    ) -> T:
+        for tried in range(self.retries + 1):
             try:
-                if idempotency is None:
-                    async with self.store.connection() as conn:
-                        return await self.execute_in(
-                            conn, stream_id, decide, metadata, respond, creates=creates
-                        )
-                async with self.store.transaction() as conn:
-                    return await self.execute_in(
-                        conn,
-                        stream_id,
-                        decide,
-                        metadata,
-                        respond,
-                        creates=creates,
-                        idempotency=idempotency,
-                    )
-            except ConcurrencyConflict:
+                async with connect() as conn:
+                    return await attempt(conn)
+            except (ConcurrencyConflict, IdempotencyRace):
                 # the cached fold is still a true (older) state: the next attempt reads on
-                if attempt == self.retries:
+                if tried == self.retries:
                     raise
                 # another command won the race: decide again against the new state, after a
                 # short random pause so a crowd of writers spreads out instead of colliding
-                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(tried, 6)))
         raise AssertionError("unreachable")
+
+    async def _once(
+        self,
+        conn: asyncpg.Connection,
+        idempotency: IdempotencyKey | None,
+        work: Callable[[], Awaitable[Reply]],
+    ) -> Reply:
+        """`work`'s reply, kept under the key; or the reply already kept under it."""
+        if idempotency is None:
+            return await work()
+        previous = await remembered(conn, idempotency)
+        if previous is not None:
+            return previous
+        reply = await work()
+        await remember(conn, idempotency, 201, reply)
+        return reply
 
     async def execute_in(
         self,
@@ -217,17 +283,31 @@ class CommandRunner(Generic[S]):
         stream_id: str,
         decide: Callable[[S], Sequence[DomainEvent]],
         metadata: EventMetadata,
-        respond: Callable[[S, list[Envelope]], Body],
+        respond: Callable[[S, list[Envelope]], Reply],
         *,
         creates: bool = False,
         idempotency: IdempotencyKey | None = None,
-    ) -> Body:
+        then: Then | None = None,
+    ) -> Reply:
         """One attempt on the caller's connection (inside its transaction, if it has one: a
-        consumer's inbox, say). The new state is cached once its events are committed."""
-        if idempotency is not None:
-            previous = await remembered(conn, idempotency)
-            if previous is not None:
-                return previous
+        consumer's inbox, say); `then` runs after the append, on the same connection. The new
+        state is cached once its events are committed."""
+        return await self._once(
+            conn,
+            idempotency,
+            lambda: self._decide(conn, stream_id, decide, metadata, respond, creates, then),
+        )
+
+    async def _decide(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        decide: Callable[[S], Sequence[DomainEvent]],
+        metadata: EventMetadata,
+        respond: Callable[[S, list[Envelope]], Reply],
+        creates: bool,
+        then: Then | None,
+    ) -> Reply:
         current = await fold(
             self.store, self.registry, self.decider, conn, stream_id, self.cache.get(stream_id)
         )
@@ -250,9 +330,9 @@ class CommandRunner(Generic[S]):
                 stored = self.decider.evolve(stored, self.registry.load(envelope))
             reached = Folded(stored, envelopes[-1].stream_version, envelopes[-1].hash)
             self.store.after_commit(conn, lambda: self.cache.put(stream_id, reached))
-        body = respond(state, envelopes)
-        if "stream_version" not in body:
-            body["stream_version"] = envelopes[-1].stream_version if envelopes else current.version
-        if idempotency is not None:
-            await remember(conn, idempotency, 201, body)
-        return body
+        if then is not None:
+            await then(conn, envelopes)
+        reply = respond(state, envelopes)
+        if "stream_version" not in reply:
+            reply["stream_version"] = envelopes[-1].stream_version if envelopes else current.version
+        return reply

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+__all__ = [
+    "Settings",
+]
+
 
 class Settings(BaseSettings):
     """What every service reads from its environment."""

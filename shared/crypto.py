@@ -16,6 +16,15 @@ from typing import Any
 import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+__all__ = [
+    "KeyErased",
+    "KeyVault",
+    "decode_master_key",
+    "generate_master_key",
+    "is_token",
+    "token_owner",
+]
+
 TOKEN_PREFIX = "enc:v1:"
 KEYVAULT_DDL = """
 CREATE SCHEMA IF NOT EXISTS keyvault;

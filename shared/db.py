@@ -11,6 +11,11 @@ import structlog
 
 from shared.crypto import KeyVault
 
+__all__ = [
+    "create_pool",
+    "migrate",
+]
+
 log = structlog.get_logger(__name__)
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")

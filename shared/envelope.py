@@ -10,6 +10,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "GENESIS_HASH",
+    "SYSTEM_ACTOR",
+    "Actor",
+    "Envelope",
+    "canonical_json",
+    "compute_hash",
+    "format_time",
+    "new_id",
+    "parse_time",
+    "seal",
+]
+
 GENESIS_HASH = "0" * 64
 
 

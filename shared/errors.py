@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "DomainError",
+    "ForbiddenByState",
+    "InvalidCommand",
+    "NotFound",
+]
+
 
 class DomainError(Exception):
     """A command the rules refuse."""

@@ -13,6 +13,17 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.envelope import Envelope
 
+__all__ = [
+    "Command",
+    "DomainEvent",
+    "EventRegistry",
+    "OptionalPersonalStr",
+    "PersonalStr",
+    "UnknownEventType",
+    "dump_protected",
+    "personal_fields_of",
+]
+
 
 class PersonalData:
     """Field marker: the value is personal data and is encrypted with the client's key."""

@@ -29,6 +29,22 @@ from shared.envelope import (
 )
 from shared.events import DomainEvent, dump_protected
 
+__all__ = [
+    "START",
+    "Checkpoint",
+    "ConcurrencyConflict",
+    "EventMetadata",
+    "EventStore",
+    "Head",
+    "Segment",
+    "StoredEvent",
+    "Wakeup",
+    "find_checkpoint",
+    "load_checkpoint",
+    "read_after",
+    "save_checkpoint",
+]
+
 
 class ConcurrencyConflict(Exception):
     """The stream moved on since it was read: nothing was written."""

@@ -16,6 +16,27 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from shared.envelope import Envelope
 
+__all__ = [
+    "ALL_TOPICS",
+    "DEFAULT_PARTITIONS",
+    "ENGAGEMENT_TOPIC",
+    "INTAKE_TOPIC",
+    "METADATA_MAX_AGE_MS",
+    "NOTIFICATIONS_TOPIC",
+    "Delivered",
+    "Headers",
+    "KafkaPublisher",
+    "OutboundMessage",
+    "Publisher",
+    "TopicState",
+    "all_topics_with_dlq",
+    "create_topics",
+    "dlq_topic",
+    "envelope_headers",
+    "envelope_message",
+    "stored_headers",
+]
+
 log = structlog.get_logger(__name__)
 
 INTAKE_TOPIC = "intake.events"

@@ -6,6 +6,10 @@ import logging
 
 import structlog
 
+__all__ = [
+    "configure_logging",
+]
+
 
 def configure_logging(level: str = "info", *, json: bool = False) -> None:
     """Render key-value logs (JSON when asked) at the given level."""

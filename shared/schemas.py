@@ -1,4 +1,5 @@
-"""Request-body building blocks shared by the services' HTTP edges."""
+"""Request building blocks shared by the services' HTTP edges: ids, texts, times, and the base
+of every request body."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -17,7 +19,27 @@ from pydantic import (
     model_validator,
 )
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+__all__ = [
+    "ID_PATTERN",
+    "CommandAccepted",
+    "Email",
+    "Id",
+    "LongText",
+    "Number",
+    "PathId",
+    "RequestBody",
+    "Rfc3339Time",
+    "Scores",
+    "ShortText",
+    "in_utc",
+]
+
+ID_PATTERN = r"^[A-Za-z0-9_.:@-]+$"
+ID_LENGTH = 100
+Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_LENGTH, pattern=ID_PATTERN)]
+"""An id in a request body (an engagement, a coach, a client...)."""
+PathId = Annotated[str, Path(min_length=1, max_length=ID_LENGTH, pattern=ID_PATTERN)]
+"""The same id as a path parameter (`/v1/engagements/{engagement_id}`...)."""
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=10_000)]
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
@@ -39,7 +61,7 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-class Body(BaseModel):
+class RequestBody(BaseModel):
     """Base of request bodies: unknown fields are refused, and so are NUL characters anywhere
     (PostgreSQL's jsonb, where projections keep documents, cannot hold them)."""
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from shared.auth import Role, issue_token
 from shared.config import Settings
-from shared.service import embedded_server
+from shared.server import embedded_server
 
 T = TypeVar("T")
 JWT_SECRET = "test-secret-for-rapport-tests-only-32b"

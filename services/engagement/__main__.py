@@ -1,6 +1,6 @@
 """`python -m services.engagement`: run the engagement service from environment settings."""
 
 from services.engagement.bootstrap import create_app
-from shared.service import main
+from shared.server import main
 
 main("engagement", create_app)

@@ -4,51 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import FastAPI
-
-from services.engagement.application.handlers import EngagementService
+from services.engagement.application.services import EngagementService
 from services.engagement.entrypoints.http import build_routes
 from services.engagement.projections import PROJECTIONS
+from shared.app import ServiceDefinition
 from shared.clock import Clock
-from shared.config import Settings
+from shared.crypto import KeyVault
+from shared.documents import StoredDocuments
+from shared.eventstore import EventStore
 from shared.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC
-from shared.service import ServiceCore, Subscription, open_core, service_app
+from shared.lifecycle import Subscription
 
 NAME = "engagement"
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """The engagement service as an ASGI app; connections open in its lifespan."""
-    settings = settings or Settings()
+def build(store: EventStore, vault: KeyVault, clock: Clock) -> EngagementService:
+    """The engagement's application object, built once per running service."""
+    return EngagementService(store, StoredDocuments(store), vault, clock)
 
-    async def core() -> ServiceCore:
-        return await open_core(
-            NAME,
-            settings,
-            migrations="services.engagement.adapters.migrations",
-            projections=PROJECTIONS,
-            topic=ENGAGEMENT_TOPIC,
-            clock=clock,
+
+def subscriptions(service: EngagementService) -> Sequence[Subscription]:
+    """The intake's events open engagements and erase their clients' data."""
+    return [
+        Subscription(
+            [INTAKE_TOPIC],
+            "engagement-intake",
+            service.on_intake_event,
+            handles=EngagementService.INTAKE_EVENTS,
         )
+    ]
 
-    def application(core: ServiceCore) -> EngagementService:
-        return EngagementService(core.store, core.vault, core.clock)
 
-    def subscriptions(service: EngagementService) -> Sequence[Subscription]:
-        return [
-            Subscription(
-                [INTAKE_TOPIC],
-                "engagement-intake",
-                service.on_intake_event,
-                handles=EngagementService.INTAKE_EVENTS,
-            )
-        ]
+SERVICE = ServiceDefinition(
+    name=NAME,
+    description="The working relationship, trust scores and stage views.",
+    migrations="services.engagement.adapters.migrations",
+    projections=PROJECTIONS,
+    topic=ENGAGEMENT_TOPIC,
+    application=build,
+    routes=build_routes,
+    subscriptions=subscriptions,
+)
 
-    return service_app(
-        core,
-        application,
-        build_routes,
-        name=NAME,
-        description="The working relationship, trust scores and stage views.",
-        subscriptions=subscriptions,
-    )
+
+create_app = SERVICE.app  # the ASGI app; `python -m services.engagement` serves it

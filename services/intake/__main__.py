@@ -1,6 +1,6 @@
 """`python -m services.intake`: run the intake service from environment settings."""
 
 from services.intake.bootstrap import create_app
-from shared.service import main
+from shared.server import main
 
 main("intake", create_app)

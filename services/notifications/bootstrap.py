@@ -3,59 +3,65 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from fastapi import FastAPI
-
+from services.notifications.adapters import tables
 from services.notifications.application.delivery import DeliveryWorker
-from services.notifications.application.handlers import NotificationService
+from services.notifications.application.services import NotificationService
 from services.notifications.domain.rules import HANDLED
 from services.notifications.entrypoints.http import build_routes
 from services.notifications.projections import PROJECTIONS
+from shared.app import ServiceDefinition
 from shared.clock import Clock
 from shared.config import Settings
+from shared.crypto import KeyVault
+from shared.documents import StoredDocuments
+from shared.eventstore import EventStore
 from shared.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC, NOTIFICATIONS_TOPIC
-from shared.service import ServiceCore, Subscription, Worker, open_core, service_app
+from shared.lifecycle import ServiceCore, Subscription, Worker
 
 NAME = "notifications"
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """The notifications service as an ASGI app; connections open in its lifespan."""
-    settings = settings or Settings()
+def build(store: EventStore, vault: KeyVault, clock: Clock) -> NotificationService:
+    """The notifications' application object, built once per running service."""
+    return NotificationService(store, StoredDocuments(store), vault, clock, tables)
 
-    async def core() -> ServiceCore:
-        return await open_core(
-            NAME,
-            settings,
-            migrations="services.notifications.adapters.migrations",
-            projections=PROJECTIONS,
-            topic=NOTIFICATIONS_TOPIC,
-            clock=clock,
+
+def delivery_worker(
+    store: EventStore, vault: KeyVault, clock: Clock, settings: Settings, **options: Any
+) -> DeliveryWorker:
+    """A worker delivering due notifications to their webhooks (`options`: its knobs)."""
+    return DeliveryWorker(store, vault, clock, settings, **options)
+
+
+def subscriptions(service: NotificationService) -> Sequence[Subscription]:
+    """Both topics' events are planned into notifications."""
+    return [
+        Subscription(
+            [INTAKE_TOPIC, ENGAGEMENT_TOPIC],
+            "notifications-rules",
+            service.on_event,
+            handles=HANDLED,
         )
+    ]
 
-    def application(core: ServiceCore) -> NotificationService:
-        return NotificationService(core.store, core.vault, core.clock)
 
-    def subscriptions(service: NotificationService) -> Sequence[Subscription]:
-        return [
-            Subscription(
-                [INTAKE_TOPIC, ENGAGEMENT_TOPIC],
-                "notifications-rules",
-                service.on_event,
-                handles=HANDLED,
-            )
-        ]
+def workers(core: ServiceCore, service: NotificationService) -> dict[str, Worker]:
+    return {"deliveries": delivery_worker(core.store, core.vault, core.clock, core.settings).run}
 
-    def workers(core: ServiceCore, service: NotificationService) -> dict[str, Worker]:
-        worker = DeliveryWorker(core.store, core.vault, core.clock, core.settings)
-        return {"deliveries": worker.run}
 
-    return service_app(
-        core,
-        application,
-        build_routes,
-        name=NAME,
-        description="Notification rules, schedules and webhook delivery.",
-        subscriptions=subscriptions,
-        workers=workers,
-    )
+SERVICE = ServiceDefinition(
+    name=NAME,
+    description="Notification rules, schedules and webhook delivery.",
+    migrations="services.notifications.adapters.migrations",
+    projections=PROJECTIONS,
+    topic=NOTIFICATIONS_TOPIC,
+    application=build,
+    routes=build_routes,
+    subscriptions=subscriptions,
+    workers=workers,
+)
+
+
+create_app = SERVICE.app  # the ASGI app; `python -m services.notifications` serves it

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from services.engagement.application.handlers import EngagementService
+from services.engagement.application.services import EngagementService
 from services.notifications.domain.rules import HANDLED
 from shared.kafka import ALL_TOPICS
 

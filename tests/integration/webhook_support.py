@@ -1,5 +1,6 @@
 """Helpers for the webhook tests: a real HTTP receiver on localhost, and the notifications
-service's parts wired on a fresh schema (no broker needed). No tests live here."""
+service's parts wired on a fresh schema by its own bootstrap (no broker needed). No tests
+live here."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from typing import Any
 
 import asyncpg
 
+from services.notifications import bootstrap
 from services.notifications.application.delivery import DeliveryWorker
-from services.notifications.application.handlers import NotificationService
-from services.notifications.projections.schedule import schedule
+from services.notifications.application.services import NotificationService
+from services.notifications.projections import PROJECTIONS
 from shared.auth import Principal
 from shared.config import Settings
 from shared.crypto import KeyVault, decode_master_key, generate_master_key
@@ -202,7 +204,9 @@ class Notifier:
 
     def worker(self, **options: Any) -> DeliveryWorker:
         options.setdefault("poll_seconds", 0.05)
-        return DeliveryWorker(self.store, self.vault, self.clock, self.settings, **options)
+        return bootstrap.delivery_worker(
+            self.store, self.vault, self.clock, self.settings, **options
+        )
 
     async def receive(self, envelope: Envelope) -> None:
         """What the Kafka consumer does with one event (inside the inbox's transaction)."""
@@ -256,8 +260,8 @@ async def notifier(database_url: str, **settings: Any) -> AsyncIterator[Notifier
             vault=vault,
             clock=clock,
             settings=Settings(**options),
-            service=NotificationService(store, vault, clock),
-            projections=ProjectionRunner(store, [schedule]),
+            service=bootstrap.build(store, vault, clock),
+            projections=ProjectionRunner(store, PROJECTIONS),
         )
     finally:
         await pool.close()

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Path, Query
+from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
-from services.engagement.application.handlers import EngagementService, Who, checkin_rater
+from services.engagement.application.services import EngagementService
 from services.engagement.domain import commands
 from services.engagement.domain.events import (
     Factor,
@@ -24,14 +21,19 @@ from services.engagement.domain.events import (
 )
 from services.engagement.projections.trust_view import trust_view
 from shared.auth import Principal
-from shared.commands import Body, IdempotencyKey
-from shared.envelope import new_id
-from shared.events import Command
-from shared.http import IDEMPOTENCY_HEADER, authenticated
-from shared.schemas import Body as RequestBody
-from shared.schemas import CommandAccepted, LongText, Rfc3339Time, Scores, ShortText
+from shared.bearer import authenticated
+from shared.commands import Reply
+from shared.routes import CommandRoute, add_command_routes
+from shared.schemas import (
+    CommandAccepted,
+    LongText,
+    PathId,
+    RequestBody,
+    Rfc3339Time,
+    Scores,
+    ShortText,
+)
 
-PathId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 AsOf = Annotated[
     Rfc3339Time | None,
@@ -192,89 +194,84 @@ class CoachRelationshipOut(BaseModel):
     version: int = Field(description="Events folded into the roll-up so far.")
 
 
-@dataclass(frozen=True)
-class CommandRoute:
-    """One command of the contract: `POST /v1/engagements/{engagement_id}/<path>`."""
-
-    path: str
-    command: type[Command]
-    who: Who
-    body: type[RequestBody] | None = None
-    body_optional: bool = False
-    new_id: str | None = None  # the id of the new thing, chosen here and answered
-    response: type[CommandAccepted] = CommandAccepted
-
-    @property
-    def path_id(self) -> str | None:
-        """The second id in the path (`homework_id`, `violation_id`), if any."""
-        found = re.search(r"\{(\w+)\}", self.path)
-        return found.group(1) if found else None
-
-
+ENGAGEMENT = "/v1/engagements/{engagement_id}"
 COMMAND_ROUTES = (
-    CommandRoute("plan", commands.StartPlan, "coach"),
+    CommandRoute(f"{ENGAGEMENT}/plan", commands.StartPlan, "coach"),
     CommandRoute(
-        "homework",
+        f"{ENGAGEMENT}/homework",
         commands.AssignHomework,
         "coach",
         HomeworkIn,
-        new_id="homework_id",
+        new_ids=("homework_id",),
         response=HomeworkOut,
     ),
     CommandRoute(
-        "homework/{homework_id}/claim",
+        f"{ENGAGEMENT}/homework/{{homework_id}}/claim",
         commands.ClaimHomework,
         "client",
         ClaimIn,
         body_optional=True,
     ),
     CommandRoute(
-        "homework/{homework_id}/verification", commands.VerifyHomework, "coach", VerificationIn
+        f"{ENGAGEMENT}/homework/{{homework_id}}/verification",
+        commands.VerifyHomework,
+        "coach",
+        VerificationIn,
     ),
-    CommandRoute("sessions", commands.HoldSession, "coach", SessionIn, new_id="session_id"),
     CommandRoute(
-        "boundary-violations",
+        f"{ENGAGEMENT}/sessions", commands.HoldSession, "coach", SessionIn, new_ids=("session_id",)
+    ),
+    CommandRoute(
+        f"{ENGAGEMENT}/boundary-violations",
         commands.ReportViolation,
         "reporter",
         ViolationIn,
-        new_id="violation_id",
+        new_ids=("violation_id",),
         response=ViolationOut,
     ),
     CommandRoute(
-        "boundary-violations/{violation_id}/resolution",
+        f"{ENGAGEMENT}/boundary-violations/{{violation_id}}/resolution",
         commands.AddressViolation,
         "coach",
         ResolutionIn,
     ),
     CommandRoute(
-        "boundary-reviews", commands.ReviewBoundaries, "coach", ReviewIn, body_optional=True
-    ),
-    CommandRoute("transformation", commands.AchieveTransformation, "coach", TransformationIn),
-    CommandRoute("self-checks", commands.RecordSelfCheck, "party", SelfCheckIn),
-    CommandRoute("graduation", commands.StartGraduation, "coach", GraduationIn),
-    CommandRoute("graduate", commands.Graduate, "coach"),
-    CommandRoute(
-        "follow-ups", commands.CompleteFollowUp, "coach", FollowUpIn, new_id="follow_up_id"
+        f"{ENGAGEMENT}/boundary-reviews",
+        commands.ReviewBoundaries,
+        "coach",
+        ReviewIn,
+        body_optional=True,
     ),
     CommandRoute(
-        "testimonial",
+        f"{ENGAGEMENT}/transformation", commands.AchieveTransformation, "coach", TransformationIn
+    ),
+    CommandRoute(f"{ENGAGEMENT}/self-checks", commands.RecordSelfCheck, "party", SelfCheckIn),
+    CommandRoute(f"{ENGAGEMENT}/graduation", commands.StartGraduation, "coach", GraduationIn),
+    CommandRoute(f"{ENGAGEMENT}/graduate", commands.Graduate, "coach"),
+    CommandRoute(
+        f"{ENGAGEMENT}/follow-ups",
+        commands.CompleteFollowUp,
+        "coach",
+        FollowUpIn,
+        new_ids=("follow_up_id",),
+    ),
+    CommandRoute(
+        f"{ENGAGEMENT}/testimonial",
         commands.ReceiveTestimonial,
         "client",
         TestimonialIn,
-        new_id="testimonial_id",
+        new_ids=("testimonial_id",),
     ),
-    CommandRoute("termination", commands.TerminateEngagement, "coach", TerminationIn),
+    CommandRoute(f"{ENGAGEMENT}/termination", commands.TerminateEngagement, "coach", TerminationIn),
     CommandRoute(
-        "relationship-checkins",
+        f"{ENGAGEMENT}/relationship-checkins",
         commands.RecordRelationshipCheckIn,
         "party",
         CheckInIn,
-        new_id="checkin_id",
+        new_ids=("checkin_id",),
         response=CheckInOut,
     ),
 )
-# Who sent a command, recorded in its event, where the command has such a field.
-SENDER_FIELDS = {commands.ReportViolation: "reported_by", commands.RecordSelfCheck: "recorded_by"}
 
 
 def build_routes(
@@ -284,78 +281,19 @@ def build_routes(
     caller = authenticated(jwt_secret)
     tags: list[str | Enum] = ["engagement"]
 
-    def add_command(route: CommandRoute) -> None:
-        async def endpoint(
-            engagement_id: str,
-            principal: Principal,
-            idempotency_key: str | None,
-            body: RequestBody | None = None,
-            **path_ids: str,
-        ) -> Body:
-            sent = body.model_dump(mode="json") if body is not None else {}
-            target = f"engagements/{engagement_id}/{route.path.format(**path_ids)}"
-            scope = f"{principal.role}:{principal.sub}:{target}"
-            key = IdempotencyKey.of(scope, idempotency_key, sent)
-            fields = {**(body.model_dump() if body is not None else {}), **path_ids}
-            extra: Body = {}
-            if route.new_id is not None:
-                fields[route.new_id] = extra[route.new_id] = new_id()
-            if route.command in SENDER_FIELDS:
-                fields[SENDER_FIELDS[route.command]] = principal.role
-            if route.command is commands.RecordRelationshipCheckIn:
-                fields["rater"] = checkin_rater(principal, fields.get("rater"))
-            return await service().act(
-                principal,
-                engagement_id,
-                route.who,
-                route.command,
-                fields,
-                idempotency=key,
-                extra=extra,
-            )
-
-        keyword = inspect.Parameter.KEYWORD_ONLY
-        parameters = [inspect.Parameter("engagement_id", keyword, annotation=PathId)]
-        if route.path_id is not None:
-            parameters.append(inspect.Parameter(route.path_id, keyword, annotation=PathId))
-        if route.body is not None:
-            annotation: Any = route.body | None if route.body_optional else route.body
-            default = None if route.body_optional else inspect.Parameter.empty
-            parameters.append(
-                inspect.Parameter("body", keyword, annotation=annotation, default=default)
-            )
-        parameters += [
-            inspect.Parameter("principal", keyword, annotation=Principal, default=Depends(caller)),
-            inspect.Parameter(
-                "idempotency_key", keyword, annotation=str | None, default=IDEMPOTENCY_HEADER
-            ),
-        ]
-        endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-        app.add_api_route(
-            f"/v1/engagements/{{engagement_id}}/{route.path}",
-            endpoint,
-            methods=["POST"],
-            status_code=201,
-            response_model=route.response,
-            tags=tags,
-            name=route.command.__name__,
-            summary=f"{route.command.__name__} ({route.who})",
-        )
-
-    for route in COMMAND_ROUTES:
-        add_command(route)
+    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=tags)
 
     @app.get("/v1/engagements/{engagement_id}", tags=tags)
     async def read_engagement(
         engagement_id: PathId, as_of: AsOf = None, principal: Principal = Depends(caller)
-    ) -> Body:
+    ) -> Reply:
         """The stage view, with `stage_history`; `?as_of=` folds the log up to that time."""
         return await service().read(principal, engagement_id, as_of=as_of)
 
     @app.get("/v1/engagements/{engagement_id}/trust", tags=tags)
     async def read_trust(
         engagement_id: PathId, as_of: AsOf = None, principal: Principal = Depends(caller)
-    ) -> Body:
+    ) -> Reply:
         """The trust view: score, verifications, open client violations, deception pattern."""
         return await service().read(principal, engagement_id, projection=trust_view, as_of=as_of)
 
@@ -366,7 +304,7 @@ def build_routes(
     )
     async def read_relationship(
         engagement_id: PathId, as_of: AsOf = None, principal: Principal = Depends(caller)
-    ) -> Body:
+    ) -> Reply:
         """The relationship view: check-in counts, latest ratings, averages of the last three,
         coach-vs-client gaps, open concerns, health; `?as_of=` folds the log up to that time."""
         return await service().relationship(principal, engagement_id, as_of=as_of)
@@ -376,7 +314,7 @@ def build_routes(
         tags=tags,
         response_model=CoachRelationshipOut,
     )
-    async def coach_relationship(coach_id: PathId, principal: Principal = Depends(caller)) -> Body:
+    async def coach_relationship(coach_id: PathId, principal: Principal = Depends(caller)) -> Reply:
         """The coach's roll-up over engagements with client check-ins: that coach, a
         supervisor of one of their engagements, auditor, admin."""
         return await service().coach_relationship(principal, coach_id)
@@ -389,6 +327,6 @@ def build_routes(
             int, Query(ge=1, le=10_000, description="At most this many, oldest first.")
         ] = 1000,
         principal: Principal = Depends(caller),
-    ) -> Body:
+    ) -> Reply:
         """The coach's engagements as stage views, optionally only those in `stage`."""
         return await service().coach_engagements(principal, coach_id, stage, limit=limit)

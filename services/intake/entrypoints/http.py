@@ -6,18 +6,26 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Path
+from fastapi import Depends, FastAPI
 from pydantic import Field, StrictBool, StrictInt
 
-from services.intake.application.handlers import IntakeService
-from services.intake.domain.events import ClientDetails
+from services.intake.application.services import IntakeService
+from services.intake.domain import commands
 from shared.auth import Principal
-from shared.commands import Body, IdempotencyKey
-from shared.http import IDEMPOTENCY_HEADER, authenticated
-from shared.schemas import Body as RequestBody
-from shared.schemas import CommandAccepted, Email, Id, LongText, Number, Scores, ShortText
-
-EngagementId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+from shared.bearer import authenticated
+from shared.commands import Reply
+from shared.routes import CommandRoute, add_command_routes
+from shared.schemas import (
+    CommandAccepted,
+    Email,
+    Id,
+    LongText,
+    Number,
+    PathId,
+    RequestBody,
+    Scores,
+    ShortText,
+)
 
 
 class ClientIn(RequestBody):
@@ -66,116 +74,48 @@ class AgreementIn(RequestBody):
     session_cadence_days: Annotated[StrictInt, Field(ge=1, le=365)]
 
 
+INTAKE = "/v1/intakes/{engagement_id}"
+COMMAND_ROUTES = (
+    CommandRoute(
+        "/v1/intakes",
+        commands.StartIntake,
+        "coach",
+        StartIntakeIn,
+        new_ids=("engagement_id", "client_id"),
+        response=IntakeStartedOut,
+    ),
+    CommandRoute(
+        f"{INTAKE}/assessments",
+        commands.AssessBaseline,
+        "coach",
+        AssessmentIn,
+        new_ids=("assessment_id",),
+    ),
+    CommandRoute(
+        f"{INTAKE}/goals",
+        commands.SetGoal,
+        "coach",
+        GoalIn,
+        new_ids=("goal_id",),
+        response=GoalSetOut,
+    ),
+    CommandRoute(f"{INTAKE}/agreement", commands.SignAgreement, "coach", AgreementIn),
+    CommandRoute(f"{INTAKE}/commitment", commands.CommitClient, "coach"),
+)
+
+
 def build_routes(
     app: FastAPI, service: Callable[[], IntakeService], jwt_secret: Callable[[], str]
 ) -> None:
     """Attach the intake routes; `service` gives the running application object."""
     caller = authenticated(jwt_secret)
 
-    def key(
-        principal: Principal, route: str, value: str | None, body: object
-    ) -> IdempotencyKey | None:
-        return IdempotencyKey.of(f"{principal.role}:{principal.sub}:{route}", value, body)
-
-    @app.post("/v1/intakes", status_code=201, response_model=IntakeStartedOut, tags=["intake"])
-    async def start_intake(
-        body: StartIntakeIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        client = ClientDetails(**body.client.model_dump())
-        return await service().start(
-            principal,
-            body.coach_id,
-            body.supervisor_id,
-            client,
-            idempotency=key(principal, "intakes", idempotency_key, body.model_dump(mode="json")),
-        )
-
-    @app.post(
-        "/v1/intakes/{engagement_id}/assessments",
-        status_code=201,
-        response_model=CommandAccepted,
-        tags=["intake"],
-    )
-    async def assess_baseline(
-        engagement_id: EngagementId,
-        body: AssessmentIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        route = f"intakes/{engagement_id}/assessments"
-        return await service().assess(
-            principal,
-            engagement_id,
-            body.instrument,
-            body.scores,
-            body.notes,
-            key(principal, route, idempotency_key, body.model_dump(mode="json")),
-        )
-
-    @app.post(
-        "/v1/intakes/{engagement_id}/goals",
-        status_code=201,
-        response_model=GoalSetOut,
-        tags=["intake"],
-    )
-    async def set_goal(
-        engagement_id: EngagementId,
-        body: GoalIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        route = f"intakes/{engagement_id}/goals"
-        return await service().set_goal(
-            principal,
-            engagement_id,
-            body.model_dump(),
-            key(principal, route, idempotency_key, body.model_dump(mode="json")),
-        )
-
-    @app.post(
-        "/v1/intakes/{engagement_id}/agreement",
-        status_code=201,
-        response_model=CommandAccepted,
-        tags=["intake"],
-    )
-    async def sign_agreement(
-        engagement_id: EngagementId,
-        body: AgreementIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        route = f"intakes/{engagement_id}/agreement"
-        return await service().sign(
-            principal,
-            engagement_id,
-            body.model_dump(),
-            key(principal, route, idempotency_key, body.model_dump(mode="json")),
-        )
-
-    @app.post(
-        "/v1/intakes/{engagement_id}/commitment",
-        status_code=201,
-        response_model=CommandAccepted,
-        tags=["intake"],
-    )
-    async def commit_client(
-        engagement_id: EngagementId,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        route = f"intakes/{engagement_id}/commitment"
-        return await service().commit(
-            principal, engagement_id, key(principal, route, idempotency_key, {})
-        )
+    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=["intake"])
 
     @app.get("/v1/intakes/{engagement_id}", tags=["intake"])
-    async def read_intake(
-        engagement_id: EngagementId, principal: Principal = Depends(caller)
-    ) -> Body:
+    async def read_intake(engagement_id: PathId, principal: Principal = Depends(caller)) -> Reply:
         return await service().read(principal, engagement_id)
 
     @app.post("/v1/clients/{client_id}/erasure", status_code=201, tags=["confidentiality"])
-    async def erase_client(client_id: EngagementId, principal: Principal = Depends(caller)) -> Body:
+    async def erase_client(client_id: PathId, principal: Principal = Depends(caller)) -> Reply:
         return await service().erase_client(principal, client_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,16 +25,16 @@ from prometheus_client import Counter, Gauge
 
 from services.notifications.adapters import sender, tables
 from services.notifications.adapters.tables import Claimed, DueNotification
-from services.notifications.application.handlers import DECIDER
+from services.notifications.application.services import DECIDER
 from services.notifications.domain import delivery, notifications
 from services.notifications.domain.events import registry
 from services.notifications.domain.notifications import DispatchNotification, RecordAttempt
 from shared.clock import Clock
-from shared.commands import Body, CommandRunner
+from shared.commands import CommandRunner, Reply, Then
 from shared.config import Settings
 from shared.crypto import KeyVault
 from shared.envelope import SYSTEM_ACTOR, Envelope, new_id
-from shared.eventstore import ConcurrencyConflict, EventMetadata, EventStore
+from shared.eventstore import EventMetadata, EventStore
 
 log = structlog.get_logger(__name__)
 
@@ -48,9 +48,6 @@ OLDEST_PENDING = Gauge(
     "rapport_notification_oldest_pending_seconds",
     "Seconds since the oldest unsettled delivery's notification fell due",
 )
-
-RETRIES = 5
-After = Callable[[asyncpg.Connection, list[Envelope]], Awaitable[None]]
 
 
 class DeliveryWorker:
@@ -97,36 +94,24 @@ class DeliveryWorker:
         self,
         stream_id: str,
         command: DispatchNotification | RecordAttempt,
-        then: After | None = None,
-    ) -> list[Envelope]:
+        then: Then | None = None,
+    ) -> None:
         """Run a command on an engagement's stream, then `then(conn, appended)` in the same
-        transaction (the append stays its first write); a lost race is retried."""
-        appended: list[Envelope] = []
+        transaction (the append stays its first write); a lost race runs both again."""
 
-        def respond(state: notifications.Notifications, envelopes: list[Envelope]) -> Body:
-            appended.extend(envelopes)
-            return {}
+        async def attempt(conn: asyncpg.Connection) -> Reply:
+            await tables.lock_stream(conn, stream_id)
+            return await self.runner.execute_in(
+                conn,
+                stream_id,
+                lambda state: notifications.decide(state, command),
+                self._metadata(command.notification_id),
+                lambda state, envelopes: {},
+                creates=True,
+                then=then,
+            )
 
-        for attempt in range(RETRIES + 1):
-            appended.clear()
-            try:
-                async with self.store.transaction() as conn:
-                    await tables.lock_stream(conn, stream_id)
-                    await self.runner.execute_in(
-                        conn,
-                        stream_id,
-                        lambda state: notifications.decide(state, command),
-                        self._metadata(command.notification_id),
-                        respond,
-                        creates=True,
-                    )
-                    if then is not None:
-                        await then(conn, appended)
-                return appended
-            except ConcurrencyConflict:
-                if attempt == RETRIES:
-                    raise
-        raise AssertionError("unreachable")
+        await self.runner.transact(attempt)
 
     # ------------------------------------------------------------------ dispatching
 

@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from fastapi import Depends, FastAPI, Query
 from pydantic import Field, field_validator
 
-from services.notifications.application.handlers import NotificationService
+from services.notifications.application.services import NotificationService, RegisterWebhook
 from shared.auth import Principal
-from shared.commands import Body, IdempotencyKey
-from shared.http import IDEMPOTENCY_HEADER, authenticated
-from shared.schemas import Body as RequestBody
-from shared.schemas import CommandAccepted
+from shared.bearer import authenticated
+from shared.commands import Reply
+from shared.routes import CommandRoute, add_command_routes
+from shared.schemas import CommandAccepted, RequestBody
 
 RECIPIENT_PATTERN = r"^(\*|(coach|client|supervisor):[A-Za-z0-9_.:@-]{1,100})$"
 
@@ -51,26 +51,18 @@ class WebhookOut(CommandAccepted):
     url: str
 
 
+COMMAND_ROUTES = (
+    CommandRoute("/v1/webhooks", RegisterWebhook, "recipient", WebhookIn, response=WebhookOut),
+)
+
+
 def build_routes(
     app: FastAPI, service: Callable[[], NotificationService], jwt_secret: Callable[[], str]
 ) -> None:
     """Attach the notifications routes; `service` gives the running application object."""
     caller = authenticated(jwt_secret)
 
-    @app.post("/v1/webhooks", status_code=201, response_model=WebhookOut, tags=["notifications"])
-    async def register_webhook(
-        body: WebhookIn,
-        principal: Principal = Depends(caller),
-        idempotency_key: str | None = IDEMPOTENCY_HEADER,
-    ) -> Body:
-        idempotency = IdempotencyKey.of(
-            f"{principal.role}:{principal.sub}:webhooks",
-            idempotency_key,
-            body.model_dump(mode="json"),
-        )
-        return await service().register_webhook(
-            principal, body.recipient, body.url, body.secret, idempotency
-        )
+    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=["notifications"])
 
     @app.get("/v1/notifications", tags=["notifications"])
     async def list_notifications(
@@ -79,6 +71,6 @@ def build_routes(
             int, Query(ge=1, le=10_000, description="At most this many, earliest due first.")
         ] = 1000,
         principal: Principal = Depends(caller),
-    ) -> Body:
+    ) -> Reply:
         """A recipient's notifications; `*` (admin, auditor) lists every recipient's."""
         return await service().list_for(principal, recipient, limit=limit)

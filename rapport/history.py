@@ -1,0 +1,164 @@
+"""What `rapport audit report` shows, loaded from the database: one engagement's events from
+the intake's and the engagement's logs, each stream's hash chain checked, personal fields
+revealed where the client's key still exists, and the engagement stream folded event by event
+with the engagement's own projections (stage view, trust view, relationship view), so the score
+after each event is the one the service showed then. `rapport.report` renders it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from rapport.registry import projections_of
+from rapport.secrets import master_key
+from shared.audit import ChainVerifier, StoredRow
+from shared.clock import SystemClock
+from shared.crypto import KeyVault, decode_master_key, is_token
+from shared.envelope import Envelope
+from shared.eventstore import EventStore
+from shared.projections import Document, Projection
+
+__all__ = ["SOURCES", "History", "Row", "chain_status", "load_history"]
+
+SOURCES = ("intake", "engagement")
+
+
+def chain_status(schema: str, envelopes: Sequence[Envelope]) -> str:
+    """`intact` or where the hash chain of a stream prefix breaks (the auditors' own check,
+    `shared.audit.ChainVerifier`)."""
+    verifier = ChainVerifier(schema)
+    for envelope in envelopes:
+        bad = verifier.feed(StoredRow.of_envelope(envelope))
+        if bad is not None:
+            return f"broken at version {bad.stream_version}: {bad.reason}"
+    return f"intact ({len(envelopes)} events, hashes recomputed)"
+
+
+@dataclass
+class Row:
+    """One event as the report shows it."""
+
+    envelope: Envelope
+    data: Any
+    stage: str | None = None
+    score: int | None = None
+
+
+@dataclass
+class History:
+    """What the report is made of."""
+
+    engagement_id: str
+    as_of: datetime | None
+    rows: list[Row] = field(default_factory=list)
+    chains: dict[str, str] = field(default_factory=dict)
+    stages: list[tuple[str, datetime]] = field(default_factory=list)
+    scores: list[tuple[datetime, int]] = field(default_factory=list)
+    factors: list[tuple[datetime, dict[str, int]]] = field(default_factory=list)
+    concerns: list[tuple[datetime, str, str]] = field(default_factory=list)  # when, what, factor
+    stage_view: Document | None = None
+    trust_view: Document | None = None
+    relationship_view: Document | None = None
+
+
+async def read_stream(
+    database_url: str, schema: str, stream_id: str, until: datetime | None
+) -> list[Envelope]:
+    """One stream of one service's log, through the kernel's reader."""
+    async with asyncpg.create_pool(
+        database_url, min_size=1, max_size=1, server_settings={"search_path": schema}
+    ) as pool:
+        exists = await pool.fetchval("SELECT to_regclass('events') IS NOT NULL")
+        if not exists:
+            return []
+        store = EventStore(pool, schema, SystemClock())
+        async with store.snapshot() as conn:
+            return [envelope async for envelope in store.read_stream(conn, stream_id, until=until)]
+
+
+def shown(original: Any, revealed: Any, readable: bool) -> Any:
+    """The revealed tree, with each personal value whose key is gone marked as such."""
+    if is_token(original):
+        if revealed is not None:
+            return revealed
+        return "erased" if readable else "encrypted (no master key)"
+    if isinstance(original, dict):
+        return {
+            name: shown(value, revealed.get(name) if isinstance(revealed, dict) else None, readable)
+            for name, value in original.items()
+        }
+    if isinstance(original, list):
+        others = revealed if isinstance(revealed, list) else [None] * len(original)
+        return [
+            shown(value, other, readable) for value, other in zip(original, others, strict=True)
+        ]
+    return original
+
+
+def by_name(projections: Sequence[Projection], name: str) -> Projection | None:
+    return next((projection for projection in projections if projection.name == name), None)
+
+
+def folded(projection: Projection | None, document: Document | None, envelope: Envelope) -> Any:
+    """One more event folded into a view (the view as it was if the event is not its own)."""
+    if projection is None or projection.key(envelope) is None:
+        return document
+    return projection.apply(document, envelope) or document
+
+
+def fold_history(history: History, engagement: Sequence[Envelope]) -> None:
+    """Fold the engagement stream with its own projections, noting stage and score after each,
+    and the client's six ratings after each client check-in."""
+    projections = projections_of("engagement")
+    stage_view, trust_view = by_name(projections, "stage_view"), by_name(projections, "trust_view")
+    relationship_view = by_name(projections, "relationship_view")
+    rows = {row.envelope.event_id: row for row in history.rows}
+    for envelope in engagement:
+        history.stage_view = folded(stage_view, history.stage_view, envelope)
+        history.trust_view = folded(trust_view, history.trust_view, envelope)
+        history.relationship_view = folded(relationship_view, history.relationship_view, envelope)
+        kind, data = envelope.event_type, envelope.data
+        if kind == "RelationshipCheckInRecorded" and data.get("rater") == "client":
+            latest = (history.relationship_view or {}).get("latest", {}).get("client")
+            if latest:
+                history.factors.append((envelope.occurred, dict(latest)))
+        elif kind in ("RelationshipConcernRaised", "RelationshipConcernResolved"):
+            what = "raised" if kind.endswith("Raised") else "resolved"
+            history.concerns.append((envelope.occurred, what, str(data.get("factor"))))
+        row = rows[envelope.event_id]
+        moment = envelope.occurred
+        if history.stage_view is not None:
+            row.stage = str(history.stage_view["stage"])
+            if not history.stages or history.stages[-1][0] != row.stage:
+                history.stages.append((row.stage, moment))
+        if history.trust_view is not None:
+            row.score = int(history.trust_view["score"])
+            history.scores.append((moment, row.score))
+
+
+async def load_history(
+    database_url: str, engagement_id: str, as_of: datetime | None, data_dir: Path
+) -> History | None:
+    streams = {
+        schema: await read_stream(database_url, schema, engagement_id, as_of) for schema in SOURCES
+    }
+    if not any(streams.values()):
+        return None
+    history = History(engagement_id, as_of)
+    key = master_key(data_dir)
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as pool:
+        vault = KeyVault(pool, decode_master_key(key)) if key else None
+        for schema, envelopes in streams.items():
+            history.chains[schema] = chain_status(schema, envelopes)
+            for envelope in envelopes:
+                revealed = (await vault.reveal(envelope.data))[0] if vault else None
+                data = shown(envelope.data, revealed, vault is not None)
+                history.rows.append(Row(envelope, data))
+    history.rows.sort(key=lambda row: (row.envelope.occurred, SOURCES.index(row.envelope.producer)))
+    fold_history(history, streams["engagement"])
+    return history

@@ -1,0 +1,185 @@
+"""Notifications use cases: planning from incoming events, webhooks, listing by recipient."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import asyncpg
+
+from services.notifications.domain import notifications
+from services.notifications.domain.events import registry
+from services.notifications.domain.notifications import PlanNotifications
+from services.notifications.domain.rules import HANDLED, parties_in
+from services.notifications.projections.schedule import public, schedule
+from shared.access import (
+    EVERY_RECIPIENT,
+    may_list_notifications,
+    may_register_webhook,
+    recipient_key,
+)
+from shared.application import ApplicationService, Sent
+from shared.auth import PermissionDenied, Principal
+from shared.clock import Clock
+from shared.commands import Decider, IdempotencyKey, Reply
+from shared.envelope import Envelope, new_id, parse_time
+from shared.events import Command
+from shared.eventstore import EventMetadata
+from shared.ports import Documents, EventLog, Vault
+
+DECIDER = Decider(
+    initial=notifications.initial, evolve=notifications.evolve, owner=notifications.owner
+)
+
+
+class RegisterWebhook(Command):
+    """Send a recipient's notifications to a URL, signed with a secret (not an event: a row of
+    the `webhooks` table)."""
+
+    recipient: str
+    url: str
+    secret: str
+
+
+class Tables(Protocol):
+    """The operational tables planning and registration write (`adapters.tables`)."""
+
+    async def lock_stream(self, conn: asyncpg.Connection, engagement_id: str) -> None: ...
+
+    async def parked(self, conn: asyncpg.Connection, engagement_id: str) -> list[Envelope]: ...
+
+    async def park(self, conn: asyncpg.Connection, envelope: Envelope) -> None: ...
+
+    async def unpark(self, conn: asyncpg.Connection, event_ids: Sequence[str]) -> None: ...
+
+    async def enqueue(self, conn: asyncpg.Connection, scheduled: Sequence[Envelope]) -> None: ...
+
+    async def insert_webhook(
+        self,
+        conn: asyncpg.Connection,
+        webhook_id: str,
+        recipient: str,
+        url: str,
+        secret: str,
+        created_by: str,
+        at: datetime,
+    ) -> None: ...
+
+
+class NotificationService(ApplicationService[notifications.Notifications]):
+    """Plans notifications from events, registers webhooks and answers the schedule."""
+
+    def __init__(
+        self,
+        store: EventLog,
+        documents: Documents,
+        vault: Vault,
+        clock: Clock,
+        tables: Tables,
+    ) -> None:
+        super().__init__(store, documents, vault, clock, registry, DECIDER, notifications.decide)
+        self.tables = tables
+
+    async def act(self, sent: Sent) -> Reply:
+        """A caller's command: only `RegisterWebhook` (the planning commands come from events
+        and the delivery worker)."""
+        command_type = sent.command_type
+        if command_type is not RegisterWebhook:
+            raise ValueError(f"notifications take no {command_type.__name__} from callers")
+        request = RegisterWebhook.model_validate(sent.fields)
+        return await self.register_webhook(
+            sent.principal, request.recipient, request.url, request.secret, sent.idempotency
+        )
+
+    async def on_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        """Plan an incoming event's notifications in the inbox's transaction.
+
+        An engagement event that arrives before its `ClientCommitted` (another topic, so no
+        order between them) is parked and planned when the parties arrive.
+        """
+        if envelope.event_type not in HANDLED:
+            return
+        # Serialises parking with the arrival of the parties, and with the delivery worker.
+        await self.tables.lock_stream(conn, envelope.stream_id)
+        earlier = await self.tables.parked(conn, envelope.stream_id) if parties_in(envelope) else []
+        waiting = False
+
+        def decide(state: notifications.Notifications) -> list[Any]:
+            nonlocal waiting
+            if notifications.waiting_for_parties(state, envelope):
+                waiting = True
+                return []
+            command = PlanNotifications(incoming=[envelope, *earlier])
+            return list(notifications.decide(state, command))
+
+        appended: list[Envelope] = []
+
+        def respond(state: notifications.Notifications, envelopes: list[Envelope]) -> Reply:
+            appended.extend(envelopes)
+            return {}
+
+        await self.runner.execute_in(
+            conn,
+            envelope.stream_id,
+            decide,
+            EventMetadata.caused_by(envelope, occurred_at=self.clock.now()),
+            respond,
+            creates=True,
+        )
+        if waiting:
+            await self.tables.park(conn, envelope)
+            return
+        await self.tables.enqueue(conn, appended)
+        await self.tables.unpark(conn, [parked.event_id for parked in earlier])
+
+    async def register_webhook(
+        self,
+        principal: Principal,
+        recipient: str,
+        url: str,
+        secret: str,
+        idempotency: IdempotencyKey | None,
+    ) -> Reply:
+        """A new webhook; its secret is stored sealed with the master key."""
+        if not may_register_webhook(principal, recipient):
+            raise PermissionDenied("you may only register webhooks for yourself")
+
+        async def register(conn: asyncpg.Connection) -> Reply:
+            webhook_id = new_id()
+            await self.tables.insert_webhook(
+                conn,
+                webhook_id,
+                recipient,
+                url,
+                self.vault.seal_secret(secret, f"webhook:{webhook_id}"),
+                recipient_key(principal),
+                self.clock.now(),
+            )
+            return {
+                "webhook_id": webhook_id,
+                "recipient": recipient,
+                "url": url,
+                "stream_version": 1,
+            }
+
+        return await self.runner.transact(register, idempotency=idempotency)
+
+    async def list_for(self, principal: Principal, recipient: str, *, limit: int = 1000) -> Reply:
+        if not may_list_notifications(principal, recipient):
+            raise PermissionDenied("you may only list your own notifications")
+        now = self.clock.now()
+        items: list[dict[str, Any]] = []
+        found = await self.documents.find(
+            schedule.name,
+            where={"recipient": None if recipient == EVERY_RECIPIENT else recipient},
+            order_by=("due_at",),
+            limit=limit,
+        )
+        for _, document, version in found:
+            item = public(document)
+            if item["status"] == "scheduled" and parse_time(item["due_at"]) <= now:
+                item["status"] = "pending"
+            item["version"] = version
+            items.append(item)
+        return {"items": items}

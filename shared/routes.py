@@ -1,0 +1,151 @@
+"""The one route style of every service: a command is a row of a `CommandRoute` table, and
+`add_command_routes` turns the table into `POST` routes.
+
+Each route authenticates the caller, validates the body, scopes the `Idempotency-Key` to the
+caller and the path, chooses the ids of what the command creates, and calls the service's
+`act`; the service answers a `Reply`, returned with 201.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from fastapi import Depends, FastAPI, Header
+
+from shared.access import recipient_key
+from shared.application import Sent
+from shared.auth import Principal
+from shared.commands import IdempotencyKey, Reply
+from shared.envelope import new_id
+from shared.events import Command
+from shared.schemas import CommandAccepted, PathId, RequestBody
+
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "CommandRoute",
+    "Commands",
+    "add_command_routes",
+    "idempotency_for",
+]
+
+IDEMPOTENCY_HEADER = Header(
+    default=None,
+    alias="Idempotency-Key",
+    max_length=200,
+    description="Retrying a command with the same key returns the first answer.",
+)
+
+
+def idempotency_for(
+    principal: Principal, target: str, value: str | None, request: Any
+) -> IdempotencyKey | None:
+    """The caller's `Idempotency-Key` for one target (a path without `/v1/`), or None."""
+    return IdempotencyKey.of(f"{recipient_key(principal)}:{target}", value, request)
+
+
+@dataclass(frozen=True)
+class CommandRoute:
+    """One command of the contract: `POST <path>`.
+
+    The first `{id}` of the path names the stream; other path ids and `new_ids` (ids chosen
+    here for the things the command creates, and answered) join the body's fields. Without a
+    path id the command creates its stream, named by the first new id (or runs on none).
+    """
+
+    path: str
+    command: type[Command]
+    who: str  # who may send it, in the service's access policy
+    body: type[RequestBody] | None = None
+    body_optional: bool = False
+    new_ids: tuple[str, ...] = ()
+    response: type[CommandAccepted] = CommandAccepted
+
+    @property
+    def path_ids(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.path)
+
+    @property
+    def name(self) -> str:
+        return self.command.__name__
+
+
+class Commands(Protocol):
+    """A service's application object, as the command routes call it."""
+
+    async def act(self, sent: Sent) -> Reply:
+        """Run the command; the reply is `sent.reply` and the stream's version."""
+        ...
+
+
+def add_command_routes(
+    app: FastAPI,
+    routes: Sequence[CommandRoute],
+    *,
+    caller: Callable[..., Awaitable[Principal]],
+    service: Callable[[], Commands],
+    tags: Sequence[str | Enum],
+) -> None:
+    """Attach one `POST` route per row; `service()` runs the command."""
+    for route in routes:
+        _add(app, route, caller, service, [*tags])
+
+
+def _add(
+    app: FastAPI,
+    route: CommandRoute,
+    caller: Callable[..., Awaitable[Principal]],
+    service: Callable[[], Commands],
+    tags: list[str | Enum],
+) -> None:
+    path_ids = route.path_ids
+
+    async def endpoint(
+        principal: Principal,
+        idempotency_key: str | None,
+        body: RequestBody | None = None,
+        **ids: str,
+    ) -> Reply:
+        request = body.model_dump(mode="json") if body is not None else {}
+        target = route.path.removeprefix("/v1/").format(**ids)
+        new = {name: new_id() for name in route.new_ids}
+        fields = {
+            **(body.model_dump() if body is not None else {}),
+            **{name: ids[name] for name in path_ids[1:]},
+            **new,
+        }
+        stream_id = ids[path_ids[0]] if path_ids else next(iter(new.values()), None)
+        key = idempotency_for(principal, target, idempotency_key, request)
+        return await service().act(
+            Sent(principal, stream_id, route.command, fields, route.who, key, dict(new))
+        )
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [inspect.Parameter(name, keyword, annotation=PathId) for name in path_ids]
+    if route.body is not None:
+        annotation: Any = route.body | None if route.body_optional else route.body
+        default = None if route.body_optional else inspect.Parameter.empty
+        parameters.append(
+            inspect.Parameter("body", keyword, annotation=annotation, default=default)
+        )
+    parameters += [
+        inspect.Parameter("principal", keyword, annotation=Principal, default=Depends(caller)),
+        inspect.Parameter(
+            "idempotency_key", keyword, annotation=str | None, default=IDEMPOTENCY_HEADER
+        ),
+    ]
+    endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    app.add_api_route(
+        route.path,
+        endpoint,
+        methods=["POST"],
+        status_code=201,
+        response_model=route.response,
+        tags=tags,
+        name=route.name,
+        summary=f"{route.name} ({route.who})",
+    )

@@ -1,0 +1,53 @@
+"""Serving an app: `python -m services.<name>` (`main`), and uvicorn inside another program."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.config import Settings
+from shared.lifecycle import MissingSecret, require
+
+__all__ = ["embedded_server", "main", "run_forever"]
+
+
+def embedded_server(
+    app: FastAPI, host: str, port: int, *, log_level: str = "warning"
+) -> uvicorn.Server:
+    """A uvicorn server to run inside another program's event loop (`await server.serve()`);
+    set `should_exit` to stop it gracefully."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+    return _QuietServer(config)
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its host process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def run_forever(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> None:
+    """Entry point of `python -m services.<name>`."""
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
+    """`python -m services.<name>`: configure logging and serve the app from settings."""
+    from shared.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    try:
+        require(settings)
+    except MissingSecret as error:
+        print(f"rapport {name}: refusing to start: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
+    run_forever(
+        create_app(settings), settings.host, settings.port_of(name), log_level=settings.log_level
+    )

@@ -1,0 +1,255 @@
+"""In-memory fakes of the application layer's ports (`shared.ports`), for unit tests only.
+
+`MemoryEventStore` keeps streams in a dict and seals envelopes as the PostgreSQL store does (the
+same hash chain, personal fields protected); a transaction's appends become visible when it
+commits, and a stream that moved on meanwhile is a `ConcurrencyConflict`. `MemoryDocuments`
+folds the committed log with the service's own projections on each read. `MemoryVault` seals
+personal values reversibly and forgets a client's key on erasure. No SQL runs: what needs
+PostgreSQL (idempotency keys, the projection runner) is tested in tests/integration and e2e.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.clock import Clock
+from shared.crypto import TOKEN_PREFIX, is_token, token_owner
+from shared.envelope import GENESIS_HASH, Envelope, format_time, new_id, parse_time, seal
+from shared.events import DomainEvent, dump_protected
+from shared.eventstore import ConcurrencyConflict, EventMetadata, Head
+from shared.ports import Found
+from shared.projections import Document, Projection
+
+
+@dataclass(eq=False)
+class MemoryConnection:
+    """A connection of the in-memory store: what it appended, not yet committed."""
+
+    transactional: bool
+    pending: dict[str, list[Envelope]] = field(default_factory=dict)
+    hooks: list[Callable[[], None]] = field(default_factory=list)
+
+
+class MemoryEventStore:
+    """The event store port in memory; `log` is every committed envelope in commit order."""
+
+    def __init__(self, producer: str, clock: Clock) -> None:
+        self.producer = producer
+        self.clock = clock
+        self.streams: dict[str, list[Envelope]] = {}
+        self.log: list[Envelope] = []
+        self.transactions = 0
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[MemoryConnection]:
+        yield MemoryConnection(transactional=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[MemoryConnection]:
+        conn = MemoryConnection(transactional=True)
+        yield conn
+        for stream_id, envelopes in conn.pending.items():
+            if self._version(stream_id) != envelopes[0].stream_version - 1:
+                raise ConcurrencyConflict(stream_id, envelopes[0].stream_version - 1, None)
+        for envelopes in conn.pending.values():
+            self._commit(envelopes)
+        self.transactions += 1
+        for hook in conn.hooks:
+            hook()
+
+    def after_commit(self, conn: MemoryConnection, hook: Callable[[], None]) -> None:
+        if conn.transactional:
+            conn.hooks.append(hook)
+        else:
+            hook()
+
+    async def append(
+        self,
+        conn: MemoryConnection,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[DomainEvent],
+        metadata: EventMetadata,
+        *,
+        protect: Callable[[str], str] | None = None,
+        head: Head | None = None,
+    ) -> list[Envelope]:
+        if not events:
+            return []
+        current = await self.head(conn, stream_id)
+        if expected_version is not None and current.version != expected_version:
+            raise ConcurrencyConflict(stream_id, expected_version, current.version)
+        version, prev_hash = current
+        recorded = format_time(self.clock.now())
+        occurred = format_time(metadata.occurred_at or parse_time(recorded))
+        envelopes = []
+        for event in events:
+            version += 1
+            envelope = seal(
+                {
+                    "event_id": new_id(),
+                    "event_type": event.event_type,
+                    "schema_version": event.schema_version,
+                    "stream_id": stream_id,
+                    "stream_version": version,
+                    "occurred_at": occurred,
+                    "recorded_at": recorded,
+                    "producer": self.producer,
+                    "correlation_id": metadata.correlation_id,
+                    "causation_id": metadata.causation_id,
+                    "actor": metadata.actor.model_dump(),
+                    "data": dump_protected(event, protect or (lambda value: value)),
+                    "prev_hash": prev_hash,
+                }
+            )
+            prev_hash = envelope.hash
+            envelopes.append(envelope)
+        if conn.transactional:
+            conn.pending.setdefault(stream_id, []).extend(envelopes)
+        else:
+            self._commit(envelopes)
+        return envelopes
+
+    async def read_stream_after(
+        self, conn: MemoryConnection, stream_id: str, version: int
+    ) -> list[Envelope]:
+        stream = [*self.streams.get(stream_id, []), *conn.pending.get(stream_id, [])]
+        return [envelope for envelope in stream if envelope.stream_version > version]
+
+    async def head(self, conn: MemoryConnection, stream_id: str) -> Head:
+        stream = [*self.streams.get(stream_id, []), *conn.pending.get(stream_id, [])]
+        return Head(stream[-1].stream_version, stream[-1].hash) if stream else Head(0, GENESIS_HASH)
+
+    def events(self, stream_id: str) -> list[Envelope]:
+        """A stream's committed envelopes."""
+        return list(self.streams.get(stream_id, []))
+
+    def _version(self, stream_id: str) -> int:
+        stream = self.streams.get(stream_id, [])
+        return stream[-1].stream_version if stream else 0
+
+    def _commit(self, envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            self.streams.setdefault(envelope.stream_id, []).append(envelope)
+            self.log.append(envelope)
+
+
+class MemoryDocuments:
+    """The read port over a `MemoryEventStore`: documents folded from its log when asked."""
+
+    def __init__(self, store: MemoryEventStore, projections: Sequence[Projection]) -> None:
+        self.store = store
+        self.projections = {projection.name: projection for projection in projections}
+
+    def _fold(
+        self, projection: Projection, envelopes: Sequence[Envelope]
+    ) -> dict[str, tuple[Document, int]]:
+        documents: dict[str, tuple[Document, int]] = {}
+        for envelope in envelopes:
+            key = projection.key(envelope)
+            if key is None:
+                continue
+            document = documents.get(key, (None, 0))[0]
+            folded = projection.apply(document, envelope)
+            if folded is not None:
+                documents[key] = (folded, envelope.stream_version)
+        return documents
+
+    async def view(
+        self, projection: Projection, stream_id: str, *, as_of: datetime | None = None
+    ) -> tuple[Document, int] | None:
+        stream = [
+            envelope
+            for envelope in self.store.events(stream_id)
+            if as_of is None or envelope.occurred <= as_of
+        ]
+        return self._fold(projection, stream).get(stream_id)
+
+    async def get(self, projection: str, key: str) -> tuple[Document, int] | None:
+        return self._fold(self.projections[projection], self.store.log).get(key)
+
+    async def find(
+        self,
+        projection: str,
+        *,
+        where: Mapping[str, str | None],
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[Found]:
+        folded = self._fold(self.projections[projection], self.store.log)
+        found = [
+            Found(key, document, version)
+            for key, (document, version) in folded.items()
+            if all(value is None or document.get(name) == value for name, value in where.items())
+        ]
+        found.sort(key=lambda item: (*(str(item.doc.get(name)) for name in order_by), item.id))
+        return found if limit is None else found[:limit]
+
+
+class MemoryVault:
+    """The key vault port in memory: a personal value is sealed as a token naming its client
+    (readable here, which is enough to test who sees what); erasure forgets the client."""
+
+    def __init__(self) -> None:
+        self.clients: set[str] = set()
+        self.erased: set[str] = set()
+
+    async def encryptor(self, conn: Any, client_id: str) -> Callable[[str], str]:
+        self.clients.add(client_id)
+        body = "-" if client_id in self.erased else None
+
+        def protect(value: str) -> str:
+            if is_token(value):
+                return value
+            sealed = body or base64.urlsafe_b64encode(value.encode()).decode()
+            return f"{TOKEN_PREFIX}{client_id}:{sealed}"
+
+        return protect
+
+    async def erase(self, conn: Any, client_id: str) -> bool:
+        fresh = client_id not in self.erased
+        self.erased.add(client_id)
+        return fresh
+
+    async def is_erased(self, client_id: str) -> bool:
+        return client_id in self.erased
+
+    async def reveal(self, tree: Any, *, authorised: bool = True) -> tuple[Any, bool]:
+        erased = False
+
+        def opened(value: Any) -> Any:
+            nonlocal erased
+            if is_token(value):
+                owner = token_owner(value)
+                if owner in self.erased:
+                    erased = True
+                    return None
+                if not authorised:
+                    return None
+                return base64.urlsafe_b64decode(value.rsplit(":", 1)[1]).decode()
+            if isinstance(value, dict):
+                return {name: opened(item) for name, item in value.items()}
+            if isinstance(value, list):
+                return [opened(item) for item in value]
+            return value
+
+        return opened(tree), erased
+
+    def seal_secret(self, value: str, purpose: str) -> str:
+        return f"sealed:test:{purpose}:{value}"
+
+    def open_secret(self, stored: str, purpose: str) -> str:
+        return stored.removeprefix(f"sealed:test:{purpose}:")
+
+
+def ports(
+    producer: str, clock: Clock, projections: Sequence[Projection]
+) -> tuple[MemoryEventStore, MemoryDocuments, MemoryVault]:
+    """The three ports of one service, in memory."""
+    store = MemoryEventStore(producer, clock)
+    return store, MemoryDocuments(store, projections), MemoryVault()

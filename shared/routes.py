@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, Header
+from fastapi.responses import ORJSONResponse
 
 from shared.access import recipient_key
 from shared.application import Sent
@@ -109,7 +110,7 @@ def _add(
         idempotency_key: str | None,
         body: RequestBody | None = None,
         **ids: str,
-    ) -> Reply:
+    ) -> ORJSONResponse:
         request = body.model_dump(mode="json") if body is not None else {}
         target = route.path.removeprefix("/v1/").format(**ids)
         new = {name: new_id() for name in route.new_ids}
@@ -120,9 +121,11 @@ def _add(
         }
         stream_id = ids[path_ids[0]] if path_ids else next(iter(new.values()), None)
         key = idempotency_for(principal, target, idempotency_key, request)
-        return await service().act(
+        reply = await service().act(
             Sent(principal, stream_id, route.command, fields, route.who, key, dict(new))
         )
+        # the reply has the route's response model's shape already: sent as it is
+        return ORJSONResponse(reply, status_code=201)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [inspect.Parameter(name, keyword, annotation=PathId) for name in path_ids]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 from collections.abc import Callable, Iterator
 
@@ -13,6 +14,8 @@ from shared.config import Settings
 from shared.lifecycle import MissingSecret, require
 
 __all__ = ["embedded_server", "main", "run_forever"]
+
+GC_THRESHOLDS = (20_000, 20, 20)
 
 
 def embedded_server(
@@ -33,8 +36,13 @@ class _QuietServer(uvicorn.Server):
 
 
 def run_forever(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> None:
-    """Entry point of `python -m services.<name>`."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    """Entry point of `python -m services.<name>`. What exists by now (modules, the app) lives
+    as long as the process: it leaves the garbage collector's scans, and the collector runs
+    less often, which keeps its pauses out of the requests' tail latency."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
 def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+import orjson
 from fastapi import Depends, FastAPI, Header
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 
 from shared.access import recipient_key
 from shared.application import Sent
@@ -110,7 +111,7 @@ def _add(
         idempotency_key: str | None,
         body: RequestBody | None = None,
         **ids: str,
-    ) -> ORJSONResponse:
+    ) -> Response:
         request = body.model_dump(mode="json") if body is not None else {}
         target = route.path.removeprefix("/v1/").format(**ids)
         new = {name: new_id() for name in route.new_ids}
@@ -125,7 +126,7 @@ def _add(
             Sent(principal, stream_id, route.command, fields, route.who, key, dict(new))
         )
         # the reply has the route's response model's shape already: sent as it is
-        return ORJSONResponse(reply, status_code=201)
+        return Response(orjson.dumps(reply), status_code=201, media_type="application/json")
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [inspect.Parameter(name, keyword, annotation=PathId) for name in path_ids]

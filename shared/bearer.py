@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from fastapi import Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.auth import AuthenticationFailed, Principal, TokenVerifier
 
-__all__ = ["authenticated"]
+__all__ = ["Bearer", "authenticated"]
 
 _bearer = HTTPBearer(auto_error=False, description="HS256 JWT with sub, role and exp")
 
 
-def authenticated(secret: Callable[[], str]) -> Callable[..., Awaitable[Principal]]:
+class Bearer:
     """A FastAPI dependency yielding the caller, documented as bearer auth in OpenAPI."""
 
-    verifiers: dict[str, TokenVerifier] = {}
+    def __init__(self, secret: Callable[[], str]) -> None:
+        self._secret = secret
+        self._verifiers: dict[str, TokenVerifier] = {}
 
-    async def principal(
-        credentials: HTTPAuthorizationCredentials | None = Security(_bearer),
+    async def __call__(
+        self, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)
     ) -> Principal:
         if credentials is None:
             raise AuthenticationFailed("missing token")
-        key = secret()
-        verifier = verifiers.get(key) or verifiers.setdefault(key, TokenVerifier(key))
-        return verifier.verify(credentials.credentials)
+        return self._verifier().verify(credentials.credentials)
 
-    return principal
+    def principal_of(self, authorization: str | None) -> Principal | None:
+        """The caller named by a raw `Authorization` header if it verifies, else None (the
+        dependency then answers why)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        try:
+            return self._verifier().verify(token)
+        except AuthenticationFailed:
+            return None
+
+    def _verifier(self) -> TokenVerifier:
+        key = self._secret()
+        return self._verifiers.get(key) or self._verifiers.setdefault(key, TokenVerifier(key))
+
+
+def authenticated(secret: Callable[[], str]) -> Bearer:
+    """The bearer dependency of a service whose JWT secret `secret()` answers."""
+    return Bearer(secret)

@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from shared.envelope import GENESIS_HASH, Envelope, canonical_json
-from shared.errors import InvalidCommand, NotFound
+from shared.errors import DomainError, InvalidCommand, NotFound
 from shared.events import DomainEvent, EventRegistry
 from shared.eventstore import ConcurrencyConflict, EventMetadata, Head
 from shared.ports import EventLog, Vault
@@ -125,11 +125,13 @@ async def remember(
 
 @dataclass(frozen=True)
 class Folded(Generic[S]):
-    """A stream's state, the version it was folded up to, and that event's hash."""
+    """A stream's state, the version it was folded up to, and that event's hash. `appended`:
+    this state is the one this runner's own append committed."""
 
     state: S
     version: int
     hash: str = GENESIS_HASH
+    appended: bool = False
 
     @property
     def head(self) -> Head:
@@ -140,12 +142,28 @@ class StateCache(Generic[S]):
     """The last committed fold of recently used streams (least recently used dropped first).
 
     A command folds only the events appended since the cached version, so its cost does not
-    grow with the stream. Only states read back from committed events are kept.
+    grow with the stream. Only committed states are kept. A stream this runner appended to
+    last is decided on its cached state without a read (the append checks that the stream
+    still ends there) until some other writer is seen on it: it is then `contended`, and
+    each command reads what was appended since the cached version first.
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
         self._states: OrderedDict[str, Folded[S]] = OrderedDict()
+        self._contended: set[str] = set()
+
+    def current(self, stream_id: str) -> Folded[S] | None:
+        """The cached state if it may be decided on without a read, else None."""
+        found = self.get(stream_id)
+        if found is None or not found.appended or stream_id in self._contended:
+            return None
+        return found
+
+    def contend(self, stream_id: str) -> None:
+        """Another writer appended to this stream: read before deciding from now on."""
+        if stream_id in self._states:
+            self._contended.add(stream_id)
 
     def get(self, stream_id: str) -> Folded[S] | None:
         found = self._states.get(stream_id)
@@ -160,7 +178,8 @@ class StateCache(Generic[S]):
         self._states[stream_id] = folded
         self._states.move_to_end(stream_id)
         while len(self._states) > self._capacity:
-            self._states.popitem(last=False)
+            dropped, _ = self._states.popitem(last=False)
+            self._contended.discard(dropped)
 
 
 async def fold(
@@ -308,27 +327,40 @@ class CommandRunner(Generic[S]):
         creates: bool,
         then: Then | None,
     ) -> Reply:
-        current = await fold(
-            self.store, self.registry, self.decider, conn, stream_id, self.cache.get(stream_id)
-        )
-        if current.version == 0 and not creates:
-            raise NotFound(f"no such stream: {stream_id}")
-        if current.version:
-            self.store.after_commit(conn, lambda: self.cache.put(stream_id, current))
-        events = list(decide(current.state))
+        current, events = self._decide_cached(stream_id, decide)
+        if current is None:
+            current = await fold(
+                self.store, self.registry, self.decider, conn, stream_id, self.cache.get(stream_id)
+            )
+            if current.version == 0 and not creates:
+                raise NotFound(f"no such stream: {stream_id}")
+            if current.version:
+                read = current
+                self.store.after_commit(conn, lambda: self.cache.put(stream_id, read))
+            events = list(decide(current.state))
         state = current.state
         for event in events:
             state = self.decider.evolve(state, event)
         owner = self.decider.owner(state)
         protect = await self.vault.encryptor(conn, owner) if owner and events else None
-        envelopes = await self.store.append(
-            conn, stream_id, current.version, events, metadata, protect=protect, head=current.head
-        )
+        try:
+            envelopes = await self.store.append(
+                conn,
+                stream_id,
+                current.version,
+                events,
+                metadata,
+                protect=protect,
+                head=current.head,
+            )
+        except ConcurrencyConflict:
+            self.cache.contend(stream_id)
+            raise
         if envelopes:  # cached as a fold of the stored (sealed) events would give it
             stored = current.state
             for envelope in envelopes:
                 stored = self.decider.evolve(stored, self.registry.load(envelope))
-            reached = Folded(stored, envelopes[-1].stream_version, envelopes[-1].hash)
+            reached = Folded(stored, envelopes[-1].stream_version, envelopes[-1].hash, True)
             self.store.after_commit(conn, lambda: self.cache.put(stream_id, reached))
         if then is not None:
             await then(conn, envelopes)
@@ -336,3 +368,18 @@ class CommandRunner(Generic[S]):
         if "stream_version" not in reply:
             reply["stream_version"] = envelopes[-1].stream_version if envelopes else current.version
         return reply
+
+    def _decide_cached(
+        self, stream_id: str, decide: Callable[[S], Sequence[DomainEvent]]
+    ) -> tuple[Folded[S] | None, list[DomainEvent]]:
+        """The decision on the cached state, when it may be taken without a read; (None, [])
+        otherwise. A refusal or a decision to write nothing is never answered from the cache (it
+        may be behind): the caller decides again on the stored stream."""
+        cached = self.cache.current(stream_id)
+        if cached is None:
+            return None, []
+        try:
+            events = list(decide(cached.state))
+        except DomainError:
+            return None, []
+        return (cached, events) if events else (None, [])

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     projection_segments: int = Field(default=4, ge=1, le=256)
     # How long a starting service waits for its database and broker before giving up.
     startup_timeout: float = Field(default=60.0, gt=0)
+    # Processes serving one service on one port (`python -m services.<name>`): each is a full
+    # instance (its own pool, consumers and projection segments) behind one listening socket.
+    workers: int = Field(default=1, ge=1, le=64)
+    # False: this instance serves HTTP and consumes its topics, and leaves the background work
+    # (projections, the outbox relay, the service's workers) to its other instances.
+    background: bool = True
 
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")

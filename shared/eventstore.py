@@ -183,9 +183,9 @@ class Wakeup:
     def __init__(self) -> None:
         self._events: list[asyncio.Event] = []
 
-    def subscribe(self) -> asyncio.Event:
-        """An event set at every `fire`; the subscriber clears it."""
-        event = asyncio.Event()
+    def subscribe(self, event: asyncio.Event | None = None) -> asyncio.Event:
+        """An event set at every `fire` (`event`, or a new one); the subscriber clears it."""
+        event = event or asyncio.Event()
         self._events.append(event)
         return event
 
@@ -243,7 +243,8 @@ class EventStore:
         self.pool = pool
         self.producer = producer
         self.clock = clock
-        self.appended = Wakeup()
+        self.appended = Wakeup()  # this process committed events
+        self.appended_elsewhere = Wakeup()  # another instance of the service did (NOTIFY)
         self._commit_hooks: dict[int, list[Callable[[], None]]] = {}
         self._autocommit: set[int] = set()
         self._wrote: set[int] = set()  # connections that appended since they were taken

@@ -266,7 +266,8 @@ async def open_core(
 
 
 async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None) -> None:
-    """Create topics, start consumers, the relay, the projection runner and other workers."""
+    """Create topics, start consumers and the commit signal; with `background` (the default)
+    also the relay, the projection runner and the service's workers."""
     assert core.settings.kafka_bootstrap
     await create_topics(
         core.settings.kafka_bootstrap,
@@ -275,9 +276,13 @@ async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None
         retry_for=core.settings.startup_timeout,
     )
     await core.broker.start()
+    commits = CommitSignal(core.store, core.runner.channel, core.runner.instance)
+    core.spawn(commits.run, "commit-signal")
+    if not core.settings.background:
+        log.info("background_work_left_to_other_instances", service=core.name)
+        return
     if core.relay is not None:
         core.spawn(core.relay.run, "outbox")
     core.spawn(core.runner.run, "projections")
-    core.spawn(CommitSignal(core.store, core.runner.channel).run, "commit-signal")
     for worker_name, worker in (workers or {}).items():
         core.spawn(worker, worker_name)

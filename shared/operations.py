@@ -32,6 +32,7 @@ class Observe:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        self._known: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,8 +51,21 @@ class Observe:
             await self.app(scope, receive, observed)
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
-            LATENCY.labels(self.service, path).observe(time.perf_counter() - started)
+            requests, latency = self._series(scope["method"], path, status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
+
+    def _series(self, method: str, path: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram of one kind of request (looked up once)."""
+        kind = (method, path, status)
+        found = self._known.get(kind)
+        if found is None:
+            found = (
+                REQUESTS.labels(self.service, method, path, str(status)),
+                LATENCY.labels(self.service, path),
+            )
+            self._known[kind] = found
+        return found
 
 
 def add_operations(app: FastAPI, health_checks: dict[str, HealthCheck]) -> None:

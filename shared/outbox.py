@@ -137,7 +137,7 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._check_interval = check_interval
         self._gather = gather
-        self._wake = store.appended.subscribe()
+        self._wake = store.appended_elsewhere.subscribe(store.appended.subscribe())
         self._service = store.producer
         self._lock = f"outbox:{store.producer}:{topic}"
         self._warned_partitions: int | None = None

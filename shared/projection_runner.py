@@ -124,7 +124,7 @@ class ProjectionRunner:
         self._poll_interval = poll_interval
         self._gather = gather
         self._wake = store.appended.subscribe()
-        self._remote = asyncio.Event()
+        self._remote = store.appended_elsewhere.subscribe()
         self._service = store.producer
         self.instance = uuid.uuid4().hex[:12]
         self._owned: dict[str, Unit] = {}
@@ -279,8 +279,9 @@ class ProjectionRunner:
     def channel(self) -> str:
         return f"rapport_{self._service}_appended"
 
-    def _notified(self, *_: object) -> None:
-        self._remote.set()
+    def _notified(self, _conn: object, _pid: int, _channel: str, sender: str) -> None:
+        if sender != self.instance:  # this instance's own commits woke it already
+            self._store.appended_elsewhere.fire()
 
     async def rebalance(self) -> list[Unit]:
         """Announce this instance, claim up to its fair share of units, hand back the rest;
@@ -380,11 +381,15 @@ class ProjectionRunner:
 
 class CommitSignal:
     """Tells other instances that this one committed events: at most one NOTIFY per
-    `interval`, sent on a connection of its own after the commits, never inside them."""
+    `interval` (its payload names the sending instance), sent on a connection of its own
+    after the commits, never inside them."""
 
-    def __init__(self, store: EventStore, channel: str, *, interval: float = 0.005) -> None:
+    def __init__(
+        self, store: EventStore, channel: str, instance: str, *, interval: float = 0.005
+    ) -> None:
         self._store = store
         self._channel = channel
+        self._instance = instance
         self._interval = interval
         self._wake = store.appended.subscribe()
 
@@ -394,7 +399,7 @@ class CommitSignal:
             self._wake.clear()
             try:
                 async with self._store.pool.acquire() as conn:
-                    await conn.execute("SELECT pg_notify($1, '')", self._channel)
+                    await conn.execute("SELECT pg_notify($1, $2)", self._channel, self._instance)
             except Exception as error:
                 log.warning("commit_signal_failed", error=repr(error))
                 await asyncio.sleep(1.0)

@@ -4,43 +4,58 @@
 Each route authenticates the caller, validates the body, scopes the `Idempotency-Key` to the
 caller and the path, chooses the ids of what the command creates, and calls the service's
 `act`; the service answers a `Reply`, returned with 201.
+
+Command routes are the hot path, and every one has the same shape, so a request that is in
+order (a verified bearer token, valid path ids, a JSON body its model accepts) goes straight
+to the endpoint instead of through FastAPI's general dependency solver (`CommandAPIRoute`,
+FastAPI's documented route-class extension point). Anything else takes FastAPI's own path,
+which gives the contract's error answers; OpenAPI is generated from the declared signature
+as for any route.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import orjson
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
 
 from shared.access import recipient_key
 from shared.application import Sent
 from shared.auth import Principal
+from shared.bearer import Bearer
 from shared.commands import IdempotencyKey, Reply
 from shared.envelope import new_id
 from shared.events import Command
-from shared.schemas import CommandAccepted, PathId, RequestBody
+from shared.schemas import ID_LENGTH, ID_PATTERN, CommandAccepted, PathId, RequestBody
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
+    "CommandAPIRoute",
     "CommandRoute",
     "Commands",
     "add_command_routes",
     "idempotency_for",
 ]
 
+IDEMPOTENCY_MAX = 200
 IDEMPOTENCY_HEADER = Header(
     default=None,
     alias="Idempotency-Key",
-    max_length=200,
+    max_length=IDEMPOTENCY_MAX,
     description="Retrying a command with the same key returns the first answer.",
 )
+_ID = re.compile(ID_PATTERN)
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+Shortcut = Callable[[Request], Awaitable[Response | None]]
 
 
 def idempotency_for(
@@ -84,11 +99,39 @@ class Commands(Protocol):
         ...
 
 
+class CommandAPIRoute(APIRoute):
+    """A command's route: its `shortcut` answers a request that is in order, FastAPI's own
+    handler every other one."""
+
+    shortcut: ClassVar[Shortcut]
+
+    def get_route_handler(self) -> Handler:
+        standard = super().get_route_handler()
+        shortcut = type(self).shortcut
+
+        async def handle(request: Request) -> Response:
+            answered = await shortcut(request)
+            return answered if answered is not None else await standard(request)
+
+        return handle
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _valid_id(value: str) -> bool:
+    return 0 < len(value) <= ID_LENGTH and _ID.fullmatch(value) is not None
+
+
 def add_command_routes(
     app: FastAPI,
     routes: Sequence[CommandRoute],
     *,
-    caller: Callable[..., Awaitable[Principal]],
+    caller: Bearer,
     service: Callable[[], Commands],
     tags: Sequence[str | Enum],
 ) -> None:
@@ -100,7 +143,7 @@ def add_command_routes(
 def _add(
     app: FastAPI,
     route: CommandRoute,
-    caller: Callable[..., Awaitable[Principal]],
+    caller: Bearer,
     service: Callable[[], Commands],
     tags: list[str | Enum],
 ) -> None:
@@ -143,7 +186,33 @@ def _add(
         ),
     ]
     endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    app.add_api_route(
+    body_model = route.body
+
+    async def shortcut(request: Request) -> Response | None:
+        """The endpoint's answer to a request in order; None for FastAPI to handle."""
+        if body_model is None or route.body_optional:
+            return None
+        headers = request.headers
+        if not _is_json(headers.get("content-type")):
+            return None
+        principal = caller.principal_of(headers.get("authorization"))
+        key = headers.get("idempotency-key")
+        ids: dict[str, str] = request.path_params
+        if principal is None or (key is not None and len(key) > IDEMPOTENCY_MAX):
+            return None
+        if not all(_valid_id(value) for value in ids.values()):
+            return None
+        raw = await request.body()
+        try:
+            body = body_model.model_validate_json(raw)
+        except ValidationError:
+            return None
+        return await endpoint(principal, key, body, **ids)
+
+    route_class = type(
+        f"{route.name}Route", (CommandAPIRoute,), {"shortcut": staticmethod(shortcut)}
+    )
+    app.router.add_api_route(
         route.path,
         endpoint,
         methods=["POST"],
@@ -152,4 +221,5 @@ def _add(
         tags=tags,
         name=route.name,
         summary=f"{route.name} ({route.who})",
+        route_class_override=route_class,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 
@@ -13,9 +15,10 @@ from fastapi import FastAPI
 from shared.config import Settings
 from shared.lifecycle import MissingSecret, require
 
-__all__ = ["embedded_server", "main", "run_forever"]
+__all__ = ["embedded_server", "main", "run_forever", "worker_app"]
 
 GC_THRESHOLDS = (20_000, 20, 20)
+_SERVICE_VARIABLE = "RAPPORT_SERVING"  # which service a worker process builds
 
 
 def embedded_server(
@@ -35,18 +38,22 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def run_forever(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> None:
-    """Entry point of `python -m services.<name>`. What exists by now (modules, the app) lives
-    as long as the process: it leaves the garbage collector's scans, and the collector runs
-    less often, which keeps its pauses out of the requests' tail latency."""
+def _settle_garbage_collector() -> None:
+    """What exists by now (modules, the app) lives as long as the process: it leaves the
+    garbage collector's scans, and the collector runs less often, which keeps its pauses out
+    of the requests' tail latency."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def run_forever(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> None:
+    """Serve `app` in this process until SIGINT/SIGTERM."""
+    _settle_garbage_collector()
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
-def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
-    """`python -m services.<name>`: configure logging and serve the app from settings."""
+def _configured(name: str) -> Settings:
     from shared.logs import configure_logging
 
     settings = Settings()
@@ -56,6 +63,36 @@ def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
     except MissingSecret as error:
         print(f"rapport {name}: refusing to start: {error}", file=sys.stderr)
         raise SystemExit(2) from error
-    run_forever(
-        create_app(settings), settings.host, settings.port_of(name), log_level=settings.log_level
+    return settings
+
+
+def worker_app() -> FastAPI:
+    """The app of one of a service's worker processes (`RAPPORT_WORKERS` > 1): uvicorn starts
+    each worker afresh and imports this factory by name."""
+    name = os.environ[_SERVICE_VARIABLE]
+    settings = _configured(name)
+    bootstrap = importlib.import_module(f"services.{name}.bootstrap")
+    app: FastAPI = bootstrap.create_app(settings)
+    _settle_garbage_collector()
+    return app
+
+
+def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
+    """`python -m services.<name>`: configure logging and serve the app from settings; with
+    `RAPPORT_WORKERS` > 1, that many worker processes share the port (uvicorn supervises
+    them and replaces one that dies)."""
+    settings = _configured(name)
+    host, port = settings.host, settings.port_of(name)
+    if settings.workers == 1:
+        run_forever(create_app(settings), host, port, log_level=settings.log_level)
+        return
+    os.environ[_SERVICE_VARIABLE] = name
+    uvicorn.run(
+        "shared.server:worker_app",
+        factory=True,
+        workers=settings.workers,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        access_log=False,
     )

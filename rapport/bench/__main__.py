@@ -44,6 +44,7 @@ from rapport.infra import install_signal_handlers, running_infrastructure
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PHASES = ("http", "replay")
+BACKGROUND_INSTANCE = "engagement-background"
 PROBES, FRESH = 4, 5  # engagements kept out of wrk's rotation
 
 
@@ -68,6 +69,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=3, help="of the relay's topic")
     parser.add_argument("--workers", type=int, default=2, help="processes generating the log")
     parser.add_argument("--ceiling-pool", type=int, default=10, help="the services' pool size")
+    parser.add_argument(
+        "--engagement-workers",
+        type=int,
+        default=1,
+        help="processes serving the engagement service (RAPPORT_WORKERS)",
+    )
+    parser.add_argument(
+        "--split",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="engagement as two instances: one serving HTTP (RAPPORT_BACKGROUND=false), one "
+        "folding projections and relaying (default: one instance doing both)",
+    )
     parser.add_argument("--skip", choices=PHASES, action="append", default=[])
     parser.add_argument(
         "--profile",
@@ -99,6 +113,8 @@ def describe(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds,
         "wrk_threads": args.threads,
         "ceiling_pool": args.ceiling_pool,
+        "engagement_workers": args.engagement_workers,
+        "engagement_split": args.split,
     }
 
 
@@ -106,13 +122,19 @@ def say(text: str) -> None:
     print(f"[{datetime.now().astimezone():%H:%M:%S}] {text}", flush=True)
 
 
-def start_stack(stack: Stack, ceiling_pool: int) -> None:
+def start_stack(stack: Stack, ceiling_pool: int, split: bool) -> None:
+    names = [*SERVICES, "ceiling"]
     for service in SERVICES:
-        stack.start_service(service)
+        if split and service == "engagement":  # HTTP here, background work beside it
+            stack.start_service(service, env={"RAPPORT_BACKGROUND": "false"})
+            stack.start_service(service, name=BACKGROUND_INSTANCE)
+            names.append(BACKGROUND_INSTANCE)
+        else:
+            stack.start_service(service)
     stack.start_ceiling(ceiling_pool)
 
     async def healthy() -> None:
-        await asyncio.gather(*(stack.wait_healthy(name) for name in (*SERVICES, "ceiling")))
+        await asyncio.gather(*(stack.wait_healthy(name) for name in names))
 
     asyncio.run(healthy())
 
@@ -140,7 +162,7 @@ class Bench:
     def http(self) -> None:
         """Steps 1 to 5, with the services running."""
         say("starting the services and the ceiling app")
-        start_stack(self.stack, self.args.ceiling_pool)
+        start_stack(self.stack, self.args.ceiling_pool, self.args.split)
         self.raw_transactions()
         self.prepare()
         self.idle_cpu()
@@ -342,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             stack_of.callback(shutil.rmtree, workdir, ignore_errors=True)
         endpoints = stack_of.enter_context(running_infrastructure(workdir))
         stack = Stack(args.project, workdir, endpoints.database_url, endpoints.kafka_bootstrap)
+        stack.workers["engagement"] = args.engagement_workers
         stack_of.callback(stack.stop_all)
         postmaster = postmaster_pid(endpoints.pgdata)
         meter = CpuMeter([os.getpid(), postmaster or os.getpid()])

@@ -69,6 +69,7 @@ class Stack:
         default_factory=lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()
     )
     running: dict[str, Running] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)  # RAPPORT_WORKERS per service
 
     def base_env(self) -> dict[str, str]:
         """This environment without any RAPPORT_* setting, the measured tree first on the path."""
@@ -87,6 +88,7 @@ class Stack:
             f"RAPPORT_{service.upper()}_PORT": str(port),
             "RAPPORT_LOG_LEVEL": "warning",
             "RAPPORT_WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",
+            "RAPPORT_WORKERS": str(self.workers.get(service, 1)),
         }
 
     def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str], port: int) -> Running:
@@ -107,11 +109,16 @@ class Stack:
         self.running[name] = running
         return running
 
-    def start_service(self, service: str) -> Running:
-        """`python -m services.<service>` of the measured tree, on a free port."""
+    def start_service(
+        self, service: str, *, name: str | None = None, env: dict[str, str] | None = None
+    ) -> Running:
+        """`python -m services.<service>` of the measured tree, on a free port; `name` for a
+        further instance, `env` for settings of its own."""
         port = free_port()
         argv = [sys.executable, "-m", f"services.{service}"]
-        return self._spawn(service, argv, self.service_env(service, port), port)
+        return self._spawn(
+            name or service, argv, {**self.service_env(service, port), **(env or {})}, port
+        )
 
     def start_ceiling(self, pool_size: int) -> Running:
         """The ceiling app (harness code, third-party imports only) on a free port."""

@@ -31,6 +31,7 @@ class Instance:
     service: str
     port: int
     process: subprocess.Popen[bytes] | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # RAPPORT_* of its own
 
     @property
     def url(self) -> str:
@@ -48,8 +49,8 @@ class FaultStack:
     instances: dict[str, Instance] = field(default_factory=dict)
     master_key: str = field(default_factory=generate_master_key)
 
-    def add(self, name: str, service: str) -> Instance:
-        instance = Instance(name, service, free_port())
+    def add(self, name: str, service: str, **settings: str) -> Instance:
+        instance = Instance(name, service, free_port(), settings=settings)
         self.instances[name] = instance
         return instance
 
@@ -65,6 +66,7 @@ class FaultStack:
             "RAPPORT_LOG_LEVEL": "warning",
             "RAPPORT_OUTBOX_POLL_SECONDS": "0.2",
             "RAPPORT_WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",
+            **instance.settings,
         }
 
     def start(self, name: str) -> None:

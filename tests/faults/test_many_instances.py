@@ -129,3 +129,46 @@ async def test_two_instances_of_a_service_share_the_work_and_apply_nothing_twice
     )
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "every digest equals the live projection's" in replayed.stdout, replayed.stdout
+
+
+async def test_an_instance_serving_http_only_leaves_projections_and_the_relay_to_the_others(
+    faults: FaultStack,
+) -> None:
+    faults.add("engagement-http", "engagement", RAPPORT_BACKGROUND="false")
+    faults.start("engagement-http")
+    try:
+        await faults.wait_healthy("engagement-http")
+        http_only = faults.instances["engagement-http"].url
+        load = Load(
+            {"intake": [faults.instances["intake"].url], "engagement": [http_only]}, clients=4
+        )
+        running = asyncio.create_task(load.run())
+        await asyncio.sleep(10)
+        load.stop.set()
+        await asyncio.wait_for(running, 120)
+        assert load.ledger.acks and not load.ledger.unexpected and not load.ledger.abandoned
+
+        conn = await faults.connect()
+        try:
+
+            async def delivered() -> bool:
+                behind = await checks.projections_behind(conn)
+                missing = await checks.missing_from_topics(conn, faults.broker.bootstrap)
+                return not any(behind.values()) and not any(missing.values())
+
+            await until(delivered, 60)  # the other instances folded and relayed its commands
+        finally:
+            await conn.close()
+        async with httpx.AsyncClient(timeout=10) as http:
+            owned = await metric(
+                http, http_only, "rapport_projection_units_owned", service="engagement"
+            )
+            folded = await metric(
+                http, http_only, "rapport_projection_events_total", service="engagement"
+            )
+            commands = await metric(http, http_only, "rapport_http_requests_total", status="201")
+        assert commands > 0  # it served commands
+        assert owned == 0 and folded == 0  # and folded nothing
+    finally:
+        faults.kill("engagement-http")
+        del faults.instances["engagement-http"]

@@ -144,8 +144,9 @@ class StateCache(Generic[S]):
     A command folds only the events appended since the cached version, so its cost does not
     grow with the stream. Only committed states are kept. A stream this runner appended to
     last is decided on its cached state without a read (the append checks that the stream
-    still ends there) until some other writer is seen on it: it is then `contended`, and
-    each command reads what was appended since the cached version first.
+    still ends there). A lost race makes it `contended`: commands read what was appended
+    since the cached version first, until a read finds nothing new (the race was between
+    this runner's own commands, not with another writer).
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
@@ -161,9 +162,13 @@ class StateCache(Generic[S]):
         return found
 
     def contend(self, stream_id: str) -> None:
-        """Another writer appended to this stream: read before deciding from now on."""
+        """A race on this stream was lost: read before deciding from now on."""
         if stream_id in self._states:
             self._contended.add(stream_id)
+
+    def settle(self, stream_id: str) -> None:
+        """A read found the cached state current: nobody else writes here lately."""
+        self._contended.discard(stream_id)
 
     def get(self, stream_id: str) -> Folded[S] | None:
         found = self._states.get(stream_id)
@@ -329,9 +334,10 @@ class CommandRunner(Generic[S]):
     ) -> Reply:
         current, events = self._decide_cached(stream_id, decide)
         if current is None:
-            current = await fold(
-                self.store, self.registry, self.decider, conn, stream_id, self.cache.get(stream_id)
-            )
+            since = self.cache.get(stream_id)
+            current = await fold(self.store, self.registry, self.decider, conn, stream_id, since)
+            if since is not None and since.appended and current.version == since.version:
+                self.cache.settle(stream_id)
             if current.version == 0 and not creates:
                 raise NotFound(f"no such stream: {stream_id}")
             if current.version:

@@ -214,6 +214,14 @@ _APPEND_SQL = (
     " WHERE (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $8) = $9"
     " RETURNING 1) SELECT count(*) FROM appended"
 )
+# The same for the common case of one event, with plain parameters (no arrays to encode).
+_APPEND_ONE_SQL = (
+    "WITH appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type,"
+    " schema_version, occurred_at, envelope, hash)"
+    " SELECT $1::text::uuid, $8, $2, $3, $4, $5, $6::text::json, $7"
+    " WHERE (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $8) = $9"
+    " RETURNING 1) SELECT count(*) FROM appended"
+)
 _SEGMENT_AFTER_SQL = (
     "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
     " stream_id, stream_version, event_type, schema_version, occurred_at, envelope FROM events"
@@ -358,18 +366,33 @@ class EventStore:
             prev_hash = envelope.hash
             envelopes.append(envelope)
         try:
-            inserted = await conn.fetchval(
-                _APPEND_SQL,
-                [e.event_id for e in envelopes],
-                [e.stream_version for e in envelopes],
-                [e.event_type for e in envelopes],
-                [e.schema_version for e in envelopes],
-                occurred,
-                [e.to_json().decode() for e in envelopes],
-                [e.hash for e in envelopes],
-                stream_id,
-                head.version,
-            )
+            if len(envelopes) == 1:
+                only = envelopes[0]
+                inserted = await conn.fetchval(
+                    _APPEND_ONE_SQL,
+                    only.event_id,
+                    only.stream_version,
+                    only.event_type,
+                    only.schema_version,
+                    occurred,
+                    only.to_json().decode(),
+                    only.hash,
+                    stream_id,
+                    head.version,
+                )
+            else:
+                inserted = await conn.fetchval(
+                    _APPEND_SQL,
+                    [e.event_id for e in envelopes],
+                    [e.stream_version for e in envelopes],
+                    [e.event_type for e in envelopes],
+                    [e.schema_version for e in envelopes],
+                    occurred,
+                    [e.to_json().decode() for e in envelopes],
+                    [e.hash for e in envelopes],
+                    stream_id,
+                    head.version,
+                )
         except asyncpg.UniqueViolationError as error:
             raise ConcurrencyConflict(stream_id, head.version, None) from error
         if inserted != len(envelopes):

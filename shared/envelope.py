@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = [
     "GENESIS_HASH",
@@ -86,6 +87,7 @@ class Envelope(BaseModel):
     data: dict[str, Any]
     prev_hash: str
     hash: str
+    _json: bytes | None = PrivateAttr(default=None)
 
     def unhashed(self) -> dict[str, Any]:
         body = self.model_dump(mode="json")
@@ -102,8 +104,17 @@ class Envelope(BaseModel):
     def occurred(self) -> datetime:
         return parse_time(self.occurred_at)
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; its JSON is spelled afresh (it may differ)."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied._json = None
+        return copied
+
     def to_json(self) -> bytes:
-        return canonical_json(self.model_dump(mode="json"))
+        """The canonical JSON of the whole envelope (what is stored and published)."""
+        if self._json is None:
+            self._json = canonical_json(self.model_dump(mode="json"))
+        return self._json
 
 
 def compute_hash(unhashed_envelope: dict[str, Any]) -> str:
@@ -113,4 +124,7 @@ def compute_hash(unhashed_envelope: dict[str, Any]) -> str:
 
 def seal(unhashed_envelope: dict[str, Any]) -> Envelope:
     """Compute the hash of an envelope body and return the complete envelope."""
-    return Envelope.model_validate({**unhashed_envelope, "hash": compute_hash(unhashed_envelope)})
+    whole = {**unhashed_envelope, "hash": compute_hash(unhashed_envelope)}
+    envelope = Envelope.model_validate(whole)
+    envelope._json = canonical_json(whole)  # the body hashed is plain JSON already
+    return envelope

@@ -261,7 +261,7 @@ class EventStore:
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection in a transaction; its `after_commit` hooks run and, if it appended,
         background readers are woken after it commits."""
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+        async with self._acquired() as conn:
             hooks: list[Callable[[], None]] = []
             self._commit_hooks[id(conn)] = hooks
             try:
@@ -277,10 +277,21 @@ class EventStore:
                 self.appended.fire()
 
     @asynccontextmanager
+    async def _acquired(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, or TimeoutError after `ACQUIRE_TIMEOUT_SECONDS` (bounded with
+        `asyncio.timeout`: the pool's own timeout runs every acquire as a task of its own)."""
+        async with asyncio.timeout(ACQUIRE_TIMEOUT_SECONDS):
+            conn = await self.pool.acquire()
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+    @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection without a transaction: each statement commits on its own (an append
         is one statement). Background readers are woken afterwards if it appended."""
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+        async with self._acquired() as conn:
             self._autocommit.add(id(conn))
             try:
                 yield conn
@@ -304,7 +315,7 @@ class EventStore:
     async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
         """A read-only, repeatable-read connection for streaming reads."""
         async with (
-            self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn,
+            self._acquired() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             yield conn

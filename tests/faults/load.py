@@ -66,6 +66,16 @@ class Load:
         async with httpx.AsyncClient(timeout=10.0, limits=limits) as http:
             await asyncio.gather(*(self._coach(http, n) for n in range(self.clients)))
 
+    async def run_for(self, seconds: float) -> None:
+        """Send for `seconds`, let every client finish what it sent, and check that each
+        command was acknowledged as expected."""
+        running = asyncio.create_task(self.run())
+        await asyncio.sleep(seconds)
+        self.stop.set()
+        await asyncio.wait_for(running, 120)
+        ledger = self.ledger
+        assert ledger.acks and not ledger.unexpected and not ledger.abandoned
+
     async def command(
         self,
         http: httpx.AsyncClient,

@@ -63,11 +63,7 @@ async def test_two_instances_of_a_service_share_the_work_and_apply_nothing_twice
             },
             clients=6,
         )
-        running = asyncio.create_task(load.run())
-        await asyncio.sleep(20)
-        load.stop.set()
-        await asyncio.wait_for(running, 120)
-        assert load.ledger.acks and not load.ledger.unexpected and not load.ledger.abandoned
+        await load.run_for(20)
 
         conn = await faults.connect()
         try:
@@ -142,11 +138,7 @@ async def test_an_instance_serving_http_only_leaves_projections_and_the_relay_to
         load = Load(
             {"intake": [faults.instances["intake"].url], "engagement": [http_only]}, clients=4
         )
-        running = asyncio.create_task(load.run())
-        await asyncio.sleep(10)
-        load.stop.set()
-        await asyncio.wait_for(running, 120)
-        assert load.ledger.acks and not load.ledger.unexpected and not load.ledger.abandoned
+        await load.run_for(10)
 
         conn = await faults.connect()
         try:

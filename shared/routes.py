@@ -107,10 +107,10 @@ class CommandAPIRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         standard = super().get_route_handler()
-        shortcut = type(self).shortcut
+        route_class = type(self)
 
         async def handle(request: Request) -> Response:
-            answered = await shortcut(request)
+            answered = await route_class.shortcut(request)
             return answered if answered is not None else await standard(request)
 
         return handle

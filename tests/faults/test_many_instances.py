@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -164,3 +165,53 @@ async def test_an_instance_serving_http_only_leaves_projections_and_the_relay_to
     finally:
         faults.kill("engagement-http")
         del faults.instances["engagement-http"]
+
+
+def workers_of(pid: int) -> set[int]:
+    """The worker processes uvicorn spawned under `pid` (Linux /proc; not multiprocessing's
+    resource tracker)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            found = {int(child) for child in listing.read().split()}
+    except FileNotFoundError:
+        return set()
+    workers = set()
+    for child in found:
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as cmdline:
+                if b"spawn_main" in cmdline.read():
+                    workers.add(child)
+        except FileNotFoundError:
+            continue
+    return workers
+
+
+async def test_a_service_in_two_worker_processes_serves_one_port_and_replaces_a_dead_worker(
+    faults: FaultStack,
+) -> None:
+    faults.add("engagement-workers", "engagement", RAPPORT_WORKERS="2")
+    faults.start("engagement-workers")
+    try:
+        await faults.wait_healthy("engagement-workers")
+        process = faults.instances["engagement-workers"].process
+        assert process is not None
+
+        async def two_workers() -> bool:
+            return len(workers_of(process.pid)) >= 2
+
+        await until(two_workers, 60, 0.2)
+        workers = workers_of(process.pid)
+        os.kill(min(workers), signal.SIGKILL)
+
+        async def replaced() -> bool:
+            now = workers_of(process.pid)
+            return len(now) >= 2 and min(workers) not in now
+
+        await until(replaced, 60, 0.2)
+        await faults.wait_healthy("engagement-workers")
+        url = faults.instances["engagement-workers"].url
+        load = Load({"intake": [faults.instances["intake"].url], "engagement": [url]}, clients=4)
+        await load.run_for(8)
+    finally:
+        faults.kill("engagement-workers")
+        del faults.instances["engagement-workers"]

@@ -348,7 +348,20 @@ class CommandRunner(Generic[S]):
         for event in events:
             state = self.decider.evolve(state, event)
         owner = self.decider.owner(state)
-        protect = await self.vault.encryptor(conn, owner) if owner and events else None
+        sealed = 0  # personal values sealed into the stored events
+
+        async def sealing() -> Callable[[str], str] | None:
+            if not owner or not events:
+                return None
+            seal_value = await self.vault.encryptor(conn, owner)
+
+            def counted(value: str) -> str:
+                nonlocal sealed
+                sealed += 1
+                return seal_value(value)
+
+            return counted
+
         try:
             envelopes = await self.store.append(
                 conn,
@@ -356,16 +369,18 @@ class CommandRunner(Generic[S]):
                 current.version,
                 events,
                 metadata,
-                protect=protect,
+                protect=await sealing(),
                 head=current.head,
             )
         except ConcurrencyConflict:
             self.cache.contend(stream_id)
             raise
         if envelopes:  # cached as a fold of the stored (sealed) events would give it
-            stored = current.state
-            for envelope in envelopes:
-                stored = self.decider.evolve(stored, self.registry.load(envelope))
+            stored = state  # which, with nothing sealed, is the state decided
+            if sealed:
+                stored = current.state
+                for envelope in envelopes:
+                    stored = self.decider.evolve(stored, self.registry.load(envelope))
             reached = Folded(stored, envelopes[-1].stream_version, envelopes[-1].hash, True)
             self.store.after_commit(conn, lambda: self.cache.put(stream_id, reached))
         if then is not None:

@@ -276,7 +276,12 @@ async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None
         retry_for=core.settings.startup_timeout,
     )
     await core.broker.start()
-    commits = CommitSignal(core.store, core.runner.channel, core.runner.instance)
+    runner = core.runner
+
+    def others() -> bool:  # an HTTP-only instance cannot count the others: it always tells
+        return runner.others or not core.settings.background
+
+    commits = CommitSignal(core.store, runner.channel, runner.instance, needed=others)
     core.spawn(commits.run, "commit-signal")
     if not core.settings.background:
         log.info("background_work_left_to_other_instances", service=core.name)

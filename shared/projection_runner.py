@@ -21,7 +21,7 @@ import contextlib
 import math
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -130,6 +130,7 @@ class ProjectionRunner:
         self._owned: dict[str, Unit] = {}
         self._lease: asyncpg.Connection | None = None
         self._beat_at = 0.0
+        self._live = 1  # instances folding this service's projections, as last counted
 
     def projection(self, name: str) -> Projection | None:
         """The projection of that name, if this runner has it."""
@@ -276,6 +277,11 @@ class ProjectionRunner:
         return self._lease
 
     @property
+    def others(self) -> bool:
+        """Whether other instances fold this service's projections (as of the last beat)."""
+        return self._live > 1
+
+    @property
     def channel(self) -> str:
         return f"rapport_{self._service}_appended"
 
@@ -288,21 +294,21 @@ class ProjectionRunner:
         returns the units it owns."""
         lease = await self._lease_connection()
         loop = asyncio.get_running_loop()
-        if loop.time() >= self._beat_at:
+        if loop.time() >= self._beat_at:  # announced, and the others counted, every beat
             await lease.execute(
                 "INSERT INTO projection_runners (instance, seen_at) VALUES ($1, now())"
                 " ON CONFLICT (instance) DO UPDATE SET seen_at = now()",
                 self.instance,
             )
             self._beat_at = loop.time() + HEARTBEAT_SECONDS
-        live = int(
-            await lease.fetchval(
-                "SELECT count(*) FROM projection_runners"
-                " WHERE seen_at > now() - make_interval(secs => $1)",
-                INSTANCE_TTL_SECONDS,
+            self._live = int(
+                await lease.fetchval(
+                    "SELECT count(*) FROM projection_runners"
+                    " WHERE seen_at > now() - make_interval(secs => $1)",
+                    INSTANCE_TTL_SECONDS,
+                )
             )
-        )
-        share = math.ceil(len(self.units) / max(live, 1))
+        share = math.ceil(len(self.units) / max(self._live, 1))
         for unit in sorted(self._owned.values(), key=lambda u: u.name, reverse=True):
             if len(self._owned) <= share:
                 break
@@ -382,14 +388,21 @@ class ProjectionRunner:
 class CommitSignal:
     """Tells other instances that this one committed events: at most one NOTIFY per
     `interval` (its payload names the sending instance), sent on a connection of its own
-    after the commits, never inside them."""
+    after the commits, never inside them, and only while `needed()` (others are there)."""
 
     def __init__(
-        self, store: EventStore, channel: str, instance: str, *, interval: float = 0.005
+        self,
+        store: EventStore,
+        channel: str,
+        instance: str,
+        *,
+        needed: Callable[[], bool] = lambda: True,
+        interval: float = 0.005,
     ) -> None:
         self._store = store
         self._channel = channel
         self._instance = instance
+        self._needed = needed
         self._interval = interval
         self._wake = store.appended.subscribe()
 
@@ -397,6 +410,8 @@ class CommitSignal:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if not self._needed():  # nobody else to tell
+                continue
             try:
                 async with self._store.pool.acquire() as conn:
                     await conn.execute("SELECT pg_notify($1, $2)", self._channel, self._instance)

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
+from shared.auth import PermissionDenied
 from shared.envelope import GENESIS_HASH, Envelope, canonical_json
 from shared.errors import DomainError, InvalidCommand, NotFound
 from shared.events import DomainEvent, EventRegistry
@@ -401,6 +402,6 @@ class CommandRunner(Generic[S]):
             return None, []
         try:
             events = list(decide(cached.state))
-        except DomainError:
+        except (DomainError, PermissionDenied):
             return None, []
         return (cached, events) if events else (None, [])

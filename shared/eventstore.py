@@ -202,25 +202,26 @@ _HEAD_SQL = (
     "SELECT stream_version, hash FROM events WHERE stream_id = $1 "
     "ORDER BY stream_version DESC LIMIT 1"
 )
-# Rows from arrays, inserted only if the stream still ends at the version decided against
-# ($9, $10): one statement, atomic without a transaction, and never a gap in versions.
-_APPEND_SQL = (
+# Rows inserted only if the stream still ends at the version decided against ($8, $9): one
+# statement, atomic without a transaction, and never a gap in versions. Several events come
+# as arrays; one (the common case) as plain parameters, with no arrays to encode.
+_APPEND_INTO = (
     "WITH appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type,"
-    " schema_version, occurred_at, envelope, hash)"
-    " SELECT r.event_id::uuid, $8, r.stream_version, r.event_type, r.schema_version, $5,"
-    " r.envelope::json, r.hash"
-    " FROM unnest($1::text[], $2::integer[], $3::text[], $4::integer[], $6::text[], $7::text[])"
-    " AS r(event_id, stream_version, event_type, schema_version, envelope, hash)"
+    " schema_version, occurred_at, envelope, hash) "
+)
+_APPEND_GUARD = (
     " WHERE (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $8) = $9"
     " RETURNING 1) SELECT count(*) FROM appended"
 )
-# The same for the common case of one event, with plain parameters (no arrays to encode).
+_APPEND_SQL = (
+    _APPEND_INTO
+    + "SELECT r.event_id::uuid, $8, r.stream_version, r.event_type, r.schema_version, $5,"
+    " r.envelope::json, r.hash"
+    " FROM unnest($1::text[], $2::integer[], $3::text[], $4::integer[], $6::text[], $7::text[])"
+    " AS r(event_id, stream_version, event_type, schema_version, envelope, hash)" + _APPEND_GUARD
+)
 _APPEND_ONE_SQL = (
-    "WITH appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type,"
-    " schema_version, occurred_at, envelope, hash)"
-    " SELECT $1::text::uuid, $8, $2, $3, $4, $5, $6::text::json, $7"
-    " WHERE (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $8) = $9"
-    " RETURNING 1) SELECT count(*) FROM appended"
+    _APPEND_INTO + "SELECT $1::text::uuid, $8, $2, $3, $4, $5, $6::text::json, $7" + _APPEND_GUARD
 )
 _SEGMENT_AFTER_SQL = (
     "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from shared.auth import PermissionDenied
 from shared.clock import FixedClock
 from shared.commands import CommandRunner, Decider, Reply
 from shared.envelope import SYSTEM_ACTOR, Envelope
@@ -121,3 +122,17 @@ async def test_concurrent_commands_of_one_runner_each_count_once() -> None:
     for _ in range(3):  # races between its own commands leave the stream read-free again
         await run(runner, count)
     assert store.reads <= reads + 1
+
+
+async def test_a_permission_refused_on_a_stale_cache_is_asked_again_of_the_stored_stream() -> None:
+    store = CountingStore()
+    mine, other = runner_over(store), runner_over(store)
+    await run(mine, count, creates=True)
+    await run(other, count)  # version 2: from here on, counting is allowed
+
+    def count_from_two(state: tuple[int, bool]) -> Sequence[DomainEvent]:
+        if state[0] < 2:
+            raise PermissionDenied("not before the second count")
+        return count(state)
+
+    assert (await run(mine, count_from_two))["total"] == 3  # mine's cache still says 1

@@ -21,6 +21,7 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.crypto import KeyVault
 from shared.eventstore import EventStore
+from shared.gate import ServiceApp
 from shared.lifecycle import ServiceCore, Subscription, Worker, open_core, start_core
 from shared.openapi import document_problems
 from shared.operations import HealthCheck, Observe, add_operations
@@ -40,18 +41,23 @@ def create_app(
     lifespan: Any = None,
     description: str = "",
     on_connection_lost: ConnectionLost | None = None,
-) -> FastAPI:
-    """A FastAPI app with the contract's error format, body limits, /health and /metrics.
+) -> ServiceApp:
+    """A FastAPI app with the contract's error format, body limits, /health and /metrics,
+    and the command gate in front (`shared.gate`).
 
     `on_connection_lost` is called when a request failed because a database connection
     broke (the service then drops its pooled connections instead of failing on each).
     """
-    app = FastAPI(
-        title=f"Rapport {service}", version=version, lifespan=lifespan, description=description
+    app = ServiceApp(
+        service,
+        title=f"Rapport {service}",
+        version=version,
+        lifespan=lifespan,
+        description=description,
     )
     add_problem_handlers(app, on_connection_lost)
     app.add_middleware(BodyLimit)
-    app.add_middleware(Observe, service=service)
+    app.add_middleware(Observe, metrics=app.metrics)
     add_operations(app, health_checks)
     return app
 

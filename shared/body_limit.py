@@ -7,12 +7,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.problems import problem
 
-__all__ = ["MAX_BODY_BYTES", "BodyLimit"]
+__all__ = ["MAX_BODY_BYTES", "BodyLimit", "is_json"]
 
 MAX_BODY_BYTES = 256 * 1024
 
 
-def _is_json(content_type: bytes) -> bool:
+def is_json(content_type: bytes) -> bool:
+    """Whether a `Content-Type` value names JSON (`application/json` or `...+json`)."""
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or media.endswith(b"+json")
 
@@ -38,7 +39,7 @@ class BodyLimit:
             return
         content_type = headers.get(b"content-type")
         sends_body = scope.get("method") in ("POST", "PUT", "PATCH") and declared != b"0"
-        if sends_body and content_type is not None and not _is_json(content_type):
+        if sends_body and content_type is not None and not is_json(content_type):
             await problem(
                 415, "Unsupported Media Type", "Request bodies must be application/json."
             )(scope, receive, send)

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.problems import RETRY_AFTER_SECONDS
 
-__all__ = ["HEALTH_CHECK_SECONDS", "HealthCheck", "Observe", "add_operations"]
+__all__ = ["HEALTH_CHECK_SECONDS", "HealthCheck", "Observe", "RequestMetrics", "add_operations"]
 
 REQUESTS = Counter(
     "rapport_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
@@ -26,13 +26,38 @@ HealthCheck = Callable[[], Awaitable[bool]]
 HEALTH_CHECK_SECONDS = 2.0
 
 
+class RequestMetrics:
+    """A service's request counts by route and status, and their latencies."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._known: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, path: str, status: int, started: float) -> None:
+        """Count one request to the route `path`, begun at `started` (`time.perf_counter`)."""
+        requests, latency = self._series(method, path, status)
+        requests.inc()
+        latency.observe(time.perf_counter() - started)
+
+    def _series(self, method: str, path: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram of one kind of request (looked up once)."""
+        kind = (method, path, status)
+        found = self._known.get(kind)
+        if found is None:
+            found = (
+                REQUESTS.labels(self.service, method, path, str(status)),
+                LATENCY.labels(self.service, path),
+            )
+            self._known[kind] = found
+        return found
+
+
 class Observe:
     """Counts requests by route and status and times them (pure ASGI: no per-request task)."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
         self.app = app
-        self.service = service
-        self._known: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,21 +76,7 @@ class Observe:
             await self.app(scope, receive, observed)
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")
-            requests, latency = self._series(scope["method"], path, status)
-            requests.inc()
-            latency.observe(time.perf_counter() - started)
-
-    def _series(self, method: str, path: str, status: int) -> tuple[Any, Any]:
-        """The request counter and latency histogram of one kind of request (looked up once)."""
-        kind = (method, path, status)
-        found = self._known.get(kind)
-        if found is None:
-            found = (
-                REQUESTS.labels(self.service, method, path, str(status)),
-                LATENCY.labels(self.service, path),
-            )
-            self._known[kind] = found
-        return found
+            self.metrics.observe(scope["method"], path, status, started)
 
 
 def add_operations(app: FastAPI, health_checks: dict[str, HealthCheck]) -> None:

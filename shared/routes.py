@@ -5,27 +5,26 @@ Each route authenticates the caller, validates the body, scopes the `Idempotency
 caller and the path, chooses the ids of what the command creates, and calls the service's
 `act`; the service answers a `Reply`, returned with 201.
 
-Command routes are the hot path, and every one has the same shape, so a request that is in
-order (a verified bearer token, valid path ids, a JSON body its model accepts) goes straight
-to the endpoint instead of through FastAPI's general dependency solver (`CommandAPIRoute`,
-FastAPI's documented route-class extension point). Anything else takes FastAPI's own path,
-which gives the contract's error answers; OpenAPI is generated from the declared signature
-as for any route.
+Command routes are the hot path, and every one has the same shape, so each is also a `Lane`
+of the service's command gate (`shared.gate`): a request that is in order (a verified bearer
+token, valid path ids, a JSON body its model accepts) goes straight to the endpoint instead of
+through Starlette's middleware and FastAPI's general dependency solver. Anything else takes
+FastAPI's own path, which gives the contract's error answers; OpenAPI is generated from the
+declared signature as for any route.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import orjson
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from shared.access import recipient_key
@@ -35,11 +34,11 @@ from shared.bearer import Bearer
 from shared.commands import IdempotencyKey, Reply
 from shared.envelope import new_id
 from shared.events import Command
+from shared.gate import Answer, Headers, Lane, ServiceApp
 from shared.schemas import ID_LENGTH, ID_PATTERN, CommandAccepted, PathId, RequestBody
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
-    "CommandAPIRoute",
     "CommandRoute",
     "Commands",
     "add_command_routes",
@@ -54,8 +53,18 @@ IDEMPOTENCY_HEADER = Header(
     description="Retrying a command with the same key returns the first answer.",
 )
 _ID = re.compile(ID_PATTERN)
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-Shortcut = Callable[[Request], Awaitable[Response | None]]
+
+
+class Endpoint(Protocol):
+    """A command route's endpoint, as the gate calls it."""
+
+    async def __call__(
+        self,
+        principal: Principal,
+        idempotency_key: str | None,
+        body: RequestBody | None = None,
+        **ids: str,
+    ) -> Response: ...
 
 
 def idempotency_for(
@@ -97,30 +106,6 @@ class Commands(Protocol):
     async def act(self, sent: Sent) -> Reply:
         """Run the command; the reply is `sent.reply` and the stream's version."""
         ...
-
-
-class CommandAPIRoute(APIRoute):
-    """A command's route: its `shortcut` answers a request that is in order, FastAPI's own
-    handler every other one."""
-
-    shortcut: ClassVar[Shortcut]
-
-    def get_route_handler(self) -> Handler:
-        standard = super().get_route_handler()
-        route_class = type(self)
-
-        async def handle(request: Request) -> Response:
-            answered = await route_class.shortcut(request)
-            return answered if answered is not None else await standard(request)
-
-        return handle
-
-
-def _is_json(content_type: str | None) -> bool:
-    media = (content_type or "").partition(";")[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 def _valid_id(value: str) -> bool:
@@ -186,32 +171,6 @@ def _add(
         ),
     ]
     endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    body_model = route.body
-
-    async def shortcut(request: Request) -> Response | None:
-        """The endpoint's answer to a request in order; None for FastAPI to handle."""
-        if body_model is None or route.body_optional:
-            return None
-        headers = request.headers
-        if not _is_json(headers.get("content-type")):
-            return None
-        principal = caller.principal_of(headers.get("authorization"))
-        key = headers.get("idempotency-key")
-        ids: dict[str, str] = request.path_params
-        if principal is None or (key is not None and len(key) > IDEMPOTENCY_MAX):
-            return None
-        if not all(_valid_id(value) for value in ids.values()):
-            return None
-        raw = await request.body()
-        try:
-            body = body_model.model_validate_json(raw)
-        except ValidationError:
-            return None
-        return await endpoint(principal, key, body, **ids)
-
-    route_class = type(
-        f"{route.name}Route", (CommandAPIRoute,), {"shortcut": staticmethod(shortcut)}
-    )
     app.router.add_api_route(
         route.path,
         endpoint,
@@ -221,5 +180,27 @@ def _add(
         tags=tags,
         name=route.name,
         summary=f"{route.name} ({route.who})",
-        route_class_override=route_class,
     )
+    if isinstance(app, ServiceApp) and route.body is not None and not route.body_optional:
+        app.add_lane(Lane(route.path, _answer(endpoint, caller, route.body)))
+
+
+def _answer(endpoint: Endpoint, caller: Bearer, body_model: type[RequestBody]) -> Answer:
+    """A command route's lane: the endpoint's answer to a request in order, None for FastAPI
+    to answer any other."""
+
+    async def answer(headers: Headers, ids: dict[str, str], raw: bytes) -> Response | None:
+        authorization = headers.get(b"authorization")
+        key = headers.get(b"idempotency-key")
+        principal = caller.principal_of(authorization.decode("latin-1") if authorization else None)
+        if principal is None or (key is not None and len(key) > IDEMPOTENCY_MAX):
+            return None
+        if not all(_valid_id(value) for value in ids.values()):
+            return None
+        try:
+            body = body_model.model_validate_json(raw)
+        except ValidationError:
+            return None
+        return await endpoint(principal, key.decode("latin-1") if key else None, body, **ids)
+
+    return answer

@@ -1,23 +1,33 @@
-"""A command route answers a request in order through its shortcut, and every other request
-exactly as FastAPI's own handler does: the same command reaches the service either way, and
-errors keep the contract's problem+json."""
+"""A command route answers a request in order through the service's command gate, and every
+other request exactly as FastAPI's own handler does: the same command reaches the service
+either way, and errors keep the contract's problem+json."""
 
 from __future__ import annotations
 
+import importlib
+import re
 from typing import Any
 
 import fastapi.routing
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.routing import Match
 
 from services.engagement.domain import commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES
 from shared.app import create_app
 from shared.application import Sent
 from shared.bearer import authenticated
+from shared.body_limit import MAX_BODY_BYTES
 from shared.commands import Reply
-from shared.routes import CommandAPIRoute, add_command_routes
+from shared.config import Settings
+from shared.errors import DomainError
+from shared.eventstore import ConcurrencyConflict
+from shared.gate import ServiceApp
+from shared.operations import REQUESTS
+from shared.problems import PROBLEM
+from shared.routes import add_command_routes
 from tests.support import JWT_SECRET, auth
 
 HOMEWORK = next(r for r in COMMAND_ROUTES if r.command is commands.AssignHomework)
@@ -30,9 +40,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self.sent: list[Sent] = []
+        self.refusal: Exception | None = None
 
     async def act(self, sent: Sent) -> Reply:
         self.sent.append(sent)
+        if self.refusal is not None:
+            raise self.refusal
         return {**sent.reply, "stream_version": 2}
 
 
@@ -42,7 +55,7 @@ def service() -> Recorder:
 
 
 @pytest.fixture
-def app(service: Recorder) -> FastAPI:
+def app(service: Recorder) -> ServiceApp:
     app = create_app("test", health_checks={})
     add_command_routes(
         app,
@@ -55,22 +68,16 @@ def app(service: Recorder) -> FastAPI:
 
 
 async def post(app: FastAPI, body: Any, headers: dict[str, str], **extra: Any) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         if isinstance(body, bytes):
             return await http.post(PATH, content=body, headers=headers, **extra)
         return await http.post(PATH, json=body, headers=headers, **extra)
 
 
-def standard_only(app: FastAPI) -> None:
-    """Let FastAPI's own handler answer everything (the routes without their shortcut)."""
-
-    async def never(request: Any) -> None:
-        return None
-
-    for route in app.routes:
-        if isinstance(route, CommandAPIRoute):
-            type(route).shortcut = staticmethod(never)
+def standard_only(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let FastAPI's own handler answer everything (the app without its gate's lanes)."""
+    monkeypatch.setattr(app, "_lanes", [])
 
 
 async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
@@ -86,8 +93,8 @@ async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
     monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
     headers = {**auth("coach", "coach-1"), "Idempotency-Key": "k-1"}
     fast = await post(app, BODY, headers)
-    assert solved == []  # the shortcut answered
-    standard_only(app)
+    assert solved == []  # the gate answered
+    standard_only(app, monkeypatch)
     slow = await post(app, BODY, headers)
     assert len(solved) == 1  # FastAPI's own handler answered
     assert fast.status_code == slow.status_code == 201
@@ -145,3 +152,86 @@ async def test_an_invalid_path_id_never_reaches_the_service(
         )
     assert answered.status_code == 422
     assert service.sent == []
+
+
+@pytest.mark.parametrize(
+    ("refusal", "status"),
+    [
+        (DomainError("homework is closed", field="title"), 409),
+        (ConcurrencyConflict("eng-1", 3, 4), 409),
+        (RuntimeError("a bug"), 500),
+    ],
+)
+async def test_an_error_raised_by_the_service_is_answered_by_the_apps_handlers(
+    app: FastAPI,
+    service: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    refusal: Exception,
+    status: int,
+) -> None:
+    service.refusal = refusal
+    headers = auth("coach", "coach-1")
+    fast = await post(app, BODY, headers)
+    standard_only(app, monkeypatch)
+    slow = await post(app, BODY, headers)
+    assert len(service.sent) == 2
+    assert fast.status_code == slow.status_code == status
+    assert fast.headers["content-type"] == slow.headers["content-type"] == PROBLEM
+    assert fast.json() == slow.json()
+
+
+async def test_a_body_longer_than_it_declared_is_refused_whole(
+    app: FastAPI, service: Recorder
+) -> None:
+    async def receive() -> dict[str, Any]:
+        chunk = b" " * (MAX_BODY_BYTES // 2 + 1)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"10"),
+        *[(k.lower().encode(), v.encode()) for k, v in auth("coach", "coach-1").items()],
+    ]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "headers": headers,
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("test", 80),
+        "root_path": "",
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert service.sent == []
+
+
+@pytest.mark.parametrize("service_name", ["intake", "engagement", "notifications"])
+def test_every_lane_of_a_service_is_the_route_its_router_would_choose(service_name: str) -> None:
+    bootstrap = importlib.import_module(f"services.{service_name}.bootstrap")
+    app = bootstrap.create_app(Settings())
+    assert app._lanes, "the service's commands have lanes"
+    for pattern, lane in app._lanes:
+        path = re.sub(r"\{\w+\}", "id-1", lane.path)
+        assert pattern.match(path)
+        chosen = next(
+            route
+            for route in app.router.routes
+            if route.matches({"type": "http", "method": "POST", "path": path})[0] == Match.FULL
+        )
+        assert chosen.path == lane.path
+
+
+async def test_a_command_answered_by_the_gate_is_counted_in_the_metrics(app: FastAPI) -> None:
+    counted = REQUESTS.labels("test", "POST", HOMEWORK.path, "201")
+    before = counted._value.get()
+    assert (await post(app, BODY, auth("coach", "coach-1"))).status_code == 201
+    assert counted._value.get() == before + 1

@@ -185,15 +185,21 @@ def require(settings: Settings) -> tuple[str, str, str, str]:
 
 
 async def connect_with_retry(
-    database_url: str, schema: str, migrations: Sequence[str], timeout: float
+    database_url: str,
+    schema: str,
+    migrations: Sequence[str],
+    timeout: float,
+    *,
+    pool_size: int = 10,
 ) -> asyncpg.Pool:
-    """A migrated pool; while the database is away at start, try again for `timeout` seconds."""
+    """A migrated pool of up to `pool_size` connections; while the database is away at start,
+    try again for `timeout` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.2
     while True:
         try:
-            pool = await create_pool(database_url, schema)
+            pool = await create_pool(database_url, schema, max_size=pool_size)
         except Exception as error:
             if not is_transient(error) or loop.time() + delay > deadline:
                 raise
@@ -221,7 +227,13 @@ async def open_core(
     """Connect, migrate, and wire the kernel for one service (nothing started yet)."""
     database_url, bootstrap, secret, master = require(settings)
     clock = clock or SystemClock()
-    pool = await connect_with_retry(database_url, name, [migrations], settings.startup_timeout)
+    pool = await connect_with_retry(
+        database_url,
+        name,
+        [migrations],
+        settings.startup_timeout,
+        pool_size=settings.db_pool_size,
+    )
     store = EventStore(pool, name, clock)
     publisher = KafkaPublisher(bootstrap, f"rapport-{name}")
     broker = KafkaBroker(

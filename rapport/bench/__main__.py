@@ -41,6 +41,7 @@ from rapport.bench.report import CommandRun, Results, Steady, StreamCost, show, 
 from rapport.bench.stack import SERVICES, Stack
 from rapport.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
 from rapport.infra import install_signal_handlers, running_infrastructure
+from shared.config import Settings
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PHASES = ("http", "replay")
@@ -68,7 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--relay-events", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=3, help="of the relay's topic")
     parser.add_argument("--workers", type=int, default=2, help="processes generating the log")
-    parser.add_argument("--ceiling-pool", type=int, default=10, help="the services' pool size")
+    parser.add_argument(
+        "--ceiling-pool",
+        type=int,
+        default=Settings().db_pool_size,
+        help="the ceiling app's pool size (default: the services' own, RAPPORT_DB_POOL_SIZE)",
+    )
     parser.add_argument(
         "--engagement-workers",
         type=int,

@@ -28,6 +28,7 @@ from shared.envelope import (
     seal,
 )
 from shared.events import DomainEvent, dump_protected
+from shared.group_commit import GroupCommit
 
 __all__ = [
     "START",
@@ -245,6 +246,92 @@ _AFTER_SQL = (
 )
 
 
+# Appends of several streams in one statement (group commit): each stream's rows go in only if
+# that stream still ends at the version its command decided against; the others' do anyway.
+_APPEND_MANY_SQL = (
+    "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[],"
+    " $5::integer[], $6::timestamptz[], $7::text[], $8::text[], $9::integer[]) WITH ORDINALITY"
+    " AS r(event_id, stream_id, stream_version, event_type, schema_version, occurred_at,"
+    " envelope, hash, expected, ord)),"
+    " fit AS (SELECT DISTINCT r.stream_id FROM r WHERE (SELECT coalesce(max(e.stream_version), 0)"
+    " FROM events e WHERE e.stream_id = r.stream_id) = r.expected),"
+    " appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type,"
+    " schema_version, occurred_at, envelope, hash)"
+    " SELECT r.event_id::uuid, r.stream_id, r.stream_version, r.event_type, r.schema_version,"
+    " r.occurred_at, r.envelope::json, r.hash FROM r"
+    " WHERE r.stream_id IN (SELECT stream_id FROM fit) ORDER BY r.ord RETURNING stream_id)"
+    " SELECT stream_id, count(*) AS inserted FROM appended GROUP BY stream_id"
+)
+
+
+@dataclass(frozen=True)
+class _Append:
+    """One command's events, to go in after `expected` of their stream."""
+
+    stream_id: str
+    expected: int
+    envelopes: list[Envelope]
+    occurred: datetime
+
+
+def _stream_of(write: _Append) -> str:
+    return write.stream_id
+
+
+async def _insert(conn: asyncpg.Connection, write: _Append) -> int:
+    """One append's statement; the rows inserted (none when the stream moved on)."""
+    envelopes = write.envelopes
+    if len(envelopes) == 1:
+        only = envelopes[0]
+        inserted: int = await conn.fetchval(
+            _APPEND_ONE_SQL,
+            only.event_id,
+            only.stream_version,
+            only.event_type,
+            only.schema_version,
+            write.occurred,
+            only.to_json().decode(),
+            only.hash,
+            write.stream_id,
+            write.expected,
+        )
+        return inserted
+    inserted = await conn.fetchval(
+        _APPEND_SQL,
+        [e.event_id for e in envelopes],
+        [e.stream_version for e in envelopes],
+        [e.event_type for e in envelopes],
+        [e.schema_version for e in envelopes],
+        write.occurred,
+        [e.to_json().decode() for e in envelopes],
+        [e.hash for e in envelopes],
+        write.stream_id,
+        write.expected,
+    )
+    return inserted
+
+
+async def _insert_many(conn: asyncpg.Connection, writes: Sequence[_Append]) -> list[int]:
+    """Several appends (one per stream) in one statement; the rows each inserted."""
+    if len(writes) == 1:
+        return [await _insert(conn, writes[0])]
+    rows = [(write, envelope) for write in writes for envelope in write.envelopes]
+    counts = await conn.fetch(
+        _APPEND_MANY_SQL,
+        [e.event_id for _, e in rows],
+        [w.stream_id for w, _ in rows],
+        [e.stream_version for _, e in rows],
+        [e.event_type for _, e in rows],
+        [e.schema_version for _, e in rows],
+        [w.occurred for w, _ in rows],
+        [e.to_json().decode() for _, e in rows],
+        [e.hash for _, e in rows],
+        [w.expected for w, _ in rows],
+    )
+    inserted = {row["stream_id"]: int(row["inserted"]) for row in counts}
+    return [inserted.get(write.stream_id, 0) for write in writes]
+
+
 class EventStore:
     """One service's event store. `producer` names the service in every envelope."""
 
@@ -257,6 +344,7 @@ class EventStore:
         self._commit_hooks: dict[int, list[Callable[[], None]]] = {}
         self._autocommit: set[int] = set()
         self._wrote: set[int] = set()  # connections that appended since they were taken
+        self._groups = GroupCommit(_insert_many, _stream_of, service=producer)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -377,34 +465,12 @@ class EventStore:
             )
             prev_hash = envelope.hash
             envelopes.append(envelope)
+        write = _Append(stream_id, head.version, envelopes, occurred)
         try:
-            if len(envelopes) == 1:
-                only = envelopes[0]
-                inserted = await conn.fetchval(
-                    _APPEND_ONE_SQL,
-                    only.event_id,
-                    only.stream_version,
-                    only.event_type,
-                    only.schema_version,
-                    occurred,
-                    only.to_json().decode(),
-                    only.hash,
-                    stream_id,
-                    head.version,
-                )
+            if id(conn) in self._autocommit:  # a statement of its own: grouped with others'
+                inserted = await self._groups.submit(conn, write)
             else:
-                inserted = await conn.fetchval(
-                    _APPEND_SQL,
-                    [e.event_id for e in envelopes],
-                    [e.stream_version for e in envelopes],
-                    [e.event_type for e in envelopes],
-                    [e.schema_version for e in envelopes],
-                    occurred,
-                    [e.to_json().decode() for e in envelopes],
-                    [e.hash for e in envelopes],
-                    stream_id,
-                    head.version,
-                )
+                inserted = await _insert(conn, write)
         except asyncpg.UniqueViolationError as error:
             raise ConcurrencyConflict(stream_id, head.version, None) from error
         if inserted != len(envelopes):

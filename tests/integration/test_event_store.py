@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,7 +13,9 @@ import pytest
 from shared.clock import SystemClock
 from shared.envelope import GENESIS_HASH, Actor
 from shared.events import DomainEvent
-from shared.eventstore import START, ConcurrencyConflict, EventMetadata, EventStore
+from shared.eventstore import START, ConcurrencyConflict, EventMetadata, EventStore, Head
+from shared.group_commit import GROUP_SIZE
+from tests.support import eventually
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-1")
 
@@ -143,3 +146,95 @@ async def test_commit_order_holds_when_transaction_ids_gain_a_digit(
     assert len(str(mine[1].transaction_id)) > len(str(mine[0].transaction_id))
     checkpoints = [item.checkpoint for item in read]
     assert checkpoints == sorted(checkpoints)
+
+
+async def test_appends_of_many_streams_at_once_share_statements_and_each_keeps_its_chain(
+    scratch_pool: asyncpg.Pool,
+) -> None:
+    store = EventStore(scratch_pool, "test", SystemClock())
+    streams = [stream() for _ in range(20)]
+    sizes = GROUP_SIZE.labels("test")
+    groups_before = sizes._sum.get()
+
+    async def append_until_accepted(stream_id: str, n: int) -> int:
+        while True:
+            try:
+                async with store.connection() as conn:
+                    version = await store.version(conn, stream_id)
+                    events = [Pinged(n=n), Pinged(n=n + 1000)] if n % 3 == 0 else [Pinged(n=n)]
+                    envelopes = await store.append(conn, stream_id, version, events, META)
+                return envelopes[-1].stream_version
+            except ConcurrencyConflict:
+                await asyncio.sleep(0)
+
+    writers = [append_until_accepted(streams[n % 20], n) for n in range(200)]
+    await asyncio.gather(*writers)
+    assert sizes._sum.get() - groups_before >= 200  # every append went through the groups
+    async with store.snapshot() as conn:
+        for index, stream_id in enumerate(streams):
+            stored = [e async for e in store.read_stream(conn, stream_id)]
+            ns = sorted(e.data["n"] for e in stored)
+            mine = [n for n in range(200) if n % 20 == index]
+            assert ns == sorted(mine + [n + 1000 for n in mine if n % 3 == 0])
+            assert [e.stream_version for e in stored] == list(range(1, len(stored) + 1))
+            assert stored[0].prev_hash == GENESIS_HASH
+            for previous, current in itertools.pairwise(stored):
+                assert current.prev_hash == previous.hash
+                assert current.is_intact()
+            # a command's events stay together and in order in the log
+            positions = await conn.fetch(
+                "SELECT stream_version, global_position FROM events WHERE stream_id = $1"
+                " ORDER BY stream_version",
+                stream_id,
+            )
+            assert [row["global_position"] for row in positions] == sorted(
+                row["global_position"] for row in positions
+            )
+
+
+async def test_a_grouped_append_whose_stream_moved_on_is_refused_alone(
+    scratch_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = EventStore(scratch_pool, "test", SystemClock())
+    moved, fresh = stream(), stream()
+    async with store.connection() as conn:
+        await store.append(conn, moved, 0, [Pinged(n=1)], META)
+    groups = store._groups
+    execute = groups._execute
+    statements: list[int] = []
+    release = asyncio.Event()
+
+    async def held_first(conn: asyncpg.Connection, writes: Any) -> Any:
+        statements.append(len(writes))
+        if len(statements) == 1:
+            await release.wait()
+        return await execute(conn, writes)
+
+    monkeypatch.setattr(groups, "_execute", held_first)
+
+    async def append(stream_id: str, expected: int) -> int | ConcurrencyConflict:
+        try:
+            async with store.connection() as conn:
+                envelopes = await store.append(
+                    conn, stream_id, expected, [Pinged(n=2)], META, head=Head(0, GENESIS_HASH)
+                )
+            return envelopes[0].stream_version
+        except ConcurrencyConflict as conflict:
+            return conflict
+
+    async def queued(count: int) -> bool:
+        return len(groups._queued) >= count
+
+    first = asyncio.create_task(append(stream(), 0))
+    await eventually(lambda: asyncio.sleep(0, bool(statements)))  # the first is in flight
+    behind = [asyncio.create_task(append(moved, 0)), asyncio.create_task(append(fresh, 0))]
+    await eventually(lambda: queued(2))
+    release.set()
+    stale, accepted = await asyncio.gather(*behind)
+    assert await first == 1
+    assert statements == [1, 2]  # the two behind the first shared one statement
+    assert isinstance(stale, ConcurrencyConflict)
+    assert accepted == 1
+    async with store.snapshot() as conn:
+        assert [e.data["n"] for e in [e async for e in store.read_stream(conn, moved)]] == [1]
+        assert [e.data["n"] for e in [e async for e in store.read_stream(conn, fresh)]] == [2]

@@ -39,7 +39,7 @@ from shared.eventstore import (
     save_checkpoints,
 )
 from shared.parking import count_open, park
-from shared.projections import Projection, Unapplied, apply_batch
+from shared.projections import Projection, Unapplied, apply_round
 
 __all__ = ["ProjectionRunner", "Unit"]
 
@@ -159,7 +159,7 @@ class ProjectionRunner:
 
     async def _round(self, units: Sequence[Unit]) -> tuple[int, list[Unit]]:
         """One transaction: the units' checkpoints, one read of the log past the oldest of
-        them, one load and one write of documents per projection, the checkpoints saved;
+        them, one load and one write of the documents of every projection, the checkpoints saved;
         returns the events folded and the units that may have more."""
         unapplied: list[Unapplied] = []
         async with self._store.pool.acquire() as conn, conn.transaction():
@@ -174,6 +174,7 @@ class ProjectionRunner:
             items = [StoredEvent.of(row) for row in rows]
             segments = [row["segment"] for row in rows]
             end = items[-1].checkpoint if items else None
+            work = []
             for projection in self.projections:
                 # where each segment of this projection stands (None: a unit of the whole log)
                 since = {
@@ -187,12 +188,12 @@ class ProjectionRunner:
                     if (cp := since.get(segment, since.get(None))) is not None
                     and item.checkpoint > cp
                 ]
-                if not events:
-                    continue
-                _, failures = await apply_batch(conn, projection, events)
-                unapplied.extend(failures)
-                APPLIED.labels(self._service, projection.name).inc(len(events))
-                await asyncio.sleep(0)  # let requests in between projections
+                if events:
+                    work.append((projection, events))
+            if work:
+                _, unapplied = await apply_round(conn, work)
+                for projection, events in work:
+                    APPLIED.labels(self._service, projection.name).inc(len(events))
             for failure in unapplied:
                 log.error(
                     "projection_event_parked",

@@ -31,6 +31,7 @@ __all__ = [
     "Projection",
     "Unapplied",
     "apply_batch",
+    "apply_round",
     "digest",
     "fold_as_of",
     "fold_stream",
@@ -110,14 +111,18 @@ async def load_document(
     return orjson.loads(row["doc"]), int(row["version"])
 
 
+# A round's documents, of every projection it folds: one load, one write.
 _LOAD_MANY_SQL = (
-    "SELECT id, doc, version FROM documents WHERE projection = $1 AND id = ANY($2::text[])"
-    " ORDER BY id FOR UPDATE"
+    "SELECT d.projection, d.id, d.doc, d.version FROM documents d"
+    " JOIN unnest($1::text[], $2::text[]) AS k(projection, id)"
+    " ON d.projection = k.projection AND d.id = k.id"
+    " ORDER BY d.projection, d.id FOR UPDATE OF d"
 )
 _WRITE_MANY_SQL = (
     "INSERT INTO documents (projection, id, doc, version, updated_at)"
-    " SELECT $1, d.id, d.doc, d.version, now()"
-    " FROM unnest($2::text[], $3::jsonb[], $4::integer[]) AS d(id, doc, version)"
+    " SELECT d.projection, d.id, d.doc, d.version, now()"
+    " FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::integer[])"
+    " AS d(projection, id, doc, version)"
     " ON CONFLICT (projection, id) DO UPDATE"
     " SET doc = EXCLUDED.doc, version = EXCLUDED.version, updated_at = now()"
 )
@@ -127,9 +132,12 @@ _WRITE_MANY_SQL = (
 class _Folding:
     """Documents of one projection being folded in memory."""
 
+    projection: Projection
+    keyed: list[tuple[str, Envelope]] = field(default_factory=list)
     documents: dict[str, Document] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
+    touched: int = 0
 
 
 async def apply_batch(
@@ -139,34 +147,73 @@ async def apply_batch(
     *,
     skip_folded: bool = True,
 ) -> tuple[int, list[Unapplied]]:
-    """Fold a batch of events into their documents: one load, one write.
+    """Fold a batch of events into one projection's documents (see `apply_round`)."""
+    touched, unapplied = await apply_round(conn, [(projection, batch)], skip_folded=skip_folded)
+    return touched[projection.name], unapplied
 
-    Returns how many events touched the projection, and the events it could not fold
-    (unparseable rows, folds that raised); those are left out, the rest still apply. A
+
+async def apply_round(
+    conn: asyncpg.Connection,
+    work: Sequence[tuple[Projection, Sequence[StoredEvent]]],
+    *,
+    skip_folded: bool = True,
+) -> tuple[dict[str, int], list[Unapplied]]:
+    """Fold batches of events into their projections' documents: one load and one write for
+    all of them (the documents locked in one order, projection then id).
+
+    Returns how many events touched each projection, and the events a projection could not
+    fold (unparseable rows, folds that raised); those are left out, the rest still apply. A
     partitioned projection skips events its documents folded already, unless not
     `skip_folded` (a parked event applied late, after later ones).
     """
     unapplied: list[Unapplied] = []
-    keyed: list[tuple[str, Envelope]] = []
-    for item in batch:
-        try:
-            envelope = item.envelope
-            key = projection.key(envelope)
-        except Exception as error:
-            unapplied.append(Unapplied(projection.name, item, f"{type(error).__name__}: {error}"))
-            continue
-        if key is not None:
-            keyed.append((key, envelope))
-    if not keyed:
-        return 0, unapplied
-    folding = _Folding()
-    rows = await conn.fetch(_LOAD_MANY_SQL, projection.name, sorted({k for k, _ in keyed}))
+    foldings: list[_Folding] = []
+    for projection, batch in work:
+        folding = _Folding(projection)
+        for item in batch:
+            try:
+                envelope = item.envelope
+                key = projection.key(envelope)
+            except Exception as error:
+                unapplied.append(
+                    Unapplied(projection.name, item, f"{type(error).__name__}: {error}")
+                )
+                continue
+            if key is not None:
+                folding.keyed.append((key, envelope))
+        if folding.keyed:
+            foldings.append(folding)
+    touched = {projection.name: 0 for projection, _ in work}
+    if not foldings:
+        return touched, unapplied
+    wanted = sorted({(f.projection.name, key) for f in foldings for key, _ in f.keyed})
+    rows = await conn.fetch(_LOAD_MANY_SQL, [p for p, _ in wanted], [k for _, k in wanted])
+    by_name = {folding.projection.name: folding for folding in foldings}
     for row in rows:
-        folding.documents[row["id"]] = orjson.loads(row["doc"])
-        folding.versions[row["id"]] = int(row["version"])
-    items = {item.event_id: item for item in batch}
-    touched = 0
-    for key, envelope in keyed:
+        loaded = by_name[row["projection"]]
+        loaded.documents[row["id"]] = orjson.loads(row["doc"])
+        loaded.versions[row["id"]] = int(row["version"])
+    items = {item.event_id: item for _, batch in work for item in batch}
+    for folding in foldings:
+        unapplied.extend(_fold(folding, items, skip_folded))
+        touched[folding.projection.name] = folding.touched
+    changed = [(f, key) for f in foldings for key in sorted(f.changed)]
+    if changed:
+        await conn.execute(
+            _WRITE_MANY_SQL,
+            [f.projection.name for f, _ in changed],
+            [key for _, key in changed],
+            [_json(f.documents[key]) for f, key in changed],
+            [f.versions[key] for f, key in changed],
+        )
+    return touched, unapplied
+
+
+def _fold(folding: _Folding, items: dict[str, StoredEvent], skip_folded: bool) -> list[Unapplied]:
+    """Fold one projection's keyed events into its loaded documents, in memory."""
+    projection = folding.projection
+    unapplied: list[Unapplied] = []
+    for key, envelope in folding.keyed:
         folded = folding.versions.get(key, 0)
         if skip_folded and projection.partitioned and envelope.stream_version <= folded:
             continue  # folded already (a stretch of the log applied again)
@@ -176,23 +223,14 @@ async def apply_batch(
             item = items[envelope.event_id]
             unapplied.append(Unapplied(projection.name, item, f"{type(error).__name__}: {error}"))
             continue
-        touched += 1
+        folding.touched += 1
         if document is None:
             continue
         folding.documents[key] = document
         version = envelope.stream_version
         folding.versions[key] = max(folded, version) if projection.partitioned else version
         folding.changed.add(key)
-    if folding.changed:
-        ids = sorted(folding.changed)
-        await conn.execute(
-            _WRITE_MANY_SQL,
-            projection.name,
-            ids,
-            [_json(folding.documents[i]) for i in ids],
-            [folding.versions[i] for i in ids],
-        )
-    return touched, unapplied
+    return unapplied
 
 
 def _json(document: Document) -> str:

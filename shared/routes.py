@@ -140,7 +140,6 @@ def _add(
         body: RequestBody | None = None,
         **ids: str,
     ) -> Response:
-        request = body.model_dump(mode="json") if body is not None else {}
         target = route.path.removeprefix("/v1/").format(**ids)
         new = {name: new_id() for name in route.new_ids}
         fields = {
@@ -149,7 +148,10 @@ def _add(
             **new,
         }
         stream_id = ids[path_ids[0]] if path_ids else next(iter(new.values()), None)
-        key = idempotency_for(principal, target, idempotency_key, request)
+        key = None
+        if idempotency_key is not None:  # the request, as its key's hash covers it
+            request = body.model_dump(mode="json") if body is not None else {}
+            key = idempotency_for(principal, target, idempotency_key, request)
         reply = await service().act(
             Sent(principal, stream_id, route.command, fields, route.who, key, dict(new))
         )

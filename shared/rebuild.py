@@ -29,6 +29,7 @@ __all__ = ["PassResult", "fold_pass", "plan_passes", "rebuild_into"]
 
 PAGE = 5000
 STREAMS_PER_SEGMENT = 20_000  # documents a pass keeps in memory, per partitioned projection
+SEGMENTS_PER_WORKER = 4  # passes per worker: the last to finish waits for less
 
 
 @dataclass
@@ -49,20 +50,23 @@ class Pass:
 
 
 def plan_passes(projections: Sequence[Projection], streams: int, workers: int) -> list[Pass]:
-    """Segments for the partitioned projections, enough that each pass holds at most
-    `STREAMS_PER_SEGMENT` streams' documents and every worker has one; one whole-log pass
-    for the others (reading only their event types, when they name them)."""
+    """One whole-log pass for the projections that span streams (reading only their event
+    types, when they name them), first: it cannot be split, so it starts while the rest is
+    shared out. Then segments for the partitioned projections: each pass holds at most
+    `STREAMS_PER_SEGMENT` streams' documents, and there are `SEGMENTS_PER_WORKER` per
+    worker, small enough that the workers finish close together."""
     partitioned = tuple(p for p in projections if p.partitioned)
     spanning = tuple(p for p in projections if not p.partitioned)
     passes: list[Pass] = []
+    if spanning:
+        passes.append(Pass(spanning, None))
     if partitioned:
-        count = max(workers, math.ceil(streams / STREAMS_PER_SEGMENT))
+        wanted = SEGMENTS_PER_WORKER * workers if workers > 1 else 1
+        count = max(wanted, math.ceil(streams / STREAMS_PER_SEGMENT))
         if count == 1:
             passes.append(Pass(partitioned, None))
         else:
             passes += [Pass(partitioned, Segment(i, count)) for i in range(count)]
-    if spanning:
-        passes.append(Pass(spanning, None))
     return passes
 
 
@@ -199,10 +203,16 @@ async def rebuild_into(
     total = PassResult()
     if workers <= 1:
         for plan in passes:
+            counted = _counts_the_log(plan, passes)
             done = await fold_pass(
-                database_url, source, target, plan.projections, plan.segment, progress
+                database_url,
+                source,
+                target,
+                plan.projections,
+                plan.segment,
+                progress if counted else None,
             )
-            _add(total, done, plan, progress=None)
+            _add(total, done, counted, progress=None)
         return total
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("fork")
@@ -212,18 +222,28 @@ async def rebuild_into(
             for plan in passes
         ]
         for plan, future in zip(passes, futures, strict=True):
-            _add(total, await future, plan, progress)
+            _add(total, await future, _counts_the_log(plan, passes), progress)
     return total
 
 
+def _counts_the_log(plan: Pass, passes: Sequence[Pass]) -> bool:
+    """Whether a pass's events count as the log's: the passes of partitioned projections
+    split the log between them; the whole-log pass counts only when there are none."""
+    if any(p.partitioned for p in plan.projections):
+        return True
+    return not any(p.partitioned for other in passes for p in other.projections)
+
+
 def _add(
-    total: PassResult, done: PassResult, plan: Pass, progress: Callable[[int], None] | None
+    total: PassResult,
+    done: PassResult,
+    counted: bool,
+    progress: Callable[[int], None] | None,
 ) -> None:
-    """Sum a pass in; the log's events are counted by the passes of partitioned projections
-    (they split it), or by the one whole-log pass when there are none."""
-    if any(p.partitioned for p in plan.projections) or total.events == 0:
+    """Sum a pass in (its events only when they are `counted` as the log's)."""
+    if counted:
         total.events += done.events
+        if progress is not None:
+            progress(done.events)
     total.documents += done.documents
     total.unapplied += done.unapplied
-    if progress is not None:
-        progress(done.events)

@@ -13,6 +13,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared.envelope import Envelope
 
@@ -28,6 +29,7 @@ __all__ = [
     "KafkaPublisher",
     "OutboundMessage",
     "Publisher",
+    "RememberingPartitioner",
     "TopicState",
     "all_topics_with_dlq",
     "create_topics",
@@ -152,6 +154,28 @@ class Publisher(Protocol):
         ...
 
 
+class RememberingPartitioner:
+    """Kafka's default partitioner (murmur2 of the key), remembering each key's partition: the
+    relay sends a stream's events again and again, and murmur2 in Python costs more than the
+    rest of a send. Messages without a key are spread as the default spreads them."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._known: dict[tuple[bytes, int, int], int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        slot = (key, len(all_partitions), all_partitions[-1])
+        found = self._known.get(slot)
+        if found is None:
+            found = int(DefaultPartitioner()(key, all_partitions, available))
+            if len(self._known) >= self._capacity:
+                self._known.clear()
+            self._known[slot] = found
+        return found
+
+
 class KafkaPublisher:
     """aiokafka producer, acks from all in-sync replicas, no idempotence (tansu lacks it)."""
 
@@ -174,6 +198,7 @@ class KafkaPublisher:
                 client_id=self._client_id,
                 acks="all",
                 linger_ms=2,
+                partitioner=RememberingPartitioner(),
                 request_timeout_ms=10_000,
                 metadata_max_age_ms=METADATA_MAX_AGE_MS,
                 enable_idempotence=False,

@@ -30,7 +30,7 @@ GENESIS_HASH = "0" * 64
 class Actor(BaseModel):
     """Who caused an event: a role and that role's id."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", cache_strings="keys")
 
     role: str
     id: str
@@ -79,7 +79,9 @@ _JSON = "json"  # where a sealed envelope keeps its canonical JSON
 class Envelope(BaseModel):
     """One stored or published event, exactly as contract section 4 spells it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Only keys are worth caching: ids and hashes are new strings in every envelope, and
+    # caching them costs a parse a quarter of its time.
+    model_config = ConfigDict(frozen=True, extra="forbid", cache_strings="keys")
 
     event_id: str
     event_type: str

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 
+from shared.envelope import Envelope
 from shared.eventstore import Segment, StoredEvent
 from shared.projections import Document, Projection, Unapplied
 
@@ -53,15 +54,16 @@ def plan_passes(projections: Sequence[Projection], streams: int, workers: int) -
     """One whole-log pass for the projections that span streams (reading only their event
     types, when they name them), first: it cannot be split, so it starts while the rest is
     shared out. Then segments for the partitioned projections: each pass holds at most
-    `STREAMS_PER_SEGMENT` streams' documents, and there are `SEGMENTS_PER_WORKER` per
-    worker, small enough that the workers finish close together."""
+    `STREAMS_PER_SEGMENT` streams' documents, and with the whole-log pass there are
+    `SEGMENTS_PER_WORKER` passes per worker (the whole-log pass taking one segment's place),
+    small enough that the workers finish close together."""
     partitioned = tuple(p for p in projections if p.partitioned)
     spanning = tuple(p for p in projections if not p.partitioned)
     passes: list[Pass] = []
     if spanning:
         passes.append(Pass(spanning, None))
     if partitioned:
-        wanted = SEGMENTS_PER_WORKER * workers if workers > 1 else 1
+        wanted = SEGMENTS_PER_WORKER * workers - len(passes) if workers > 1 else 1
         count = max(wanted, math.ceil(streams / STREAMS_PER_SEGMENT))
         if count == 1:
             passes.append(Pass(partitioned, None))
@@ -78,9 +80,9 @@ def _types_of(projections: Sequence[Projection]) -> list[str] | None:
     return sorted({t for types in named if types is not None for t in types})
 
 
+# Only what a fold reads: the envelope (and its position, to find the row should it not fold).
 _LOG_SQL = (
-    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
-    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope FROM events"
+    "SELECT global_position, envelope FROM events"
     " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
     " AND ($1::integer IS NULL OR (hashtext(stream_id) & 2147483647) % $1 = $2)"
     " AND ($3::text[] IS NULL OR event_type = ANY($3))"
@@ -101,6 +103,7 @@ async def fold_pass(
     result = PassResult()
     documents: dict[tuple[str, str], Document] = {}
     versions: dict[tuple[str, str], int] = {}
+    failed: list[tuple[int, str, str]] = []  # (position, projection, why): rare, looked up last
     conn = await asyncpg.connect(database_url, server_settings={"search_path": source})
     collecting = gc.isenabled()
     gc.disable()  # a pass allocates much and frees it in order: no cycles to collect
@@ -115,13 +118,16 @@ async def fold_pass(
                 _types_of(projections),
                 prefetch=PAGE,
             )
-            async for record in cursor:
-                _fold(StoredEvent.of(record), projections, documents, versions, result)
+            folds = _folds(projections)
+            async for position, raw in cursor:
+                _fold(position, raw, folds, documents, versions, failed)
                 result.events += 1
                 if progress is not None and result.events % PAGE == 0:
                     progress(PAGE)
         if progress is not None:
             progress(result.events % PAGE)
+        if failed:
+            result.unapplied = await _unapplied(conn, failed)
         now = datetime.now(UTC)
         records = [
             (name, key, _json(document), versions[(name, key)], now)
@@ -141,34 +147,71 @@ async def fold_pass(
     return result
 
 
+@dataclass(frozen=True)
+class _Fold:
+    name: str
+    key: Callable[[Envelope], str | None]
+    fold: Callable[[Document | None, Envelope], Document | None]
+    upcast: Callable[[Envelope], Envelope] | None
+
+
+def _folds(projections: Sequence[Projection]) -> list[_Fold]:
+    return [
+        _Fold(p.name, p.key, p.fold, p.registry.upcast_envelope if p.registry else None)
+        for p in projections
+    ]
+
+
 def _fold(
-    item: StoredEvent,
-    projections: Sequence[Projection],
+    position: int,
+    raw: str,
+    folds: Sequence[_Fold],
     documents: dict[tuple[str, str], Document],
     versions: dict[tuple[str, str], int],
-    result: PassResult,
+    failed: list[tuple[int, str, str]],
 ) -> None:
+    """Fold one stored envelope with every projection (as `Projection.apply` does, upcasting
+    it once for the projections that share a registry); failures are noted, not raised."""
     try:
-        envelope = item.envelope
+        envelope = Envelope.model_validate_json(raw)
     except Exception as error:
-        reason = f"{type(error).__name__}: {error}"
-        result.unapplied += [Unapplied(p.name, item, reason) for p in projections]
+        failed += [(position, f.name, f"{type(error).__name__}: {error}") for f in folds]
         return
-    for projection in projections:
+    version = envelope.stream_version
+    upcast: Callable[[Envelope], Envelope] | None = None
+    current = envelope
+    for each in folds:
         try:
-            key = projection.key(envelope)
+            key = each.key(envelope)
             if key is None:
                 continue
-            slot = (projection.name, key)
-            document = projection.apply(documents.get(slot), envelope)
+            if each.upcast is not upcast:
+                upcast = each.upcast
+                current = envelope if upcast is None else upcast(envelope)
+            slot = (each.name, key)
+            document = each.fold(documents.get(slot), current)
         except Exception as error:
-            result.unapplied.append(
-                Unapplied(projection.name, item, f"{type(error).__name__}: {error}")
-            )
+            failed.append((position, each.name, f"{type(error).__name__}: {error}"))
             continue
         if document is not None:
             documents[slot] = document
-            versions[slot] = envelope.stream_version
+            versions[slot] = version
+
+
+_ROWS_SQL = (
+    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
+    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope FROM events"
+    " WHERE global_position = ANY($1::bigint[])"
+)
+
+
+async def _unapplied(
+    conn: asyncpg.Connection, failed: list[tuple[int, str, str]]
+) -> list[Unapplied]:
+    """The events that did not fold, as stored, with the projection and the reason."""
+    rows = await conn.fetch(_ROWS_SQL, sorted({position for position, _, _ in failed}))
+    stored = {row["global_position"]: StoredEvent.of(row) for row in rows}
+    return [Unapplied(name, stored[position], why) for position, name, why in failed]
 
 
 def _json(document: Document) -> str:

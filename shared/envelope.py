@@ -50,7 +50,7 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a `Z`, so one instant has one spelling."""
     if moment.tzinfo is None:
         raise ValueError("naive datetimes are not allowed in events")
-    utc = moment.astimezone(UTC)
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
     if utc.year < 1000:  # strftime's own (unpadded) spelling of such years, as ever
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -4,9 +4,7 @@ it says it did, in its key's order, on the partition Kafka's default partitioner
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from shared.config import Settings
@@ -14,20 +12,17 @@ from shared.kafka import BATCH_BYTES, KafkaPublisher, OutboundMessage, create_to
 from tests.integration.test_outbox_and_inbox import read_topic
 
 
-@pytest.fixture
-async def publisher(settings: Settings) -> AsyncIterator[KafkaPublisher]:
+async def fresh_topic(settings: Settings) -> str:
     assert settings.kafka_bootstrap
-    publisher = KafkaPublisher(settings.kafka_bootstrap, "tests")
-    yield publisher
-    await publisher.stop()
+    topic = f"tests.packed.{uuid.uuid4().hex[:8]}"
+    await create_topics(settings.kafka_bootstrap, [topic], partitions=3)
+    return topic
 
 
 async def test_records_that_fill_several_batches_land_where_their_acknowledgements_say(
     settings: Settings, publisher: KafkaPublisher
 ) -> None:
-    assert settings.kafka_bootstrap
-    topic = f"tests.packed.{uuid.uuid4().hex[:8]}"
-    await create_topics(settings.kafka_bootstrap, [topic], partitions=3)
+    topic = await fresh_topic(settings)
     keys = [f"stream-{n}".encode() for n in range(17)]
     padding = b"x" * 1500
     messages = [
@@ -59,9 +54,7 @@ async def test_records_that_fill_several_batches_land_where_their_acknowledgemen
 async def test_a_second_publish_continues_each_partition_after_the_first(
     settings: Settings, publisher: KafkaPublisher
 ) -> None:
-    assert settings.kafka_bootstrap
-    topic = f"tests.packed.{uuid.uuid4().hex[:8]}"
-    await create_topics(settings.kafka_bootstrap, [topic], partitions=3)
+    topic = await fresh_topic(settings)
     first = await publisher.publish(
         [OutboundMessage(topic, b"k%d" % n, b"first") for n in range(30)]
     )

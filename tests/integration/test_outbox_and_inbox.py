@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -47,14 +46,6 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
-
-
-@pytest.fixture
-async def publisher(settings: Settings) -> AsyncIterator[KafkaPublisher]:
-    assert settings.kafka_bootstrap
-    publisher = KafkaPublisher(settings.kafka_bootstrap, "tests")
-    yield publisher
-    await publisher.stop()
 
 
 async def test_a_late_commit_is_published_and_consumed_in_per_stream_order(

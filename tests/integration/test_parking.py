@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -93,14 +92,6 @@ async def test_a_parked_projection_event_is_retried_once_the_fold_can_handle_it(
     assert (await admin.list(status="parked", after_id=0, limit=10))["items"] == []
     with pytest.raises(ForbiddenByState):
         await admin.retry(entry["id"])
-
-
-@pytest.fixture
-async def publisher(settings: Settings) -> AsyncIterator[KafkaPublisher]:
-    assert settings.kafka_bootstrap
-    publisher = KafkaPublisher(settings.kafka_bootstrap, "parking-tests")
-    yield publisher
-    await publisher.stop()
 
 
 async def test_a_consumer_parks_what_it_cannot_apply_and_an_admin_retries_or_skips_it(

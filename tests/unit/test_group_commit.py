@@ -42,6 +42,19 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def behind_a_running_statement(
+    *items: str,
+) -> tuple[Statements, GroupCommit[str, str], asyncio.Task[str], list[asyncio.Task[str]]]:
+    """A statement for "a:1" held running, and writes of `items` submitted behind it."""
+    statements = Statements()
+    groups = grouped(statements)
+    first = asyncio.create_task(groups.submit(CONN, "a:1"))
+    await settle()
+    behind = [asyncio.create_task(groups.submit(CONN, item)) for item in items]
+    await settle()
+    return statements, groups, first, behind
+
+
 async def test_a_lone_write_runs_at_once_in_a_statement_of_its_own() -> None:
     statements = Statements(hold_first=False)
     assert await grouped(statements).submit(CONN, "a:1") == "A:1"
@@ -49,12 +62,7 @@ async def test_a_lone_write_runs_at_once_in_a_statement_of_its_own() -> None:
 
 
 async def test_writes_arriving_during_a_statement_share_the_next_one_key_by_key() -> None:
-    statements = Statements()
-    groups = grouped(statements)
-    first = asyncio.create_task(groups.submit(CONN, "a:1"))
-    await settle()
-    behind = [asyncio.create_task(groups.submit(CONN, item)) for item in ("b:1", "c:1", "b:2")]
-    await settle()
+    statements, _, first, behind = await behind_a_running_statement("b:1", "c:1", "b:2")
     statements.release.set()
     assert await first == "A:1"
     assert await asyncio.gather(*behind) == ["B:1", "C:1", "B:2"]
@@ -63,13 +71,7 @@ async def test_writes_arriving_during_a_statement_share_the_next_one_key_by_key(
 
 
 async def test_each_write_gets_its_own_error_and_a_failed_statement_fails_only_its_writes() -> None:
-    statements = Statements()
-    groups = grouped(statements)
-    first = asyncio.create_task(groups.submit(CONN, "a:1"))
-    await settle()
-    bad = asyncio.create_task(groups.submit(CONN, "bad:1"))
-    good = asyncio.create_task(groups.submit(CONN, "c:1"))
-    await settle()
+    statements, groups, first, (bad, good) = await behind_a_running_statement("bad:1", "c:1")
     statements.release.set()
     assert await first == "A:1"
     with pytest.raises(ValueError, match="bad:1"):
@@ -84,13 +86,7 @@ async def test_each_write_gets_its_own_error_and_a_failed_statement_fails_only_i
 
 
 async def test_a_queued_writer_that_gives_up_stalls_nobody() -> None:
-    statements = Statements()
-    groups = grouped(statements)
-    first = asyncio.create_task(groups.submit(CONN, "a:1"))
-    await settle()
-    quitter = asyncio.create_task(groups.submit(CONN, "b:1"))
-    patient = asyncio.create_task(groups.submit(CONN, "c:1"))
-    await settle()
+    statements, _, first, (quitter, patient) = await behind_a_running_statement("b:1", "c:1")
     quitter.cancel()
     await settle()
     statements.release.set()

@@ -111,21 +111,26 @@ async def fold_pass(
         # One cursor over a read-only snapshot (no transaction id: it holds back no reader's
         # horizon), in commit-safe order: far cheaper than restarting a scan for every page.
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            cursor = conn.cursor(
+            cursor = await conn.cursor(
                 _LOG_SQL,
                 None if segment is None else segment.count,
                 None if segment is None else segment.index,
                 _types_of(projections),
-                prefetch=PAGE,
             )
             folds = _folds(projections)
-            async for position, raw in cursor:
-                _fold(position, raw, folds, documents, versions, failed)
-                result.events += 1
-                if progress is not None and result.events % PAGE == 0:
-                    progress(PAGE)
-        if progress is not None:
-            progress(result.events % PAGE)
+            # PostgreSQL reads the next page while this one is folded.
+            next_page = asyncio.ensure_future(cursor.fetch(PAGE))
+            try:
+                while page := await next_page:
+                    next_page = asyncio.ensure_future(cursor.fetch(PAGE))
+                    await asyncio.sleep(0)  # lets the request go out
+                    for position, raw in page:
+                        _fold(position, raw, folds, documents, versions, failed)
+                    result.events += len(page)
+                    if progress is not None:
+                        progress(len(page))
+            finally:
+                next_page.cancel()  # a pass cut short leaves no fetch behind
         if failed:
             result.unapplied = await _unapplied(conn, failed)
         now = datetime.now(UTC)

@@ -23,6 +23,7 @@ import asyncpg
 import orjson
 
 from shared.envelope import Envelope
+from shared.events import EventRegistry
 from shared.eventstore import Segment, StoredEvent
 from shared.projections import Document, Projection, Unapplied
 
@@ -157,14 +158,11 @@ class _Fold:
     name: str
     key: Callable[[Envelope], str | None]
     fold: Callable[[Document | None, Envelope], Document | None]
-    upcast: Callable[[Envelope], Envelope] | None
+    registry: EventRegistry | None
 
 
 def _folds(projections: Sequence[Projection]) -> list[_Fold]:
-    return [
-        _Fold(p.name, p.key, p.fold, p.registry.upcast_envelope if p.registry else None)
-        for p in projections
-    ]
+    return [_Fold(p.name, p.key, p.fold, p.registry) for p in projections]
 
 
 def _fold(
@@ -183,16 +181,16 @@ def _fold(
         failed += [(position, f.name, f"{type(error).__name__}: {error}") for f in folds]
         return
     version = envelope.stream_version
-    upcast: Callable[[Envelope], Envelope] | None = None
+    registry: EventRegistry | None = None
     current = envelope
     for each in folds:
         try:
             key = each.key(envelope)
             if key is None:
                 continue
-            if each.upcast is not upcast:
-                upcast = each.upcast
-                current = envelope if upcast is None else upcast(envelope)
+            if each.registry is not registry:
+                registry = each.registry
+                current = envelope if registry is None else registry.upcast_envelope(envelope)
             slot = (each.name, key)
             document = each.fold(documents.get(slot), current)
         except Exception as error:

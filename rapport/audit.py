@@ -130,17 +130,25 @@ async def _verify(database_url: str, schemas: Sequence[str], out: Console, *, na
 def replay(
     service: list[str] | None = SERVICE,
     keep: bool = typer.Option(False, "--keep", help="Keep the replay schemas for inspection."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Processes folding in parallel (default: the machine's cores).",
+    ),
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Rebuild every projection from the log into fresh tables and print their digests."""
     out = console()
     with database(data_dir) as database_url:
-        unapplied = asyncio.run(_replay(database_url, chosen(service), keep, out))
+        unapplied = asyncio.run(_replay(database_url, chosen(service), keep, out, workers))
     if unapplied:
         raise typer.Exit(1)
 
 
-async def _replay(database_url: str, services: Sequence[str], keep: bool, out: Console) -> int:
+async def _replay(
+    database_url: str, services: Sequence[str], keep: bool, out: Console, workers: int | None
+) -> int:
     """Replay, print the digests and any events a projection could not fold; returns how
     many could not be folded."""
     import asyncpg
@@ -174,7 +182,13 @@ async def _replay(database_url: str, services: Sequence[str], keep: bool, out: C
                 progress.advance(task, count)
 
             result = await replay(
-                database_url, name, projections, service=name, keep=keep, progress=advance
+                database_url,
+                name,
+                projections,
+                service=name,
+                keep=keep,
+                workers=workers,
+                progress=advance,
             )
             progress.update(task, completed=result.events, total=max(result.events, 1))
             replayed += result.events

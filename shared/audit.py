@@ -279,13 +279,15 @@ async def replay(
     *,
     service: str | None = None,
     keep: bool = False,
+    workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Fold `<schema>.events` with `projections` into a fresh `replay_<schema>_<random>` schema.
 
     The fresh schema gets a `documents` table like the service's own, which
-    `shared.rebuild.rebuild_into` fills (in passes over stream-hash segments, in parallel
-    processes); the digests are taken there. The schema is dropped afterwards unless `keep`.
+    `shared.rebuild.rebuild_into` fills (in passes over stream-hash segments, in `workers`
+    parallel processes, by default the cores); the digests are taken there. The schema is
+    dropped afterwards unless `keep`.
     """
     source = checked_schema(schema)
     target = f"replay_{source}_{secrets.token_hex(4)}"
@@ -295,7 +297,9 @@ async def replay(
         await admin.execute(
             f"CREATE TABLE {target}.documents (LIKE {source}.documents INCLUDING ALL)"
         )
-        folded = await rebuild_into(database_url, source, target, projections, progress=progress)
+        folded = await rebuild_into(
+            database_url, source, target, projections, workers=workers, progress=progress
+        )
         events, unapplied = folded.events, folded.unapplied
         conn = await asyncpg.connect(database_url, server_settings={"search_path": target})
         try:

@@ -203,7 +203,7 @@ class KafkaPublisher:
         self._client_id = client_id
         self._timeout = timeout
         self._producer: AIOKafkaProducer | None = None
-        self._partitioner = RememberingPartitioner()
+        self._partitioner = RememberingPartitioner()  # publish packs by partition itself
         self._lock = asyncio.Lock()  # relay and dead-letter publishers share one producer
 
     async def start(self) -> None:
@@ -219,7 +219,6 @@ class KafkaPublisher:
                 acks="all",
                 linger_ms=2,
                 max_batch_size=BATCH_BYTES,
-                partitioner=self._partitioner,
                 request_timeout_ms=10_000,
                 metadata_max_age_ms=METADATA_MAX_AGE_MS,
                 enable_idempotence=False,

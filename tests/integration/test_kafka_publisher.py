@@ -32,7 +32,7 @@ async def test_records_that_fill_several_batches_land_where_their_acknowledgemen
             value=b"%d:" % n + padding,
             headers=[("n", str(n).encode())],
         )
-        for n in range(3 * BATCH_BYTES // len(padding))  # more than a batch per partition
+        for n in range(4 * BATCH_BYTES // len(padding))  # a third more than a batch each
     ]
 
     delivered = await publisher.publish(messages)

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from shared.auth import PermissionDenied
+from shared.crypto import Protect, Record
 from shared.envelope import GENESIS_HASH, Envelope, canonical_json
 from shared.errors import DomainError, InvalidCommand, NotFound
 from shared.events import DomainEvent, EventRegistry
@@ -351,15 +352,15 @@ class CommandRunner(Generic[S]):
         owner = self.decider.owner(state)
         sealed = 0  # personal values sealed into the stored events
 
-        async def sealing() -> Callable[[str], str] | None:
+        async def sealing() -> Protect | None:
             if not owner or not events:
                 return None
-            seal_value = await self.vault.encryptor(conn, owner)
+            seal_value = await self.vault.sealer(conn, Record(owner, stream_id))
 
-            def counted(value: str) -> str:
+            def counted(field: str, value: str) -> str:
                 nonlocal sealed
                 sealed += 1
-                return seal_value(value)
+                return seal_value(field, value)
 
             return counted
 

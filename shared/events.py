@@ -112,22 +112,26 @@ def personal_fields_of(model: type[BaseModel]) -> set[str]:
     return {name for name, field in model.model_fields.items() if PERSONAL in field.metadata}
 
 
-def dump_protected(model: BaseModel, protect: Callable[[str], str]) -> dict[str, Any]:
-    """Dump a model to JSON-ready data, passing every personal string through `protect`."""
+def dump_protected(model: BaseModel, protect: Callable[[str, str], str]) -> dict[str, Any]:
+    """Dump a model to JSON-ready data, passing every personal string through
+    `protect(field, value)`; `field` is the value's path of field names (`client.name`)."""
     dumped: dict[str, Any] = model.model_dump(mode="json")
-    _protect_into(model, dumped, protect)
+    _protect_into(model, dumped, protect, "")
     return dumped
 
 
-def _protect_into(model: BaseModel, dumped: dict[str, Any], protect: Callable[[str], str]) -> None:
+def _protect_into(
+    model: BaseModel, dumped: dict[str, Any], protect: Callable[[str, str], str], path: str
+) -> None:
     personal = personal_fields_of(type(model))
     for name in type(model).model_fields:
         value = getattr(model, name)
+        field = f"{path}{name}"
         if name in personal and isinstance(value, str):
-            dumped[name] = protect(value)
+            dumped[name] = protect(field, value)
         elif isinstance(value, BaseModel):
-            _protect_into(value, dumped[name], protect)
+            _protect_into(value, dumped[name], protect, f"{field}.")
         elif isinstance(value, list | tuple):
             for item, item_dumped in zip(value, dumped[name], strict=True):
                 if isinstance(item, BaseModel):
-                    _protect_into(item, item_dumped, protect)
+                    _protect_into(item, item_dumped, protect, f"{field}.")

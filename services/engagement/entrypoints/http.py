@@ -176,9 +176,12 @@ class RelationshipOut(BaseModel):
     concerns: list[Factor]
     health: int | None = Field(ge=0, le=100)
     comments: CommentsByRater = Field(
-        description="Each rater's latest comment (null without one, or once erased)."
+        description="Each rater's latest comment (null without one, once erased, or unreadable)."
     )
     erased: bool
+    unreadable: int = Field(
+        ge=0, description="Personal values that did not decrypt under this engagement's key."
+    )
     version: int
 
 

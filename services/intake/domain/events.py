@@ -16,7 +16,7 @@ class ClientDetails(BaseModel):
     name: PersonalStr
     email: PersonalStr
     phone: OptionalPersonalStr = None
-    timezone: str | None = None
+    timezone: OptionalPersonalStr = None
 
 
 class Goal(BaseModel):

@@ -93,6 +93,7 @@ async def test_every_opened_engagement_has_a_relationship_view_with_nothing_in_i
         "health": None,
         "comments": {"client": None, "coach": None},
         "erased": False,
+        "unreadable": 0,
         "version": 1,
     }
 

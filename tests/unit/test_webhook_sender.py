@@ -81,12 +81,7 @@ class Network(httpcore.AsyncMockBackend):
         self.tls: list[tuple[ssl.SSLContext, str | None]] = []
 
     async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
+        self, host: str, port: int, *args: Any, **options: Any
     ) -> httpcore.AsyncNetworkStream:
         if host in self.refusing:
             raise httpcore.ConnectError(f"{host} refused the connection")

@@ -79,8 +79,7 @@ class PinnedNetwork(httpcore.AsyncNetworkBackend):
 
     async def addresses(self, host: str, port: int) -> list[str]:
         """Where a connection to `host` may go, in order; RefusedTarget when nowhere."""
-        literal = parse_address(host)
-        if literal is not None:
+        if parse_address(host) is not None:  # an IP literal: judged as it is, no lookup
             answered = [host]
         elif not self.allow_private and is_local_name(host):
             raise RefusedTarget("blocked_target", host)

@@ -20,7 +20,9 @@ from shared.events import PERSONAL_SCHEMA_KEY
 
 __all__ = ["breaking_changes"]
 
-Schema = Mapping[str, Any] | bool
+Node = Mapping[str, Any]
+Schema = Node | bool
+Seen = frozenset[tuple[str, str]]  # the pairs of references being compared already
 
 ANNOTATIONS = frozenset(
     {"$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples"}
@@ -47,9 +49,7 @@ class _Comparison:
     def __init__(self, old_root: Schema, new_root: Schema) -> None:
         self.roots = (old_root, new_root)
 
-    def compare(
-        self, old: Schema, new: Schema, path: str, seen: frozenset[tuple[str, str]]
-    ) -> Iterator[str]:
+    def compare(self, old: Schema, new: Schema, path: str, seen: Seen) -> Iterator[str]:
         refs = (_ref_of(old), _ref_of(new))
         if refs in seen:
             return  # a recursive model: this pair is being compared already
@@ -63,21 +63,17 @@ class _Comparison:
         old = {} if old is True else old
         yield from _personal(old, new, path)
         old_options, new_options = _alternatives(old), _alternatives(new)
-        if len(old_options) == len(new_options) == 1:
+        if old_options and not new_options:
+            yield f"{path}: accepts nothing any more"
+        elif len(old_options) == len(new_options) == 1:
             yield from self._compare_plain(old_options[0], new_options[0], path, seen)
-            return
-        for option in old_options:
-            reasons = [list(self.compare(option, other, path, seen)) for other in new_options]
-            if all(reasons):
-                yield from min(reasons, key=len)
+        else:
+            for option in old_options:
+                reasons = [list(self.compare(option, other, path, seen)) for other in new_options]
+                if all(reasons):
+                    yield from min(reasons, key=len)
 
-    def _compare_plain(
-        self,
-        old: Mapping[str, Any],
-        new: Mapping[str, Any],
-        path: str,
-        seen: frozenset[tuple[str, str]],
-    ) -> Iterator[str]:
+    def _compare_plain(self, old: Node, new: Node, path: str, seen: Seen) -> Iterator[str]:
         yield from _types(old, new, path)
         yield from _values(old, new, path)
         yield from _bounds(old, new, path)
@@ -89,13 +85,7 @@ class _Comparison:
             if not keyword.startswith("x-") and old.get(keyword) != new.get(keyword):
                 yield f"{path}: `{keyword}` changed, and this checker cannot tell it is compatible"
 
-    def _object(
-        self,
-        old: Mapping[str, Any],
-        new: Mapping[str, Any],
-        path: str,
-        seen: frozenset[tuple[str, str]],
-    ) -> Iterator[str]:
+    def _object(self, old: Node, new: Node, path: str, seen: Seen) -> Iterator[str]:
         old_properties: Mapping[str, Any] = old.get("properties", {})
         new_properties: Mapping[str, Any] = new.get("properties", {})
         old_extra: Schema = old.get("additionalProperties", True)
@@ -134,22 +124,23 @@ def _resolved(schema: Schema, root: Schema) -> Schema:
     return schema
 
 
-def _alternatives(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The schema as a list of alternatives (`anyOf`/`oneOf`), each with the shared keywords."""
+def _alternatives(schema: Node) -> list[Node]:
+    """The schema as a list of alternatives (`anyOf`/`oneOf`), each with the shared keywords;
+    an alternative that accepts nothing (`false`) is left out."""
     shared = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf", PERSONAL_SCHEMA_KEY)}
     options = schema.get("anyOf") or schema.get("oneOf")
     if not options:
         return [shared]
-    return [{**shared, **option} if isinstance(option, Mapping) else option for option in options]
+    return [{**shared, **(option if option is not True else {})} for option in options if option]
 
 
-def _personal(old: Mapping[str, Any], new: Mapping[str, Any], path: str) -> Iterator[str]:
+def _personal(old: Node, new: Node, path: str) -> Iterator[str]:
     was, now = bool(old.get(PERSONAL_SCHEMA_KEY)), bool(new.get(PERSONAL_SCHEMA_KEY))
     if was != now:
         yield f"{path}: " + ("became personal data (ciphertext)" if now else "no longer personal")
 
 
-def _type_set(schema: Mapping[str, Any]) -> set[str] | None:
+def _type_set(schema: Node) -> set[str] | None:
     """The JSON types a schema allows, None for any."""
     if "type" in schema:
         declared = schema["type"]
@@ -160,7 +151,7 @@ def _type_set(schema: Mapping[str, Any]) -> set[str] | None:
     return {"null" if v is None else JSON_TYPES.get(type(v), "object") for v in values}
 
 
-def _types(old: Mapping[str, Any], new: Mapping[str, Any], path: str) -> Iterator[str]:
+def _types(old: Node, new: Node, path: str) -> Iterator[str]:
     old_types, new_types = _type_set(old), _type_set(new)
     if new_types is None:
         return
@@ -174,14 +165,14 @@ def _types(old: Mapping[str, Any], new: Mapping[str, Any], path: str) -> Iterato
         yield f"{path}: type narrowed, {sorted(lost)} no longer accepted"
 
 
-def _enumerated(schema: Mapping[str, Any]) -> list[Any] | None:
+def _enumerated(schema: Node) -> list[Any] | None:
     if "const" in schema:
         return [schema["const"]]
     values: list[Any] | None = schema.get("enum")
     return values
 
 
-def _values(old: Mapping[str, Any], new: Mapping[str, Any], path: str) -> Iterator[str]:
+def _values(old: Node, new: Node, path: str) -> Iterator[str]:
     old_values, new_values = _enumerated(old), _enumerated(new)
     if new_values is None:
         return
@@ -193,7 +184,7 @@ def _values(old: Mapping[str, Any], new: Mapping[str, Any], path: str) -> Iterat
         yield f"{path}: enum value(s) removed: {removed}"
 
 
-def _bounds(old: Mapping[str, Any], new: Mapping[str, Any], path: str) -> Iterator[str]:
+def _bounds(old: Node, new: Node, path: str) -> Iterator[str]:
     for keyword in LOWER_BOUNDS:
         if keyword in new and (keyword not in old or new[keyword] > old[keyword]):
             yield f"{path}: `{keyword}` raised to {new[keyword]}"

@@ -17,6 +17,7 @@ from tests.e2e.test_confidentiality import (
     drive_to_graduation,
     opened_journey,
     personal_values,
+    register_webhooks,
 )
 from tests.integration.webhook_support import receiver
 from tests.support import Stack, auth, eventually
@@ -63,17 +64,9 @@ async def test_every_stored_event_of_full_journeys_matches_its_published_schema(
     ):
 
         async def webhooks(parties: Parties) -> None:
-            async with stack.client("notifications") as notifications:
-                for role, sub, hook in (
-                    ("coach", parties.coach_id, coach_hook),
-                    ("client", parties.client_id, client_hook),
-                ):
-                    registered = await notifications.post(
-                        "/v1/webhooks",
-                        json={"recipient": f"{role}:{sub}", "url": hook.url, "secret": "s"},
-                        headers=auth(role, sub),  # type: ignore[arg-type]
-                    )
-                    assert registered.status_code == 201, registered.text
+            await register_webhooks(
+                stack, parties, {"coach": coach_hook.url, "client": client_hook.url}, "secret"
+            )
 
         graduated = await opened_journey(
             stack, http, await commit_intake(stack, values, before_commit=webhooks)

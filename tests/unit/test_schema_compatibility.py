@@ -185,6 +185,10 @@ def test_boolean_schemas_follow_what_they_accept() -> None:
     assert breaking_changes(STRING, True) == []
     assert breaking_changes(True, STRING) == ["data: type narrowed to ['string']"]
     assert breaking_changes(STRING, False) == ["data: accepts nothing any more"]
+    assert breaking_changes({"anyOf": [STRING, False]}, {"anyOf": [True]}) == []
+    assert breaking_changes({"anyOf": [STRING]}, {"anyOf": [False]}) == [
+        "data: accepts nothing any more"
+    ]
 
 
 class NoteTaken(DomainEvent):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from rapport.audit import app as audit_app
+from rapport.schemas import schemas
 from shared.auth import ROLES, issue_token
 from shared.logs import configure_logging
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     help="Rapport: the event-sourced backend for coaching platforms.", no_args_is_help=True
 )
 app.add_typer(audit_app, name="audit")
+app.command()(schemas)
 
 
 @app.command()

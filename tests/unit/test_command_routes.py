@@ -18,7 +18,6 @@ from services.engagement.domain import commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES
 from shared.app import create_app
 from shared.application import Sent
-from shared.bearer import authenticated
 from shared.body_limit import MAX_BODY_BYTES
 from shared.commands import Reply
 from shared.config import Settings
@@ -28,7 +27,7 @@ from shared.gate import ServiceApp
 from shared.operations import REQUESTS
 from shared.problems import PROBLEM
 from shared.routes import add_command_routes
-from tests.support import JWT_SECRET, auth
+from tests.support import auth, routes_edge
 
 HOMEWORK = next(r for r in COMMAND_ROUTES if r.command is commands.AssignHomework)
 PATH = "/v1/engagements/eng-1/homework"
@@ -60,7 +59,7 @@ def app(service: Recorder) -> ServiceApp:
     add_command_routes(
         app,
         [HOMEWORK],
-        caller=authenticated(lambda: JWT_SECRET),
+        edge=routes_edge(),
         service=lambda: service,
         tags=["test"],
     )

@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     # take this many bytes and hold this many headers (431 past either); they must arrive
     # within `http_head_timeout_seconds` of their first byte, and the body within
     # `http_body_timeout_seconds` of them (408 and the connection closed otherwise); an idle
-    # kept-alive connection is closed after `http_keep_alive_seconds`; past
-    # `http_max_connections` open at once, requests answer 503.
+    # kept-alive connection is closed after `http_keep_alive_seconds`; a connection past
+    # `http_max_connections` open at once is closed as soon as it is accepted.
     http_max_head_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
     http_max_headers: int = Field(default=100, ge=8, le=10_000)
     http_head_timeout_seconds: float = Field(default=10.0, gt=0)

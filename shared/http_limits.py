@@ -13,12 +13,13 @@ never ends. `BoundedHttpTools` is that protocol with the bounds, counted as the 
 - A head must be complete within `head_timeout` seconds of its first byte, or of the opening of
   the connection, and its body within `body_timeout` seconds of the head: otherwise 408 (if
   part of a request came and no answer has begun) and the connection is closed.
-- At most `max_connections` connections per process: a request on one more answers 503, with
-  `Retry-After`, and that connection is closed.
+- At most `max_connections` connections per process: one more is closed as soon as it is
+  accepted (before it sent anything, so with no answer), as a full accept queue would.
 
 Each refusal is problem+json with `Connection: close`, written by the protocol before any of
 the request reaches the app. An idle kept-alive connection is closed after uvicorn's
-`timeout_keep_alive`. Bodies are bounded by `shared.body_limit`.
+`timeout_keep_alive`. A connection so holds at most a head's bytes and one read, and a body
+(bounded by `shared.body_limit`), for at most the two timeouts.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.server import ServerState
 
 from shared.config import Settings
-from shared.problems import RETRY_AFTER_SECONDS, problem
+from shared.problems import problem
 
 __all__ = ["BoundedHttpTools", "HttpLimits", "serving_options"]
 
@@ -70,7 +71,6 @@ class _Refusal:
     status: int
     title: str
     detail: str
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 class _Refused(Exception):
@@ -105,6 +105,9 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            transport.close()
+            return
         self._arm(self.limits.head_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -159,15 +162,6 @@ class BoundedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if len(self.url) + self._head_size > self.limits.max_head_bytes:
             self._stop(self._too_large())
-        if len(self.connections) > self.limits.max_connections:
-            self._stop(
-                _Refusal(
-                    503,
-                    "Service Unavailable",
-                    "Too many connections are open right now; retry later.",
-                    (("Retry-After", str(RETRY_AFTER_SECONDS)),),
-                )
-            )
         self._reading_head = self._head_begun = False
         self._arm(self.limits.body_timeout)  # until the body ends (at once, without a body)
         super().on_headers_complete()
@@ -198,7 +192,7 @@ class BoundedHttpTools(HttpToolsProtocol):
             refusal.status,
             refusal.title,
             refusal.detail,
-            headers={**dict(refusal.headers), "Connection": "close"},
+            headers={"Connection": "close"},
         )
         content = [STATUS_LINE[refusal.status]]
         for name, value in [*self.server_state.default_headers, *answer.raw_headers]:

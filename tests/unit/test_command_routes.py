@@ -18,6 +18,7 @@ from services.engagement.domain import commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES
 from shared.app import create_app
 from shared.application import Sent
+from shared.auth import REPEATED
 from shared.body_limit import MAX_BODY_BYTES
 from shared.commands import Reply
 from shared.config import Settings
@@ -66,7 +67,9 @@ def app(service: Recorder) -> ServiceApp:
     return app
 
 
-async def post(app: FastAPI, body: Any, headers: dict[str, str], **extra: Any) -> httpx.Response:
+async def post(
+    app: FastAPI, body: Any, headers: dict[str, str] | list[tuple[str, str]], **extra: Any
+) -> httpx.Response:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         if isinstance(body, bytes):
@@ -234,3 +237,36 @@ async def test_a_command_answered_by_the_gate_is_counted_in_the_metrics(app: Fas
     before = counted._value.get()
     assert (await post(app, BODY, auth("coach", "coach-1"))).status_code == 201
     assert counted._value.get() == before + 1
+
+
+async def test_two_authorization_headers_are_refused_by_the_gate_and_by_fastapi_alike(
+    app: FastAPI, service: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both = [
+        ("Authorization", auth("admin", "ops")["Authorization"]),
+        ("Authorization", auth("coach", "coach-1")["Authorization"]),
+    ]
+    fast = await post(app, BODY, both)
+    standard_only(app, monkeypatch)
+    slow = await post(app, BODY, both)
+    assert fast.status_code == slow.status_code == 401
+    assert fast.json() == slow.json()
+    assert fast.json()["detail"] == REPEATED
+    assert service.sent == []
+
+
+async def test_a_request_repeating_any_header_is_left_to_fastapi(
+    app: FastAPI, service: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    solved: list[object] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counted(**arguments: Any) -> Any:
+        solved.append(arguments["request"])
+        return await solve(**arguments)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    headers = [*auth("coach", "coach-1").items(), ("Accept", "a/b"), ("Accept", "c/d")]
+    answered = await post(app, BODY, headers)
+    assert answered.status_code == 201
+    assert len(solved) == 1  # FastAPI's own handler answered, not the gate

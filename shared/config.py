@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "Settings",
 ]
+
+
+def _seconds_or_iso(value: object) -> object:
+    """A duration as the environment spells it: seconds (`86400`) or ISO 8601 (`PT24H`)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+_Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso)]
 
 
 class Settings(BaseSettings):
@@ -52,10 +66,10 @@ class Settings(BaseSettings):
     background: bool = True
     # A token whose `exp` lies further ahead than this (seconds, or ISO 8601 like `PT24H`) is
     # refused, however it was signed.
-    max_token_ttl: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
+    max_token_ttl: _Duration = Field(default=timedelta(hours=24), gt=timedelta(0))
     # How long the first answer to an `Idempotency-Key` is kept (then the key is new again),
     # and how often each instance's background work deletes the expired ones.
-    idempotency_retention: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
+    idempotency_retention: _Duration = Field(default=timedelta(hours=24), gt=timedelta(0))
     idempotency_prune_seconds: float = Field(default=60.0, gt=0)
     # The HTTP edge of each process (`shared.http_limits`): a request's line and headers may
     # take this many bytes and hold this many headers (431 past either); they must arrive

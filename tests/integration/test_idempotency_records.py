@@ -12,7 +12,7 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from shared.commands import IdempotencyRace, remember, remembered
+from shared.commands import IdempotencyKey, IdempotencyRace, remember, remembered
 from shared.crypto import decode_master_key, generate_master_key
 from shared.db import migrate
 from shared.envelope import canonical_json
@@ -55,14 +55,20 @@ async def test_a_reader_of_the_table_cannot_confirm_a_guessed_body(
     assert len(set(stored)) == 2  # one body, two records that do not look alike
 
 
+async def kept(conn: asyncpg.Connection, keys: IdempotencyKeys, where: str) -> IdempotencyKey:
+    """The key `k-1` of `CLIENT` in `where`, its first answer kept."""
+    key = keys.of(where, "k-1", CLIENT)
+    assert key is not None
+    await remember(conn, key, 201, {"engagement_id": "e-1"})
+    return key
+
+
 async def test_a_retry_within_the_retention_answers_the_first_reply(
     scratch_pool: asyncpg.Pool,
 ) -> None:
     keys, where = server_keys(), scope()
-    key = keys.of(where, "k-1", CLIENT)
-    assert key is not None
     async with scratch_pool.acquire() as conn:
-        await remember(conn, key, 201, {"engagement_id": "e-1"})
+        key = await kept(conn, keys, where)
         await age(scratch_pool, DAY - timedelta(minutes=1))
         assert await remembered(conn, key) == {"engagement_id": "e-1"}
         other = keys.of(where, "k-1", {**CLIENT, "coach_id": "c-2"})
@@ -77,10 +83,8 @@ async def test_a_key_sent_again_after_the_retention_is_a_new_request(
     scratch_pool: asyncpg.Pool,
 ) -> None:
     keys, where = server_keys(), scope()
-    key = keys.of(where, "k-1", CLIENT)
-    assert key is not None
     async with scratch_pool.acquire() as conn:
-        await remember(conn, key, 201, {"engagement_id": "e-1"})
+        key = await kept(conn, keys, where)
         await age(scratch_pool, DAY + timedelta(seconds=1))
         assert await remembered(conn, key) is None  # not yet pruned, but expired
         different = keys.of(where, "k-1", {"another": "body"})

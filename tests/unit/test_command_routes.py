@@ -82,17 +82,23 @@ def standard_only(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app, "_lanes", [])
 
 
-async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
-    app: FastAPI, service: Recorder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    solved: list[object] = []
+@pytest.fixture
+def solved(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The requests FastAPI's dependency solver handled (the gate answered the others)."""
+    requests: list[object] = []
     solve = fastapi.routing.solve_dependencies
 
     async def counted(**arguments: Any) -> Any:
-        solved.append(arguments["request"])
+        requests.append(arguments["request"])
         return await solve(**arguments)
 
     monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    return requests
+
+
+async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
+    app: FastAPI, service: Recorder, monkeypatch: pytest.MonkeyPatch, solved: list[object]
+) -> None:
     headers = {**auth("coach", "coach-1"), "Idempotency-Key": "k-1"}
     fast = await post(app, BODY, headers)
     assert solved == []  # the gate answered
@@ -256,16 +262,8 @@ async def test_two_authorization_headers_are_refused_by_the_gate_and_by_fastapi_
 
 
 async def test_a_request_repeating_any_header_is_left_to_fastapi(
-    app: FastAPI, service: Recorder, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, solved: list[object]
 ) -> None:
-    solved: list[object] = []
-    solve = fastapi.routing.solve_dependencies
-
-    async def counted(**arguments: Any) -> Any:
-        solved.append(arguments["request"])
-        return await solve(**arguments)
-
-    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
     headers = [*auth("coach", "coach-1").items(), ("Accept", "a/b"), ("Accept", "c/d")]
     answered = await post(app, BODY, headers)
     assert answered.status_code == 201

@@ -52,8 +52,8 @@ IDEMPOTENCY_HEADER = Header(
     default=None,
     alias="Idempotency-Key",
     max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
-    description="Retrying a command with the same key within 24 hours (the retention) returns "
-    "the first answer; after that the key is a new request.",
+    description="Retrying a command with the same key within the retention (24 hours by "
+    "default) returns the first answer; after it, the key is a new request.",
 )
 _ID = re.compile(ID_PATTERN)
 

@@ -123,12 +123,8 @@ async def _domain_problem(request: Request, error: Exception) -> Response:
 
 
 async def _unauthenticated(request: Request, error: Exception) -> Response:
-    return problem(
-        401,
-        "Unauthorized",
-        "A valid bearer token is required.",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+    """401, one type and title; the detail says what is wrong with the token (`shared.auth`)."""
+    return problem(401, "Unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _forbidden(request: Request, error: Exception) -> Response:

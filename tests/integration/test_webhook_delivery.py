@@ -334,12 +334,14 @@ async def test_a_webhook_secret_is_stored_sealed_and_still_signs_deliveries(
 async def test_concurrent_registrations_with_one_idempotency_key_register_once(
     infra: Endpoints,
 ) -> None:
-    from shared.commands import IdempotencyKey
+    from shared.crypto import decode_master_key, generate_master_key
+    from shared.idempotency import IdempotencyKeys
     from tests.integration.webhook_support import ADMIN
 
     async with notifier(infra.database_url) as n:
         request = {"recipient": "coach:idem", "url": "http://127.0.0.1:9/hook", "secret": "s"}
-        key = IdempotencyKey.of("admin:ops:webhooks", f"k-{uuid.uuid4()}", request)
+        keys = IdempotencyKeys(decode_master_key(generate_master_key()))
+        key = keys.of("admin:ops:webhooks", f"k-{uuid.uuid4()}", request)
         answers = await asyncio.gather(
             *(
                 n.service.register_webhook(ADMIN, "coach:idem", "http://127.0.0.1:9/hook", "s", key)

@@ -13,7 +13,7 @@ from services.notifications.domain.webhooks import MAX_URL_LENGTH, url_problem
 from shared.auth import Principal
 from shared.bearer import authenticated
 from shared.commands import Reply
-from shared.routes import CommandRoute, add_command_routes
+from shared.routes import CommandRoute, Edge, add_command_routes
 from shared.schemas import CommandAccepted, RequestBody
 
 RECIPIENT_PATTERN = r"^(\*|(coach|client|supervisor):[A-Za-z0-9_.:@-]{1,100})$"
@@ -62,13 +62,11 @@ COMMAND_ROUTES = (
 )
 
 
-def build_routes(
-    app: FastAPI, service: Callable[[], NotificationService], jwt_secret: Callable[[], str]
-) -> None:
+def build_routes(app: FastAPI, service: Callable[[], NotificationService], edge: Edge) -> None:
     """Attach the notifications routes; `service` gives the running application object."""
-    caller = authenticated(jwt_secret)
+    caller = authenticated(edge.tokens)
 
-    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=["notifications"])
+    add_command_routes(app, COMMAND_ROUTES, edge=edge, service=service, tags=["notifications"])
 
     @app.get("/v1/notifications", tags=["notifications"])
     async def list_notifications(

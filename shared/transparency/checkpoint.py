@@ -23,13 +23,12 @@ from shared.transparency.encoding import (
 )
 from shared.transparency.merkle import HASH_SIZE
 from shared.transparency.note import (
-    ED25519,
     Ed25519Signer,
+    Ed25519Verifier,
     InvalidKey,
     NoteError,
     Signer,
     Verifiers,
-    encode_verifier_key,
     is_valid_key_name,
     open_note,
     sign_note,
@@ -152,6 +151,4 @@ def signer_from_seed(seed: str, name: str) -> Ed25519Signer:
 def verifier_key(name: str, public_key: bytes | Ed25519PublicKey) -> str:
     """`<name>+<key id>+<base64(0x01 || public key)>`."""
     raw = public_key if isinstance(public_key, bytes) else public_key.public_bytes_raw()
-    if len(raw) != 32:
-        raise InvalidKey(f"an Ed25519 public key has 32 bytes, not {len(raw)}")
-    return encode_verifier_key(name, ED25519, raw)
+    return Ed25519Verifier(name, raw).vkey

@@ -8,17 +8,17 @@ key id SHA-256(name || 0x0A || 0x04 || public key)[:4].
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidSignature as _BadSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.clock import Clock
 from shared.transparency.note import (
+    Ed25519Key,
+    Ed25519SigningKey,
     InvalidKey,
     MalformedNote,
     Signature,
     decode_verifier_key,
-    encode_verifier_key,
-    key_id,
+    private_key_from_seed,
 )
 
 __all__ = [
@@ -47,28 +47,10 @@ def cosignature_time(signature: Signature) -> int:
     return int.from_bytes(signature.signature[:8], "big")
 
 
-class CosignatureVerifier:
-    """A witness's Ed25519 cosigning key under its name."""
+class CosignatureVerifier(Ed25519Key):
+    """A witness's Ed25519 cosigning key under its name (signature type 0x04)."""
 
-    def __init__(self, name: str, public_key: bytes) -> None:
-        if len(public_key) != 32:
-            raise InvalidKey(f"an Ed25519 public key has 32 bytes, not {len(public_key)}")
-        self._vkey = encode_verifier_key(name, COSIGNATURE_V1, public_key)
-        self._name = name
-        self._key_id = key_id(name, bytes([COSIGNATURE_V1]) + public_key)
-        self._key = Ed25519PublicKey.from_public_bytes(public_key)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> int:
-        return self._key_id
-
-    @property
-    def vkey(self) -> str:
-        return self._vkey
+    TYPE = COSIGNATURE_V1
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         if len(signature) != _LENGTH:
@@ -76,14 +58,7 @@ class CosignatureVerifier:
         timestamp = int.from_bytes(signature[:8], "big")
         if timestamp > _MAX_TIMESTAMP:
             return False
-        try:
-            self._key.verify(signature[8:], cosigned_message(message, timestamp))
-        except _BadSignature:
-            return False
-        return True
-
-    def __repr__(self) -> str:
-        return f"CosignatureVerifier({self._vkey!r})"
+        return self.verify_raw(cosigned_message(message, timestamp), signature[8:])
 
 
 def parse_cosigner_key(vkey: str) -> CosignatureVerifier:
@@ -94,30 +69,17 @@ def parse_cosigner_key(vkey: str) -> CosignatureVerifier:
     return CosignatureVerifier(parts.name, parts.public_key)
 
 
-class Ed25519Cosigner:
+class Ed25519Cosigner(Ed25519SigningKey[CosignatureVerifier]):
     """A witness's Ed25519 key: signs checkpoint texts as v1 cosignatures at the clock's time."""
 
     def __init__(self, name: str, private_key: Ed25519PrivateKey, clock: Clock) -> None:
-        self._private = private_key
+        public_key = private_key.public_key().public_bytes_raw()
+        super().__init__(private_key, CosignatureVerifier(name, public_key))
         self._clock = clock
-        self._verifier = CosignatureVerifier(name, private_key.public_key().public_bytes_raw())
 
     @classmethod
     def from_seed(cls, name: str, seed: bytes, clock: Clock) -> Ed25519Cosigner:
-        if len(seed) != 32:
-            raise InvalidKey(f"an Ed25519 seed has 32 bytes, not {len(seed)}")
-        return cls(name, Ed25519PrivateKey.from_private_bytes(seed), clock)
-
-    @property
-    def name(self) -> str:
-        return self._verifier.name
-
-    @property
-    def key_id(self) -> int:
-        return self._verifier.key_id
-
-    def verifier(self) -> CosignatureVerifier:
-        return self._verifier
+        return cls(name, private_key_from_seed(seed), clock)
 
     def sign(self, message: bytes) -> bytes:
         timestamp = int(self._clock.now().timestamp())

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature as _BadSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -29,7 +29,9 @@ from shared.transparency.encoding import b64decode, b64encode
 __all__ = [
     "ED25519",
     "MAX_SIGNATURES",
+    "Ed25519Key",
     "Ed25519Signer",
+    "Ed25519SigningKey",
     "Ed25519Verifier",
     "InvalidKey",
     "InvalidSignature",
@@ -50,6 +52,7 @@ __all__ = [
     "parse_note",
     "parse_signer_key",
     "parse_verifier_key",
+    "private_key_from_seed",
     "sign_note",
 ]
 
@@ -58,6 +61,7 @@ MAX_SIGNATURES = 100  # the spec asks for at least 16; Go's note package takes 1
 _SIGNATURE_PREFIX = "\u2014 "
 _SEPARATOR = "\n\n"
 _SIGNER_PREFIX = "PRIVATE+KEY+"
+_Key = TypeVar("_Key", bound="Ed25519Key")
 
 
 class NoteError(ValueError):
@@ -188,39 +192,42 @@ def encode_verifier_key(name: str, type: int, public_key: bytes) -> str:
     return f"{name}+{key_id(name, key):08x}+{b64encode(key)}"
 
 
-def _key_id_text(text: str) -> int:
-    if len(text) != 8 or not set(text) <= set("0123456789abcdef"):
-        raise InvalidKey(f"{text!r} is not a key id of 8 lowercase hex digits")
-    return int(text, 16)
-
-
-def decode_verifier_key(vkey: str) -> VerifierKey:
-    """The parts of a verifier key, its key id checked against its name and key."""
-    name, _, rest = vkey.partition("+")
+def _key_parts(text: str) -> tuple[str, int, bytes]:
+    """`<name>+<key id, 8 lowercase hex digits>+<base64>`, split and decoded."""
+    name, _, rest = text.partition("+")
     id_text, _, key_text = rest.partition("+")
     if not is_valid_key_name(name):
         raise InvalidKey(f"{name!r} is not a key name")
-    identifier = _key_id_text(id_text)
+    if len(id_text) != 8 or not set(id_text) <= set("0123456789abcdef"):
+        raise InvalidKey(f"{id_text!r} is not a key id of 8 lowercase hex digits")
     try:
         key = b64decode(key_text)
     except ValueError as error:
         raise InvalidKey(f"the key of {name} is not base64") from error
+    return name, int(id_text, 16), key
+
+
+def decode_verifier_key(vkey: str) -> VerifierKey:
+    """The parts of a verifier key, its key id checked against its name and key."""
+    name, identifier, key = _key_parts(vkey)
     if len(key) < 2:
         raise InvalidKey(f"the key of {name} is empty")
     if key_id(name, key) != identifier:
-        raise InvalidKey(f"key id {id_text} does not match the name and key of {name}")
+        raise InvalidKey(f"key id {identifier:08x} does not match the name and key of {name}")
     return VerifierKey(name, identifier, key[0], key[1:])
 
 
-class Ed25519Verifier:
-    """An Ed25519 public key under a name (signature type 0x01)."""
+class Ed25519Key:
+    """An Ed25519 public key under a name, for one signature type (`TYPE`)."""
+
+    TYPE: ClassVar[int] = ED25519
 
     def __init__(self, name: str, public_key: bytes) -> None:
         if len(public_key) != 32:
             raise InvalidKey(f"an Ed25519 public key has 32 bytes, not {len(public_key)}")
-        self._vkey = encode_verifier_key(name, ED25519, public_key)
+        self._vkey = encode_verifier_key(name, self.TYPE, public_key)
         self._name = name
-        self._key_id = key_id(name, bytes([ED25519]) + public_key)
+        self._key_id = key_id(name, bytes([self.TYPE]) + public_key)
         self._public = public_key
         self._key = Ed25519PublicKey.from_public_bytes(public_key)
 
@@ -240,7 +247,8 @@ class Ed25519Verifier:
     def vkey(self) -> str:
         return self._vkey
 
-    def verify(self, message: bytes, signature: bytes) -> bool:
+    def verify_raw(self, message: bytes, signature: bytes) -> bool:
+        """Whether `signature` is this key's Ed25519 signature of exactly `message`."""
         try:
             self._key.verify(signature, message)
         except _BadSignature:
@@ -248,13 +256,22 @@ class Ed25519Verifier:
         return True
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Ed25519Verifier) and other.vkey == self.vkey
+        return (
+            type(other) is type(self) and isinstance(other, Ed25519Key) and other.vkey == self.vkey
+        )
 
     def __hash__(self) -> int:
         return hash(self._vkey)
 
     def __repr__(self) -> str:
-        return f"Ed25519Verifier({self._vkey!r})"
+        return f"{type(self).__name__}({self._vkey!r})"
+
+
+class Ed25519Verifier(Ed25519Key):
+    """A log's Ed25519 key (signature type 0x01): it signs the note text itself."""
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        return self.verify_raw(message, signature)
 
 
 def parse_verifier_key(vkey: str) -> Ed25519Verifier:
@@ -265,19 +282,19 @@ def parse_verifier_key(vkey: str) -> Ed25519Verifier:
     return Ed25519Verifier(parts.name, parts.public_key)
 
 
-class Ed25519Signer:
-    """An Ed25519 private key under a name (signature type 0x01)."""
+def private_key_from_seed(seed: bytes) -> Ed25519PrivateKey:
+    """The Ed25519 private key of a 32-byte RFC 8032 seed, or InvalidKey."""
+    if len(seed) != 32:
+        raise InvalidKey(f"an Ed25519 seed has 32 bytes, not {len(seed)}")
+    return Ed25519PrivateKey.from_private_bytes(seed)
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+
+class Ed25519SigningKey(Generic[_Key]):
+    """An Ed25519 private key and the public key that checks what it signs."""
+
+    def __init__(self, private_key: Ed25519PrivateKey, verifier: _Key) -> None:
         self._private = private_key
-        self._verifier = Ed25519Verifier(name, private_key.public_key().public_bytes_raw())
-
-    @classmethod
-    def from_seed(cls, name: str, seed: bytes) -> Ed25519Signer:
-        """The signer of a 32-byte RFC 8032 seed."""
-        if len(seed) != 32:
-            raise InvalidKey(f"an Ed25519 seed has 32 bytes, not {len(seed)}")
-        return cls(name, Ed25519PrivateKey.from_private_bytes(seed))
+        self._verifier = verifier
 
     @property
     def name(self) -> str:
@@ -291,8 +308,24 @@ class Ed25519Signer:
     def public_key(self) -> bytes:
         return self._verifier.public_key
 
-    def verifier(self) -> Ed25519Verifier:
+    def verifier(self) -> _Key:
         return self._verifier
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._verifier.vkey!r})"
+
+
+class Ed25519Signer(Ed25519SigningKey[Ed25519Verifier]):
+    """A log's Ed25519 private key under a name (signature type 0x01)."""
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+        public_key = private_key.public_key().public_bytes_raw()
+        super().__init__(private_key, Ed25519Verifier(name, public_key))
+
+    @classmethod
+    def from_seed(cls, name: str, seed: bytes) -> Ed25519Signer:
+        """The signer of a 32-byte RFC 8032 seed."""
+        return cls(name, private_key_from_seed(seed))
 
     def sign(self, message: bytes) -> bytes:
         return self._private.sign(message)
@@ -302,28 +335,17 @@ class Ed25519Signer:
         seed = bytes([ED25519]) + self._private.private_bytes_raw()
         return f"{_SIGNER_PREFIX}{self.name}+{self.key_id:08x}+{b64encode(seed)}"
 
-    def __repr__(self) -> str:
-        return f"Ed25519Signer({self._verifier.vkey!r})"
-
 
 def parse_signer_key(skey: str) -> Ed25519Signer:
     """The signer a `PRIVATE+KEY+...` key names, or InvalidKey."""
     if not skey.startswith(_SIGNER_PREFIX):
         raise InvalidKey("a signer key starts with PRIVATE+KEY+")
-    name, _, rest = skey.removeprefix(_SIGNER_PREFIX).partition("+")
-    id_text, _, key_text = rest.partition("+")
-    if not is_valid_key_name(name):
-        raise InvalidKey(f"{name!r} is not a key name")
-    identifier = _key_id_text(id_text)
-    try:
-        key = b64decode(key_text)
-    except ValueError as error:
-        raise InvalidKey(f"the key of {name} is not base64") from error
+    name, identifier, key = _key_parts(skey.removeprefix(_SIGNER_PREFIX))
     if len(key) != 33 or key[0] != ED25519:
         raise InvalidKey("a signer key holds 0x01 and a 32-byte Ed25519 seed")
     signer = Ed25519Signer.from_seed(name, key[1:])
     if signer.key_id != identifier:
-        raise InvalidKey(f"key id {id_text} does not match the name and key of {name}")
+        raise InvalidKey(f"key id {identifier:08x} does not match the name and key of {name}")
     return signer
 
 

@@ -34,15 +34,21 @@ sized_logs = st.lists(st.binary(max_size=40), min_size=1, max_size=48)
 distinct_logs = st.lists(st.binary(max_size=40), min_size=1, max_size=48, unique=True)
 
 
+def split(n: int) -> int:
+    """The largest power of two smaller than `n` (n > 1)."""
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
 def mth(leaves: list[bytes]) -> bytes:
     """RFC 9162 2.1.1, word for word."""
     if not leaves:
         return hashlib.sha256(b"").digest()
     if len(leaves) == 1:
         return hashlib.sha256(b"\x00" + leaves[0]).digest()
-    k = 1
-    while k * 2 < len(leaves):
-        k *= 2
+    k = split(len(leaves))
     return hashlib.sha256(b"\x01" + mth(leaves[:k]) + mth(leaves[k:])).digest()
 
 
@@ -50,9 +56,7 @@ def path(m: int, leaves: list[bytes]) -> list[bytes]:
     """RFC 9162 2.1.3.1, word for word."""
     if len(leaves) == 1:
         return []
-    k = 1
-    while k * 2 < len(leaves):
-        k *= 2
+    k = split(len(leaves))
     if m < k:
         return [*path(m, leaves[:k]), mth(leaves[k:])]
     return [*path(m - k, leaves[k:]), mth(leaves[:k])]
@@ -62,9 +66,7 @@ def subproof(m: int, leaves: list[bytes], whole: bool) -> list[bytes]:
     """RFC 9162 2.1.4.1, word for word."""
     if m == len(leaves):
         return [] if whole else [mth(leaves)]
-    k = 1
-    while k * 2 < len(leaves):
-        k *= 2
+    k = split(len(leaves))
     if m <= k:
         return [*subproof(m, leaves[:k], whole), mth(leaves[k:])]
     return [*subproof(m - k, leaves[k:], False), mth(leaves[:k])]

@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from rapport.registry import SERVICES, projections_of
-from shared.projections import Unapplied
+from shared.model.projections import Unapplied
 
 app = typer.Typer(help="Auditors: verify the hash chains, replay projections, write reports.")
 
@@ -35,7 +35,7 @@ app = typer.Typer(help="Auditors: verify the hash chains, replay projections, wr
 @app.callback()
 def quiet_logs() -> None:
     """Auditors: verify the hash chains, replay projections, write reports."""
-    from shared.logs import configure_logging
+    from shared.runtime.logs import configure_logging
 
     configure_logging(os.environ.get("RAPPORT_LOG_LEVEL", "warning"))
 
@@ -94,7 +94,7 @@ async def _verify(database_url: str, schemas: Sequence[str], out: Console, *, na
     """`intact`, `bad` (the first bad event was printed) or `missing` (no store to verify)."""
     import asyncpg
 
-    from shared.audit import has_event_store, verify_events
+    from shared.reads.audit import has_event_store, verify_events
 
     started = time.perf_counter()
     streams = events = 0
@@ -153,7 +153,7 @@ async def _replay(
     many could not be folded."""
     import asyncpg
 
-    from shared.audit import count_events, has_event_store, live_digests, replay
+    from shared.reads.audit import count_events, has_event_store, live_digests, replay
 
     conn = await asyncpg.connect(database_url)
     try:
@@ -242,8 +242,8 @@ def report(
 ) -> None:
     """Write a self-contained HTML report: stages, events and the trust score over time."""
     from rapport.report import build_report
-    from shared.envelope import parse_time
-    from shared.schemas import in_utc
+    from shared.http.schemas import in_utc
+    from shared.model.envelope import parse_time
 
     try:
         moment = None if as_of is None else in_utc(parse_time(as_of))

@@ -36,8 +36,8 @@ from rapport.infra import (
 )
 from rapport.registry import SERVICES
 from rapport.secrets import DevSecrets, dev_secrets
-from shared.auth import issue_token
-from shared.config import Settings
+from shared.runtime.config import Settings
+from shared.security.tokens import issue_token
 
 console = Console()
 

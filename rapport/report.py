@@ -18,7 +18,7 @@ from pathlib import Path
 from rapport.history import History, load_history
 from rapport.report_template import PAGE
 from services.engagement.domain.events import FACTORS
-from shared.envelope import format_time
+from shared.model.envelope import format_time
 
 __all__ = ["FACTOR_COLOURS", "STAGE_COLOURS", "build_report", "render"]
 

@@ -48,8 +48,8 @@ def test_the_clock_check_would_notice_a_wall_clock_read(tmp_path: Path) -> None:
 
 
 KERNEL = sorted(
-    f"shared.{path.stem}" if path.stem != "__init__" else "shared"
-    for path in (ROOT / "shared").glob("*.py")
+    ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for path in (ROOT / "shared").rglob("*.py")
 )
 
 

@@ -30,9 +30,8 @@ from services.intake.domain.events import (
     GoalSetV1,
     IntakeStarted,
 )
-from shared.crypto import Record, protector
-from shared.envelope import GENESIS_HASH, Envelope, format_time, new_id, seal
-from shared.event_schemas import (
+from shared.model.envelope import GENESIS_HASH, Envelope, format_time, new_id, seal
+from shared.model.event_schemas import (
     DIALECT,
     EventSchemas,
     InvalidEventData,
@@ -41,7 +40,7 @@ from shared.event_schemas import (
     data_schema,
     published_schemas,
 )
-from shared.events import (
+from shared.model.events import (
     PERSONAL_SCHEMA_KEY,
     DomainEvent,
     EventRegistry,
@@ -49,6 +48,7 @@ from shared.events import (
     dump_protected,
     personal_fields_of,
 )
+from shared.security.crypto import Record, protector
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 SEAL = protector(AESGCM.generate_key(bit_length=256), Record("client-1", "engagement-1"))

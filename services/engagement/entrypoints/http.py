@@ -20,11 +20,9 @@ from services.engagement.domain.events import (
     ViolationKind,
 )
 from services.engagement.projections.trust_view import trust_view
-from shared.auth import Principal
-from shared.bearer import authenticated
-from shared.commands import Reply
-from shared.routes import CommandRoute, Edge, add_command_routes
-from shared.schemas import (
+from shared.http.bearer import authenticated
+from shared.http.routes import CommandRoute, Edge, add_command_routes
+from shared.http.schemas import (
     CommandAccepted,
     LongText,
     PathId,
@@ -33,6 +31,8 @@ from shared.schemas import (
     Scores,
     ShortText,
 )
+from shared.security.tokens import Principal
+from shared.usecases.commands import Reply
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 AsOf = Annotated[

@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from rapport.registry import SERVICES, projections_of
-from shared.model.projections import Unapplied
+from shared.reads.folding import Unapplied
 
 app = typer.Typer(help="Auditors: verify the hash chains, replay projections, write reports.")
 

@@ -20,8 +20,9 @@ from shared.model.clock import SystemClock
 from shared.model.envelope import Envelope
 from shared.model.projections import Document, Projection
 from shared.reads.audit import ChainVerifier, StoredRow
-from shared.security.crypto import KeyVault, Record, decode_master_key, is_token
+from shared.security.crypto import Record, decode_master_key, is_token
 from shared.storage.eventstore import EventStore
+from shared.storage.keyvault import KeyVault
 
 __all__ = ["SOURCES", "History", "Row", "chain_status", "load_history"]
 

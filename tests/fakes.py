@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from shared.model.clock import Clock
 from shared.model.envelope import GENESIS_HASH, Envelope, format_time, new_id, parse_time, seal
 from shared.model.events import DomainEvent, dump_protected
+from shared.model.log import ConcurrencyConflict, EventMetadata, Head
 from shared.model.projections import Document, Projection
 from shared.security.crypto import Protect, Record, Revealed, protector, reveal_tree
-from shared.storage.eventstore import ConcurrencyConflict, EventMetadata, Head
 from shared.usecases.ports import Found
 
 

@@ -13,10 +13,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from shared.http.connections import HttpLimits
 from shared.http.routes import Edge
 from shared.runtime.config import Settings
-from shared.runtime.server import embedded_server
+from shared.runtime.server import embedded_server, http_limits
 from shared.security.crypto import decode_master_key, generate_master_key
 from shared.security.tokens import Role, TokenVerifier, issue_token
 from shared.usecases.idempotency import IdempotencyKeys
@@ -105,7 +104,7 @@ class Stack:
     async def start(self, name: str, factory: Callable[..., FastAPI]) -> RunningService:
         port = free_port()
         app = factory(self.settings, clock=self.clock)
-        server = embedded_server(app, "127.0.0.1", port, limits=HttpLimits.of(self.settings))
+        server = embedded_server(app, "127.0.0.1", port, limits=http_limits(self.settings))
         task = asyncio.create_task(server.serve())
         service = RunningService(name, app, f"http://127.0.0.1:{port}", server, task)
         self.services[name] = service

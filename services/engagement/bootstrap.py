@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from services.engagement.application.services import EngagementService
 from services.engagement.entrypoints.http import build_routes
 from services.engagement.projections import PROJECTIONS
-from shared.http.app import ServiceDefinition
 from shared.messaging.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC
 from shared.model.clock import Clock
 from shared.runtime.lifecycle import Subscription
-from shared.security.crypto import KeyVault
+from shared.runtime.service import ServiceDefinition
 from shared.storage.documents import StoredDocuments
 from shared.storage.eventstore import EventStore
+from shared.storage.keyvault import KeyVault
 
 NAME = "engagement"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from services.intake.application.services import IntakeService
 from services.intake.entrypoints.http import build_routes
 from services.intake.projections import PROJECTIONS
-from shared.http.app import ServiceDefinition
 from shared.messaging.kafka import INTAKE_TOPIC
 from shared.model.clock import Clock
-from shared.security.crypto import KeyVault
+from shared.runtime.service import ServiceDefinition
 from shared.storage.documents import StoredDocuments
 from shared.storage.eventstore import EventStore
+from shared.storage.keyvault import KeyVault
 
 NAME = "intake"
 

@@ -11,14 +11,14 @@ from services.notifications.application.services import NotificationService
 from services.notifications.domain.rules import HANDLED
 from services.notifications.entrypoints.http import build_routes
 from services.notifications.projections import PROJECTIONS
-from shared.http.app import ServiceDefinition
 from shared.messaging.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC, NOTIFICATIONS_TOPIC
 from shared.model.clock import Clock
 from shared.runtime.config import Settings
 from shared.runtime.lifecycle import ServiceCore, Subscription, Worker
-from shared.security.crypto import KeyVault
+from shared.runtime.service import ServiceDefinition
 from shared.storage.documents import StoredDocuments
 from shared.storage.eventstore import EventStore
+from shared.storage.keyvault import KeyVault
 
 NAME = "notifications"
 

@@ -38,14 +38,14 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.server import ServerState
 
 from shared.http.problems import problem
-from shared.runtime.config import Settings
 
 __all__ = ["BoundedHttpTools", "HttpLimits", "serving_options"]
 
 
 @dataclass(frozen=True)
 class HttpLimits:
-    """The bounds of one server (see the module); the defaults are `Settings`' defaults."""
+    """The bounds of one server (see the module); the defaults are the settings' defaults
+    (`shared.runtime.config`)."""
 
     max_head_bytes: int = 32 * 1024
     max_headers: int = 100
@@ -53,17 +53,6 @@ class HttpLimits:
     body_timeout: float = 30.0
     keep_alive: int = 5
     max_connections: int = 1000
-
-    @classmethod
-    def of(cls, settings: Settings) -> HttpLimits:
-        return cls(
-            max_head_bytes=settings.http_max_head_bytes,
-            max_headers=settings.http_max_headers,
-            head_timeout=settings.http_head_timeout_seconds,
-            body_timeout=settings.http_body_timeout_seconds,
-            keep_alive=settings.http_keep_alive_seconds,
-            max_connections=settings.http_max_connections,
-        )
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.model.errors import DomainError
+from shared.model.log import ConcurrencyConflict
 from shared.resilience.faults import DependencyUnavailable, is_connection_lost, is_transient
 from shared.security.tokens import AuthenticationFailed, PermissionDenied
-from shared.storage.eventstore import ConcurrencyConflict
 from shared.usecases.commands import IdempotencyRace
 
 __all__ = [

@@ -19,8 +19,9 @@ from prometheus_client import Counter
 
 from shared.messaging.kafka import Headers, OutboundMessage, Publisher, dlq_topic
 from shared.model.envelope import Envelope
+from shared.model.log import ConcurrencyConflict
 from shared.resilience.faults import is_transient
-from shared.storage.eventstore import ConcurrencyConflict, EventStore
+from shared.storage.eventstore import EventStore
 from shared.storage.parking import ParkedEvent, Parking, park
 
 __all__ = ["CONSUMED", "Handler", "Inbox", "NotApplied", "is_retryable"]

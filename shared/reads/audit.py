@@ -24,8 +24,10 @@ import asyncpg
 from pydantic import ValidationError
 
 from shared.model.envelope import GENESIS_HASH, Envelope, compute_hash
-from shared.model.projections import Projection, Unapplied, digest
+from shared.model.projections import Projection
+from shared.reads.folding import Unapplied
 from shared.reads.rebuild import rebuild_into
+from shared.storage.documents import digest
 
 __all__ = [
     "BadEvent",

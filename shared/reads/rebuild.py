@@ -24,7 +24,8 @@ import orjson
 
 from shared.model.envelope import Envelope
 from shared.model.events import EventRegistry
-from shared.model.projections import Document, Projection, Unapplied
+from shared.model.projections import Document, Projection
+from shared.reads.folding import Unapplied
 from shared.storage.eventstore import Segment, StoredEvent
 
 __all__ = ["PassResult", "fold_pass", "plan_passes", "rebuild_into"]

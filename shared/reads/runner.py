@@ -28,7 +28,8 @@ import asyncpg
 import structlog
 from prometheus_client import Counter, Gauge
 
-from shared.model.projections import Projection, Unapplied, apply_round
+from shared.model.projections import Projection
+from shared.reads.folding import Unapplied, apply_round
 from shared.storage.eventstore import (
     START,
     Checkpoint,

@@ -30,10 +30,11 @@ from shared.reads.runner import CommitSignal, ProjectionRunner
 from shared.resilience.faults import is_transient
 from shared.runtime.config import Settings
 from shared.runtime.parked import ParkedEvents
-from shared.security.crypto import KeyVault, decode_master_key
+from shared.security.crypto import decode_master_key
 from shared.security.tokens import TokenVerifier
 from shared.storage.db import create_pool, migrate
 from shared.storage.eventstore import EventStore
+from shared.storage.keyvault import KeyVault
 from shared.usecases.idempotency import IdempotencyKeys, pruner
 
 __all__ = [

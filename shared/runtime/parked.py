@@ -15,7 +15,8 @@ import asyncpg
 
 from shared.messaging.inbox import Handler, Inbox, NotApplied
 from shared.model.errors import ForbiddenByState, NotFound
-from shared.model.projections import Projection, reapply
+from shared.model.projections import Projection
+from shared.reads.folding import reapply
 from shared.storage.eventstore import EventStore, StoredEvent
 from shared.storage.parking import (
     ParkedEvent,

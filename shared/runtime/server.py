@@ -16,10 +16,22 @@ from shared.http.connections import HttpLimits, serving_options
 from shared.runtime.config import Settings
 from shared.runtime.lifecycle import MissingSecret, require
 
-__all__ = ["embedded_server", "main", "run_forever", "worker_app"]
+__all__ = ["embedded_server", "http_limits", "main", "run_forever", "worker_app"]
 
 GC_THRESHOLDS = (20_000, 20, 20)
 _SERVICE_VARIABLE = "RAPPORT_SERVING"  # which service a worker process builds
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    """The HTTP server's bounds the settings name (`RAPPORT_HTTP_*`)."""
+    return HttpLimits(
+        max_head_bytes=settings.http_max_head_bytes,
+        max_headers=settings.http_max_headers,
+        head_timeout=settings.http_head_timeout_seconds,
+        body_timeout=settings.http_body_timeout_seconds,
+        keep_alive=settings.http_keep_alive_seconds,
+        max_connections=settings.http_max_connections,
+    )
 
 
 def embedded_server(
@@ -106,7 +118,7 @@ def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
     them and replaces one that dies). Every process serves within the settings' HTTP limits
     (`shared.http.connections`)."""
     settings = _configured(name)
-    host, port, limits = settings.host, settings.port_of(name), HttpLimits.of(settings)
+    host, port, limits = settings.host, settings.port_of(name), http_limits(settings)
     if settings.workers == 1:
         run_forever(create_app(settings), host, port, limits=limits, log_level=settings.log_level)
         return

@@ -19,21 +19,19 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import asyncpg
 import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from prometheus_client import Counter
 
 __all__ = [
+    "NONCE_BYTES",
     "UNREADABLE",
     "KeyErased",
-    "KeyVault",
     "Protect",
     "Record",
     "Revealed",
@@ -53,19 +51,8 @@ TOKEN_PREFIX = "enc:"
 V1_PREFIX = "enc:v1:"
 V2_PREFIX = "enc:v2:"
 DROPPED = "-"  # the body of a value written after its client's erasure: no key opens it
-KEYVAULT_DDL = """
-CREATE SCHEMA IF NOT EXISTS keyvault;
-CREATE TABLE IF NOT EXISTS keyvault.client_keys (
-    client_id   text PRIMARY KEY,
-    wrapped_key bytea,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    erased_at   timestamptz
-);
-"""
 
-KEY_CACHE_SECONDS = 30.0  # how long an unwrapped key is kept for sealing new data
-MAX_CACHED_KEYS = 50_000
-_NONCE = 12
+NONCE_BYTES = 12
 
 UNREADABLE = Counter(
     "rapport_personal_values_unreadable_total",
@@ -141,7 +128,7 @@ def _unb64(body: str) -> bytes:
 
 def seal_text(key: bytes, record: Record, field: str, plaintext: str) -> str:
     """`plaintext` sealed for one field of one record."""
-    nonce = os.urandom(_NONCE)
+    nonce = os.urandom(NONCE_BYTES)
     sealed = AESGCM(key).encrypt(nonce, _utf8(plaintext), _binding(record, field))
     return f"{V2_PREFIX}{field}:{_b64(nonce + sealed)}"
 
@@ -153,12 +140,12 @@ def dropped(field: str) -> str:
 
 def _decrypt(key: bytes, body: str, associated: bytes) -> str:
     raw = _unb64(body)
-    if len(raw) < _NONCE + 16:
+    if len(raw) < NONCE_BYTES + 16:
         raise Unreadable("too short")
     try:
         return (
             AESGCM(key)
-            .decrypt(raw[:_NONCE], raw[_NONCE:], associated)
+            .decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated)
             .decode("utf-8", "surrogatepass")
         )
     except (InvalidTag, UnicodeDecodeError) as error:
@@ -239,123 +226,3 @@ def reveal_tree(tree: Any, key: bytes | None, record: Record, *, erased: bool = 
             count=unreadable,
         )
     return Revealed(revealed, erased, unreadable)
-
-
-class KeyVault:
-    """Creates, unwraps and destroys per-client data keys held in PostgreSQL."""
-
-    def __init__(
-        self, pool: asyncpg.Pool, master_key: bytes, *, key_ttl: float = KEY_CACHE_SECONDS
-    ) -> None:
-        self._pool = pool
-        self._master = AESGCM(master_key)
-        self._erased: set[str] = set()
-        self._key_ttl = key_ttl
-        self._sealing_keys: dict[str, tuple[bytes, float]] = {}
-
-    def seal_secret(self, value: str, purpose: str) -> str:
-        """Encrypt a service secret (a webhook's signing secret, say) with the master key,
-        bound to `purpose`, for storage at rest."""
-        nonce = os.urandom(_NONCE)
-        sealed = self._master.encrypt(nonce, value.encode(), purpose.encode())
-        return "sealed:v1:" + base64.urlsafe_b64encode(nonce + sealed).decode()
-
-    def open_secret(self, stored: str, purpose: str) -> str:
-        """The plaintext of `seal_secret`'s result for the same purpose."""
-        raw = base64.urlsafe_b64decode(stored.removeprefix("sealed:v1:").encode())
-        return self._master.decrypt(raw[:_NONCE], raw[_NONCE:], purpose.encode()).decode()
-
-    @staticmethod
-    async def install(conn: asyncpg.Connection) -> None:
-        """Create the key table once per database (under a lock)."""
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('keyvault'))")
-        await conn.execute(KEYVAULT_DDL)
-
-    async def sealer(self, conn: asyncpg.Connection, record: Record) -> Protect:
-        """Seals personal values into `record`, creating its client's key if new.
-
-        For an erased client, new plaintext is dropped. The unwrapped key is kept for a short
-        while (`key_ttl`) for the next writes; erasing here drops it at once, and data sealed
-        meanwhile by another instance with a key erased there is as unreadable as the rest.
-        """
-        client_id = record.client_id
-        cached = self._sealing_keys.get(client_id)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now and client_id not in self._erased:
-            return protector(cached[0], record)
-        try:
-            key = await self._key(conn, client_id, create=True)
-        except KeyErased:
-            self._sealing_keys.pop(client_id, None)
-            return protector(None, record)
-        if len(self._sealing_keys) >= MAX_CACHED_KEYS:
-            self._sealing_keys.clear()
-        self._sealing_keys[client_id] = (key, now + self._key_ttl)
-        return protector(key, record)
-
-    async def erase(self, conn: asyncpg.Connection, client_id: str) -> bool:
-        """Destroy the client's key. True if a key was destroyed now."""
-        status = await conn.execute(
-            "UPDATE keyvault.client_keys SET wrapped_key = NULL, erased_at = now() "
-            "WHERE client_id = $1 AND wrapped_key IS NOT NULL",
-            client_id,
-        )
-        if status.endswith(" 0"):
-            await conn.execute(
-                "INSERT INTO keyvault.client_keys (client_id, wrapped_key, erased_at) "
-                "VALUES ($1, NULL, now()) ON CONFLICT (client_id) DO NOTHING",
-                client_id,
-            )
-        self._erased.add(client_id)
-        self._sealing_keys.pop(client_id, None)
-        return not status.endswith(" 0")
-
-    async def is_erased(self, client_id: str) -> bool:
-        """Whether the client's key was destroyed."""
-        if client_id in self._erased:
-            return True
-        erased_at = await self._pool.fetchval(
-            "SELECT erased_at FROM keyvault.client_keys WHERE client_id = $1", client_id
-        )
-        if erased_at is not None:
-            self._erased.add(client_id)
-        return erased_at is not None
-
-    async def reveal(self, tree: Any, record: Record) -> Revealed:
-        """Every token in a JSON tree read from `record`, opened with its client's key."""
-        key = await self._readable_key(record.client_id)
-        erased = key is None and await self.is_erased(record.client_id)
-        return reveal_tree(tree, key, record, erased=erased)
-
-    async def _readable_key(self, client_id: str) -> bytes | None:
-        if client_id in self._erased:
-            return None
-        async with self._pool.acquire() as conn:
-            try:
-                return await self._key(conn, client_id, create=False)
-            except KeyErased:
-                return None
-
-    async def _key(self, conn: asyncpg.Connection, client_id: str, *, create: bool) -> bytes:
-        row = await conn.fetchrow(
-            "SELECT wrapped_key, erased_at FROM keyvault.client_keys WHERE client_id = $1",
-            client_id,
-        )
-        if row is None:
-            if not create:
-                raise KeyErased(client_id)
-            key = AESGCM.generate_key(bit_length=256)
-            nonce = os.urandom(_NONCE)
-            wrapped = nonce + self._master.encrypt(nonce, key, client_id.encode())
-            await conn.execute(
-                "INSERT INTO keyvault.client_keys (client_id, wrapped_key) VALUES ($1, $2) "
-                "ON CONFLICT (client_id) DO NOTHING",
-                client_id,
-                wrapped,
-            )
-            return await self._key(conn, client_id, create=False)
-        if row["wrapped_key"] is None:
-            self._erased.add(client_id)
-            raise KeyErased(client_id)
-        wrapped_key: bytes = row["wrapped_key"]
-        return self._master.decrypt(wrapped_key[:_NONCE], wrapped_key[_NONCE:], client_id.encode())

@@ -9,7 +9,7 @@ from importlib import resources
 import asyncpg
 import structlog
 
-from shared.security.crypto import KeyVault
+from shared.storage.keyvault import KeyVault
 
 __all__ = [
     "create_pool",

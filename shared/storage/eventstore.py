@@ -19,8 +19,6 @@ import asyncpg
 from shared.model.clock import Clock
 from shared.model.envelope import (
     GENESIS_HASH,
-    SYSTEM_ACTOR,
-    Actor,
     Envelope,
     format_time,
     new_id,
@@ -28,15 +26,13 @@ from shared.model.envelope import (
     seal,
 )
 from shared.model.events import DomainEvent, dump_protected
+from shared.model.log import ConcurrencyConflict, EventMetadata, Head
 from shared.storage.group_commit import GroupCommit
 
 __all__ = [
     "START",
     "Checkpoint",
-    "ConcurrencyConflict",
-    "EventMetadata",
     "EventStore",
-    "Head",
     "Segment",
     "StoredEvent",
     "Wakeup",
@@ -45,16 +41,6 @@ __all__ = [
     "read_after",
     "save_checkpoint",
 ]
-
-
-class ConcurrencyConflict(Exception):
-    """The stream moved on since it was read: nothing was written."""
-
-    def __init__(self, stream_id: str, expected: int | None, actual: int | None) -> None:
-        super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
-        self.stream_id = stream_id
-        self.expected = expected
-        self.actual = actual
 
 
 class Checkpoint(NamedTuple):
@@ -145,37 +131,6 @@ class StoredEvent:
         if self._envelope is None:
             self._envelope = Envelope.model_validate_json(self.raw)
         return self._envelope
-
-
-@dataclass(frozen=True)
-class EventMetadata:
-    """What an append records besides the events themselves."""
-
-    actor: Actor
-    correlation_id: str
-    causation_id: str | None = None
-    occurred_at: datetime | None = None
-
-    @classmethod
-    def caused_by(cls, cause: Envelope, *, occurred_at: datetime | None = None) -> EventMetadata:
-        """Metadata of the system's reaction to another event: same correlation, caused by it,
-        at the cause's time unless told otherwise."""
-        return cls(
-            actor=SYSTEM_ACTOR,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.event_id,
-            occurred_at=occurred_at or cause.occurred,
-        )
-
-
-class Head(NamedTuple):
-    """Where a stream ends: its last version and that event's hash."""
-
-    version: int
-    hash: str
-
-
-EMPTY = Head(0, GENESIS_HASH)
 
 
 class Wakeup:

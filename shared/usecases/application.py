@@ -12,9 +12,9 @@ from shared.model.clock import Clock
 from shared.model.envelope import Actor, new_id
 from shared.model.errors import NotFound
 from shared.model.events import Command, DomainEvent, EventRegistry
+from shared.model.log import EventMetadata
 from shared.model.projections import Document, Projection
 from shared.security.tokens import Principal
-from shared.storage.eventstore import EventMetadata
 from shared.usecases.commands import CommandRunner, Decider, IdempotencyKey, Reply
 from shared.usecases.ports import Documents, EventLog, Vault
 

@@ -26,9 +26,9 @@ import asyncpg
 from shared.model.envelope import GENESIS_HASH, Envelope
 from shared.model.errors import DomainError, InvalidCommand, NotFound
 from shared.model.events import DomainEvent, EventRegistry
+from shared.model.log import ConcurrencyConflict, EventMetadata, Head
 from shared.security.crypto import Protect, Record
 from shared.security.tokens import PermissionDenied
-from shared.storage.eventstore import ConcurrencyConflict, EventMetadata, Head
 from shared.usecases.ports import EventLog, Vault
 
 __all__ = [

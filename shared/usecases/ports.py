@@ -20,9 +20,9 @@ import asyncpg
 
 from shared.model.envelope import Envelope
 from shared.model.events import DomainEvent
+from shared.model.log import EventMetadata, Head
 from shared.model.projections import Document, Projection
 from shared.security.crypto import Protect, Record, Revealed
-from shared.storage.eventstore import EventMetadata, Head
 
 __all__ = ["Documents", "EventLog", "Found", "Vault"]
 

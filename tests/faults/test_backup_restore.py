@@ -16,7 +16,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from shared.security.crypto import KeyVault, Record, decode_master_key
+from shared.security.crypto import Record, decode_master_key
+from shared.storage.keyvault import KeyVault
 from tests.faults import checks
 from tests.faults.stack import FaultStack
 from tests.faults.test_fault_run import until

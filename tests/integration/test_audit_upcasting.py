@@ -25,11 +25,12 @@ from services.intake.projections import PROJECTIONS
 from shared.model.clock import SystemClock
 from shared.model.envelope import Actor
 from shared.model.events import DomainEvent
-from shared.model.projections import load_document
+from shared.model.log import EventMetadata
 from shared.reads.audit import live_digests, replay, verify_events
 from shared.reads.runner import ProjectionRunner
 from shared.storage.db import migrate
-from shared.storage.eventstore import EventMetadata, EventStore
+from shared.storage.documents import load_document
+from shared.storage.eventstore import EventStore
 
 STREAM = str(uuid.uuid4())
 CLIENT = str(uuid.uuid4())

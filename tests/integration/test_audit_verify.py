@@ -17,8 +17,9 @@ from rapport.infra import Endpoints
 from shared.model.clock import SystemClock
 from shared.model.envelope import GENESIS_HASH, Actor, seal
 from shared.model.events import DomainEvent
+from shared.model.log import EventMetadata
 from shared.reads.audit import verify_events
-from shared.storage.eventstore import EventMetadata, EventStore
+from shared.storage.eventstore import EventStore
 
 META = EventMetadata(actor=Actor(role="admin", id="auditor-test"), correlation_id="c-audit")
 

@@ -18,7 +18,8 @@ from shared.messaging.outbox import FAILURES, OutboxRelay
 from shared.model.clock import SystemClock
 from shared.model.envelope import Actor, Envelope
 from shared.model.events import DomainEvent
-from shared.storage.eventstore import EventMetadata, EventStore
+from shared.model.log import EventMetadata
+from shared.storage.eventstore import EventStore
 from tests.support import eventually, free_port
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-outage")

@@ -13,7 +13,8 @@ import pytest
 from shared.model.clock import SystemClock
 from shared.model.envelope import GENESIS_HASH, Actor
 from shared.model.events import DomainEvent
-from shared.storage.eventstore import START, ConcurrencyConflict, EventMetadata, EventStore, Head
+from shared.model.log import ConcurrencyConflict, EventMetadata, Head
+from shared.storage.eventstore import START, EventStore
 from shared.storage.group_commit import GROUP_SIZE
 from tests.support import eventually
 

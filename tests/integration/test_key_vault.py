@@ -10,13 +10,8 @@ import uuid
 import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.security.crypto import (
-    KeyVault,
-    Record,
-    decode_master_key,
-    generate_master_key,
-    is_token,
-)
+from shared.security.crypto import Record, decode_master_key, generate_master_key, is_token
+from shared.storage.keyvault import KeyVault
 
 
 def clients() -> tuple[Record, Record]:

@@ -16,8 +16,9 @@ from shared.messaging.outbox import BrokerLostHistory, OutboxRelay
 from shared.model.clock import SystemClock
 from shared.model.envelope import Actor, Envelope
 from shared.model.events import DomainEvent
+from shared.model.log import EventMetadata
 from shared.runtime.config import Settings
-from shared.storage.eventstore import EventMetadata, EventStore
+from shared.storage.eventstore import EventStore
 from tests.support import eventually
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-outbox")

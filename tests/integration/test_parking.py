@@ -19,12 +19,14 @@ from shared.model.clock import SystemClock
 from shared.model.envelope import Actor, Envelope, new_id
 from shared.model.errors import ForbiddenByState
 from shared.model.events import DomainEvent
-from shared.model.projections import Document, Projection, load_document
+from shared.model.log import EventMetadata
+from shared.model.projections import Document, Projection
 from shared.reads.runner import ProjectionRunner
 from shared.runtime.config import Settings
 from shared.runtime.parked import ParkedEvents, RetryFailed
 from shared.storage.db import create_pool, migrate
-from shared.storage.eventstore import EventMetadata, EventStore
+from shared.storage.documents import load_document
+from shared.storage.eventstore import EventStore
 from shared.storage.parking import PARKED
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-parking")

@@ -12,9 +12,11 @@ import asyncpg
 from shared.model.clock import SystemClock
 from shared.model.envelope import Actor, Envelope
 from shared.model.events import DomainEvent
-from shared.model.projections import Document, Projection, load_document
+from shared.model.log import EventMetadata
+from shared.model.projections import Document, Projection
 from shared.reads.runner import ProjectionRunner
-from shared.storage.eventstore import START, EventMetadata, EventStore, load_checkpoint
+from shared.storage.documents import load_document
+from shared.storage.eventstore import START, EventStore, load_checkpoint
 from shared.storage.parking import ParkedEvent, list_parked
 from tests.support import eventually
 

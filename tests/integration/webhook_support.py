@@ -24,10 +24,11 @@ from services.notifications.projections import PROJECTIONS
 from shared.model.envelope import GENESIS_HASH, Envelope, format_time, seal
 from shared.reads.runner import ProjectionRunner
 from shared.runtime.config import Settings
-from shared.security.crypto import KeyVault, decode_master_key, generate_master_key
+from shared.security.crypto import decode_master_key, generate_master_key
 from shared.security.tokens import Principal
 from shared.storage.db import create_pool, migrate
 from shared.storage.eventstore import EventStore
+from shared.storage.keyvault import KeyVault
 from tests.support import MovableClock
 
 ADMIN = Principal(role="admin", sub="ops")

@@ -23,9 +23,9 @@ from shared.http.operations import REQUESTS
 from shared.http.problems import PROBLEM
 from shared.http.routes import add_command_routes
 from shared.model.errors import DomainError
+from shared.model.log import ConcurrencyConflict
 from shared.runtime.config import Settings
 from shared.security.tokens import REPEATED
-from shared.storage.eventstore import ConcurrencyConflict
 from shared.usecases.application import Sent
 from shared.usecases.commands import Reply
 from tests.support import auth, routes_edge

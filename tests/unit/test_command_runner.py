@@ -14,8 +14,8 @@ from shared.model.clock import FixedClock
 from shared.model.envelope import SYSTEM_ACTOR, Envelope
 from shared.model.errors import ForbiddenByState
 from shared.model.events import DomainEvent, EventRegistry
+from shared.model.log import EventMetadata
 from shared.security.tokens import PermissionDenied
-from shared.storage.eventstore import EventMetadata
 from shared.usecases.commands import CommandRunner, Decider, Reply
 from tests.fakes import MemoryConnection, MemoryEventStore, MemoryVault
 

@@ -7,8 +7,8 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, RequestTimedOutError, UnknownTopicOrPartitionError
 
 from shared.messaging.inbox import is_retryable
+from shared.model.log import ConcurrencyConflict
 from shared.resilience.faults import DependencyUnavailable, is_connection_lost, is_transient
-from shared.storage.eventstore import ConcurrencyConflict
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,10 @@ from shared.model.clock import Clock
 from shared.model.envelope import Envelope
 from shared.model.errors import InvalidCommand, NotFound
 from shared.model.events import Command
+from shared.model.log import EventMetadata
 from shared.model.projections import Projection
 from shared.security.crypto import Record
 from shared.security.tokens import PermissionDenied, Principal
-from shared.storage.eventstore import EventMetadata
 from shared.usecases.access import (
     Parties,
     Who,

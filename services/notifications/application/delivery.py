@@ -31,9 +31,10 @@ from services.notifications.domain.events import registry
 from services.notifications.domain.notifications import DispatchNotification, RecordAttempt
 from shared.model.clock import Clock
 from shared.model.envelope import SYSTEM_ACTOR, Envelope, new_id
+from shared.model.log import EventMetadata
 from shared.runtime.config import Settings
-from shared.security.crypto import KeyVault
-from shared.storage.eventstore import EventMetadata, EventStore
+from shared.storage.eventstore import EventStore
+from shared.storage.keyvault import KeyVault
 from shared.usecases.commands import CommandRunner, Reply, Then
 
 log = structlog.get_logger(__name__)

@@ -18,8 +18,8 @@ from shared.model.clock import Clock
 from shared.model.envelope import Envelope, new_id, parse_time
 from shared.model.errors import ForbiddenByState, InvalidCommand
 from shared.model.events import Command
+from shared.model.log import EventMetadata
 from shared.security.tokens import PermissionDenied, Principal
-from shared.storage.eventstore import EventMetadata
 from shared.usecases.access import (
     EVERY_RECIPIENT,
     may_list_notifications,

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from faststream.specification import AsyncAPI
 
 from shared.admin_http import admin_routes
+from shared.api_docs import serve_docs
 from shared.audit_http import audit_routes
 from shared.body_limit import BodyLimit
 from shared.clock import Clock
@@ -54,7 +55,10 @@ def create_app(
         version=version,
         lifespan=lifespan,
         description=description,
+        docs_url=None,  # `serve_docs` serves it, from a package instead of a CDN
+        redoc_url=None,  # ReDoc would load from a CDN too; Swagger UI is the one docs page
     )
+    serve_docs(app)
     add_problem_handlers(app, on_connection_lost)
     app.add_middleware(BodyLimit)
     app.add_middleware(Observe, metrics=app.metrics)

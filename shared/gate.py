@@ -28,6 +28,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from shared.body_limit import MAX_BODY_BYTES, is_json
 from shared.operations import RequestMetrics
+from shared.paths import ENCODED_SLASH, has_encoded_slash
 from shared.problems import problem
 
 __all__ = ["Answer", "Headers", "Lane", "ServiceApp"]
@@ -62,6 +63,9 @@ class ServiceApp(FastAPI):
         self._lanes.append((lane.pattern, lane))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and has_encoded_slash(scope):
+            await problem(404, ENCODED_SLASH)(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             for pattern, lane in self._lanes:
@@ -117,7 +121,7 @@ class ServiceApp(FastAPI):
                     answered = await answered
                 if isinstance(answered, Response):
                     return answered, error if kind is Exception else None
-        answer = problem(500, "Internal Server Error", "An unexpected error occurred.")
+        answer = problem(500, "An unexpected error occurred.")
         return answer, error
 
 

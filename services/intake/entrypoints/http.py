@@ -25,6 +25,7 @@ from shared.schemas import (
     RequestBody,
     Scores,
     ShortText,
+    TimeZoneName,
 )
 
 
@@ -32,7 +33,7 @@ class ClientIn(RequestBody):
     name: ShortText
     email: Email
     phone: Annotated[str, Field(max_length=40)] | None = None
-    timezone: Annotated[str, Field(max_length=64)] | None = None
+    timezone: TimeZoneName | None = None
 
 
 class StartIntakeIn(RequestBody):

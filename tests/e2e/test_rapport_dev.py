@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from rapport.listeners import listens_on
 from tests.support import free_port
 
 
@@ -128,3 +130,50 @@ def wait_for(condition: Callable[[], bool], timeout: float, output: Path) -> Non
     while not condition():
         assert time.monotonic() < deadline, output.read_text()
         time.sleep(0.2)
+
+
+def test_rapport_dev_with_a_port_taken_exits_at_once_naming_it_and_what_holds_it(
+    tmp_path: Path,
+) -> None:
+    ports = {name: free_port() for name in ("intake", "engagement", "notifications")}
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("RAPPORT_DATABASE_URL", "RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_JWT_SECRET")
+    }
+    with socket.socket() as squatter:  # another stack's engagement service, say
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        ports["engagement"] = squatter.getsockname()[1]
+        environment.update(
+            {f"RAPPORT_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "rapport.cli", "dev", "--data-dir", str(tmp_path / "data")],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+            check=False,
+        )
+    told = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stdout + done.stderr
+    taken = ports["engagement"]
+    assert f"port {taken} (engagement, RAPPORT_ENGAGEMENT_PORT) is in use by pid" in told
+    assert f"pid {os.getpid()} (" in told  # the process that holds it, by its command line
+    assert "Rapport is running" not in done.stdout
+    assert not (tmp_path / "data").exists()  # nothing was started: no database, no secrets
+
+
+def test_a_process_is_known_to_listen_on_a_port_only_when_the_socket_is_its_own() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert listens_on(os.getpid(), port)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            assert not listens_on(child.pid, port)  # a health check there answers someone else
+        finally:
+            child.kill()
+            child.wait()

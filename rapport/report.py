@@ -318,6 +318,12 @@ def event_table(history: History) -> str:
     return "".join(rows)
 
 
+def table(columns: Sequence[str], rows: str) -> str:
+    """A table of the findings: its column heads (escaped here) and its rows (HTML)."""
+    heads = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
+    return f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+
+
 def shown_text(value: Any) -> str:
     """A personal field as the findings show it: its text, or what stands in for it."""
     return html.escape(value if isinstance(value, str) else compact(value))
@@ -339,10 +345,7 @@ def violations_finding(history: History) -> str:
         + "</tr>"
         for v in items
     )
-    return (
-        "<table><thead><tr><th>reported</th><th>by</th><th>kind</th><th>description</th>"
-        f"<th>status</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
+    return table(("reported", "by", "kind", "description", "status"), rows)
 
 
 def supervision_finding(history: History) -> str:
@@ -353,10 +356,7 @@ def supervision_finding(history: History) -> str:
         f"<td>{html.escape(r.party)}</td><td>{html.escape(r.reason.replace('_', ' '))}</td></tr>"
         for r in history.recommendations
     )
-    return (
-        "<table><thead><tr><th>recommended</th><th>for</th><th>reason</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
-    )
+    return table(("recommended", "for", "reason"), rows)
 
 
 def homework_status(item: HomeworkRecord) -> str:
@@ -378,10 +378,7 @@ def homework_finding(history: History) -> str:
         f"{homework_status(item)}</tr>"
         for item in history.homework.values()
     )
-    return (
-        "<table><thead><tr><th>homework</th><th>due</th><th>claimed by the client</th>"
-        f"<th>verified by the coach</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
+    return table(("homework", "due", "claimed by the client", "verified by the coach"), rows)
 
 
 GAP_WORTH_A_LOOK = 2  # a coach who rates a factor 2 points apart from the client
@@ -407,10 +404,8 @@ def gaps_finding(history: History) -> str:
             f"<td>{client.get(factor, '—')}</td><td>{coach.get(factor, '—')}</td>"
             f"<td{css}>{shown_gap}</td></tr>"
         )
-    return (
-        "<table><thead><tr><th>factor</th><th>client's latest</th><th>coach's latest</th>"
-        f"<th>gap (coach − client)</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    columns = ("factor", "client's latest", "coach's latest", "gap (coach \N{MINUS SIGN} client)")
+    return table(columns, "".join(rows))
 
 
 def findings(history: History) -> dict[str, str]:

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.application import Sent
 from shared.clock import Clock
+from shared.commands import Reply
 from shared.crypto import TOKEN_PREFIX, is_token, token_owner
 from shared.envelope import GENESIS_HASH, Envelope, format_time, new_id, parse_time, seal
 from shared.events import DomainEvent, dump_protected
@@ -253,3 +255,18 @@ def ports(
     """The three ports of one service, in memory."""
     store = MemoryEventStore(producer, clock)
     return store, MemoryDocuments(store, projections), MemoryVault()
+
+
+class RecordingCommands:
+    """A service behind command routes (`shared.routes.Commands`): remembers what it was
+    sent, and answers version 2 or raises `refusal` when one is set."""
+
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+        self.refusal: Exception | None = None
+
+    async def act(self, sent: Sent) -> Reply:
+        self.sent.append(sent)
+        if self.refusal is not None:
+            raise self.refusal
+        return {**sent.reply, "stream_version": 2}

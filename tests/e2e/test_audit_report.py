@@ -308,6 +308,13 @@ def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
     return width, height, pixels
 
 
+async def written_report(lived: Engagement, tmp_path: Path) -> Path:
+    out = tmp_path / "report.html"
+    result = await cli("audit", "report", lived.id, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out
+
+
 async def chromium(page: Path, tmp_path: Path, *args: str) -> str:
     """Run headless Chromium on a page at the report's reading width; its standard output."""
     assert shutil.which(CHROMIUM), "headless Chromium is missing: `make chromium` installs it"
@@ -341,9 +348,7 @@ async def chromium(page: Path, tmp_path: Path, *args: str) -> str:
 async def test_headless_chromium_renders_the_trust_chart_and_the_six_factors_of_the_report(
     stack: Stack, lived: Engagement, tmp_path: Path
 ) -> None:
-    out = tmp_path / "report.html"
-    result = await cli("audit", "report", lived.id, "--out", str(out))
-    assert result.exit_code == 0, result.output
+    out = await written_report(lived, tmp_path)
     screenshot = tmp_path / "report.png"
     await chromium(out, tmp_path, f"--screenshot={screenshot}")
     width, height, pixels = png_pixels(screenshot.read_bytes())
@@ -382,9 +387,7 @@ document.body.dataset.layout = JSON.stringify({
 async def test_at_1300_pixels_the_events_data_is_wide_and_no_value_wraps_inside_a_word(
     stack: Stack, lived: Engagement, tmp_path: Path
 ) -> None:
-    out = tmp_path / "report.html"
-    result = await cli("audit", "report", lived.id, "--out", str(out))
-    assert result.exit_code == 0, result.output
+    out = await written_report(lived, tmp_path)
     probed = tmp_path / "probed.html"
     probed.write_text(out.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
     dom = await chromium(probed, tmp_path, "--dump-dom")

@@ -22,12 +22,7 @@ def test_rapport_dev_starts_three_healthy_services_and_stops_cleanly_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
     ports = {name: free_port() for name in ("intake", "engagement", "notifications")}
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("RAPPORT_DATABASE_URL", "RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_JWT_SECRET")
-    }
-    environment.update({f"RAPPORT_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    environment = embedded_default(ports)
     output = tmp_path / "dev.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -72,12 +67,7 @@ def test_rapport_dev_restarts_a_dead_child_and_leaves_nothing_behind_when_killed
     tmp_path: Path,
 ) -> None:
     ports = {name: free_port() for name in ("intake", "engagement", "notifications")}
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("RAPPORT_DATABASE_URL", "RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_JWT_SECRET")
-    }
-    environment.update({f"RAPPORT_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    environment = embedded_default(ports)
     output = tmp_path / "dev.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -111,6 +101,17 @@ def test_rapport_dev_restarts_a_dead_child_and_leaves_nothing_behind_when_killed
             process.wait()
 
 
+def embedded_default(ports: dict[str, int]) -> dict[str, str]:
+    """The environment of a `rapport dev` on the embedded default, its services on `ports`."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("RAPPORT_DATABASE_URL", "RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_JWT_SECRET")
+    }
+    environment.update({f"RAPPORT_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    return environment
+
+
 def zombie(process: psutil.Process) -> bool:
     try:
         return bool(process.status() == psutil.STATUS_ZOMBIE)
@@ -136,18 +137,11 @@ def test_rapport_dev_with_a_port_taken_exits_at_once_naming_it_and_what_holds_it
     tmp_path: Path,
 ) -> None:
     ports = {name: free_port() for name in ("intake", "engagement", "notifications")}
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("RAPPORT_DATABASE_URL", "RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_JWT_SECRET")
-    }
     with socket.socket() as squatter:  # another stack's engagement service, say
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         ports["engagement"] = squatter.getsockname()[1]
-        environment.update(
-            {f"RAPPORT_{name.upper()}_PORT": str(port) for name, port in ports.items()}
-        )
+        environment = embedded_default(ports)
         done = subprocess.run(
             [sys.executable, "-m", "rapport.cli", "dev", "--data-dir", str(tmp_path / "data")],
             capture_output=True,

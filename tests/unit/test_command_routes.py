@@ -17,10 +17,8 @@ from starlette.routing import Match
 from services.engagement.domain import commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES
 from shared.app import create_app
-from shared.application import Sent
 from shared.bearer import authenticated
 from shared.body_limit import MAX_BODY_BYTES
-from shared.commands import Reply
 from shared.config import Settings
 from shared.errors import DomainError
 from shared.eventstore import ConcurrencyConflict
@@ -28,6 +26,7 @@ from shared.gate import ServiceApp
 from shared.operations import REQUESTS
 from shared.problems import PROBLEM
 from shared.routes import add_command_routes
+from tests.fakes import RecordingCommands
 from tests.support import JWT_SECRET, auth
 
 HOMEWORK = next(r for r in COMMAND_ROUTES if r.command is commands.AssignHomework)
@@ -35,27 +34,13 @@ PATH = "/v1/engagements/eng-1/homework"
 BODY = {"title": "Journal three wins a day", "due_at": "2027-01-10T09:00:00Z"}
 
 
-class Recorder:
-    """The service behind the routes: remembers what it was sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[Sent] = []
-        self.refusal: Exception | None = None
-
-    async def act(self, sent: Sent) -> Reply:
-        self.sent.append(sent)
-        if self.refusal is not None:
-            raise self.refusal
-        return {**sent.reply, "stream_version": 2}
+@pytest.fixture
+def service() -> RecordingCommands:
+    return RecordingCommands()
 
 
 @pytest.fixture
-def service() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def app(service: Recorder) -> ServiceApp:
+def app(service: RecordingCommands) -> ServiceApp:
     app = create_app("test", health_checks={})
     add_command_routes(
         app,
@@ -81,7 +66,7 @@ def standard_only(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
-    app: FastAPI, service: Recorder, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, service: RecordingCommands, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     solved: list[object] = []
     solve = fastapi.routing.solve_dependencies
@@ -121,7 +106,7 @@ async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
 )
 async def test_a_request_out_of_order_is_answered_by_fastapi_in_problem_json(
     app: FastAPI,
-    service: Recorder,
+    service: RecordingCommands,
     body: Any,
     headers: dict[str, str] | None,
     status: int,
@@ -141,7 +126,7 @@ async def test_a_request_out_of_order_is_answered_by_fastapi_in_problem_json(
 
 
 async def test_an_invalid_path_id_never_reaches_the_service(
-    app: FastAPI, service: Recorder
+    app: FastAPI, service: RecordingCommands
 ) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
@@ -164,7 +149,7 @@ async def test_an_invalid_path_id_never_reaches_the_service(
 )
 async def test_an_error_raised_by_the_service_is_answered_by_the_apps_handlers(
     app: FastAPI,
-    service: Recorder,
+    service: RecordingCommands,
     monkeypatch: pytest.MonkeyPatch,
     refusal: Exception,
     status: int,
@@ -181,7 +166,7 @@ async def test_an_error_raised_by_the_service_is_answered_by_the_apps_handlers(
 
 
 async def test_a_body_longer_than_it_declared_is_refused_whole(
-    app: FastAPI, service: Recorder
+    app: FastAPI, service: RecordingCommands
 ) -> None:
     async def receive() -> dict[str, Any]:
         chunk = b" " * (MAX_BODY_BYTES // 2 + 1)

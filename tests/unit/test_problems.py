@@ -18,14 +18,13 @@ from services.engagement.entrypoints.http import COMMAND_ROUTES as ENGAGEMENT_RO
 from services.intake.domain import commands as intake_commands
 from services.intake.entrypoints.http import COMMAND_ROUTES as INTAKE_ROUTES
 from shared.app import create_app
-from shared.application import Sent
 from shared.bearer import authenticated
 from shared.body_limit import MAX_BODY_BYTES
-from shared.commands import Reply
 from shared.errors import InvalidCommand, NotFound
 from shared.gate import ServiceApp
 from shared.problems import PROBLEM, TITLES, title_of, type_of
 from shared.routes import add_command_routes
+from tests.fakes import RecordingCommands
 from tests.support import JWT_SECRET, auth
 
 ROUTES = [
@@ -39,27 +38,13 @@ INTAKE = {"coach_id": "coach-1", "client": {"name": "Ada", "email": "ada@example
 JSON = {"Content-Type": "application/json"}
 
 
-class Recorder:
-    """The service behind the routes: remembers what it was sent, raises what it is told."""
-
-    def __init__(self) -> None:
-        self.sent: list[Sent] = []
-        self.refusal: Exception | None = None
-
-    async def act(self, sent: Sent) -> Reply:
-        self.sent.append(sent)
-        if self.refusal is not None:
-            raise self.refusal
-        return {**sent.reply, "stream_version": 1}
+@pytest.fixture
+def service() -> RecordingCommands:
+    return RecordingCommands()
 
 
 @pytest.fixture
-def service() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def app(service: Recorder) -> ServiceApp:
+def app(service: RecordingCommands) -> ServiceApp:
     app = create_app("test", health_checks={})
     add_command_routes(
         app,
@@ -105,7 +90,7 @@ def test_every_status_has_one_title_and_a_type_named_after_it() -> None:
 
 
 async def test_a_body_too_large_answers_one_413_naming_the_limit_with_or_without_a_length(
-    http: httpx.AsyncClient, service: Recorder
+    http: httpx.AsyncClient, service: RecordingCommands
 ) -> None:
     big = {**BODY, "title": "a" * (MAX_BODY_BYTES + 1)}
     declared = await http.post(HOMEWORK, json=big, headers=coach())
@@ -135,7 +120,7 @@ async def test_a_body_too_large_answers_one_413_naming_the_limit_with_or_without
     ],
 )
 async def test_a_body_the_json_parser_refuses_is_invalid_input_422_on_the_field_body(
-    http: httpx.AsyncClient, service: Recorder, content: bytes, reason: str
+    http: httpx.AsyncClient, service: RecordingCommands, content: bytes, reason: str
 ) -> None:
     problem = problem_of(await http.post(HOMEWORK, content=content, headers=coach(**JSON)), 422)
     assert reason in problem["detail"]
@@ -144,7 +129,7 @@ async def test_a_body_the_json_parser_refuses_is_invalid_input_422_on_the_field_
 
 
 async def test_validation_messages_are_ours_not_the_frameworks(
-    http: httpx.AsyncClient, service: Recorder
+    http: httpx.AsyncClient, service: RecordingCommands
 ) -> None:
     bad_time = await http.post(HOMEWORK, json={**BODY, "due_at": "tomorrow"}, headers=coach())
     time_message = messages(problem_of(bad_time, 422))["due_at"]
@@ -164,7 +149,7 @@ async def test_validation_messages_are_ours_not_the_frameworks(
 
 
 async def test_a_time_zone_that_is_not_an_iana_name_is_refused_on_its_field(
-    http: httpx.AsyncClient, service: Recorder
+    http: httpx.AsyncClient, service: RecordingCommands
 ) -> None:
     for zone, accepted in (("Europe/London", True), ("Mars/Olympus", False), ("GMT+25", False)):
         client = {**INTAKE["client"], "timezone": zone}  # type: ignore[dict-item]
@@ -178,7 +163,7 @@ async def test_a_time_zone_that_is_not_an_iana_name_is_refused_on_its_field(
 
 
 async def test_a_nul_character_is_reported_on_the_field_that_holds_it(
-    http: httpx.AsyncClient, service: Recorder
+    http: httpx.AsyncClient, service: RecordingCommands
 ) -> None:
     in_title = await http.post(HOMEWORK, json={**BODY, "title": "a\x00b"}, headers=coach())
     assert list(messages(problem_of(in_title, 422))) == ["title"]
@@ -189,7 +174,7 @@ async def test_a_nul_character_is_reported_on_the_field_that_holds_it(
 
 
 async def test_a_body_without_a_content_type_answers_the_415_of_a_wrong_one(
-    http: httpx.AsyncClient, service: Recorder
+    http: httpx.AsyncClient, service: RecordingCommands
 ) -> None:
     content = httpx.Request("POST", "http://test", json=BODY).content
     untyped = await http.post(HOMEWORK, content=content, headers=coach())
@@ -208,7 +193,7 @@ async def test_a_body_without_a_content_type_answers_the_415_of_a_wrong_one(
     [(NotFound("no engagement eng-1"), 404), (InvalidCommand("bad", field="title"), 422)],
 )
 async def test_the_domains_refusals_take_the_one_shape_of_their_status(
-    http: httpx.AsyncClient, service: Recorder, refusal: Exception, status: int
+    http: httpx.AsyncClient, service: RecordingCommands, refusal: Exception, status: int
 ) -> None:
     service.refusal = refusal
     problem = problem_of(await http.post(HOMEWORK, json=BODY, headers=coach()), status)
@@ -225,7 +210,7 @@ async def test_the_domains_refusals_take_the_one_shape_of_their_status(
     ],
 )
 async def test_an_encoded_slash_never_routes_as_a_slash(
-    http: httpx.AsyncClient, service: Recorder, method: str, path: str
+    http: httpx.AsyncClient, service: RecordingCommands, method: str, path: str
 ) -> None:
     response = await http.request(method, path, json=BODY, headers=coach())
     assert "%2F" in problem_of(response, 404)["detail"]

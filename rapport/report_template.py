@@ -24,7 +24,7 @@ PAGE = Template(
   table.events { table-layout: fixed; }
   table.events col.number { width: 36px; }
   table.events col.occurred { width: 130px; }
-  table.events col.event { width: 260px; }
+  table.events col.event { width: 270px; }
   table.events col.after { width: 110px; }
   table.events col.hash { width: 100px; }
   dl.data { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 1px 10px;
@@ -34,6 +34,7 @@ PAGE = Template(
   code.value { font: 12px/1.4 ui-monospace, monospace; overflow-wrap: break-word; }
   .word { display: inline-block; max-width: 100%; overflow-wrap: anywhere; }
   .actor { font-size: 12px; }
+  .actor .word { font: 11px/1.45 ui-monospace, monospace; }  /* an id: one width a letter */
   .number { color: #7b8794; }
   .type { font-weight: 600; }
   .alert { color: #b91c1c; font-weight: 600; }

@@ -1,11 +1,12 @@
 """`rapport dev`: the whole stack on one machine, no Docker.
 
-Embedded PostgreSQL and the embedded Kafka-protocol broker (or the servers named by
+First the services' ports are checked (a taken one: exit 1 at once, naming it and what holds
+it). Then embedded PostgreSQL and the embedded Kafka-protocol broker (or the servers named by
 `RAPPORT_DATABASE_URL` / `RAPPORT_KAFKA_BOOTSTRAP`), then the three services as supervised
-child processes: a child that exits is logged and started again with backoff; the stack stops
-on Ctrl-C or SIGTERM, or when a child keeps failing at start. Nothing outlives `rapport dev`:
-children get a death signal, and a watchdog process stops what is left (PostgreSQL included)
-if `rapport dev` itself is killed, even by SIGKILL.
+child processes: a child that exits is logged and started again after a growing pause; the
+stack stops on Ctrl-C or SIGTERM, or when a child keeps failing at start. Nothing outlives
+`rapport dev`: children get a death signal, and a watchdog process stops what is left
+(PostgreSQL included) if `rapport dev` itself is killed, even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from shared.auth import issue_token
 from shared.config import Settings
 
 console = Console()
-errors = Console(stderr=True)
+error_console = Console(stderr=True)
 
 
 @dataclass(frozen=True)
@@ -272,8 +273,8 @@ def run_dev(data_dir: Path) -> None:
     busy = busy_ports(settings.host, ports)
     if busy:
         for port in busy:
-            errors.print(f"[red]error:[/] {port}", soft_wrap=True, highlight=False)
-        errors.print(
+            error_console.print(f"[red]error:[/] {port}", soft_wrap=True, highlight=False)
+        error_console.print(
             "Is another `rapport dev` running? Stop it, or give this one other ports"
             " (RAPPORT_INTAKE_PORT, RAPPORT_ENGAGEMENT_PORT, RAPPORT_NOTIFICATIONS_PORT).",
             soft_wrap=True,

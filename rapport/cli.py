@@ -14,7 +14,8 @@ import typer
 
 from rapport.audit import app as audit_app
 from rapport.cli_help import Command, Group
-from shared.auth import ROLES, issue_token
+from rapport.schemas import schemas
+from shared.auth import ROLES, SUB_MAX_LENGTH, issue_token, valid_subject
 from shared.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
+app.command(cls=Command)(schemas)
 
 
 @app.command(cls=Command)
@@ -43,7 +45,9 @@ def dev(
 def token(
     role: str = typer.Option(..., help=f"One of: {', '.join(ROLES)}"),
     sub: str = typer.Option(..., help="The subject: coach, client or supervisor id, or a name."),
-    hours: float = typer.Option(24.0, min=0.01, help="Lifetime in hours."),
+    hours: float = typer.Option(
+        24.0, min=0.01, help="Lifetime in hours, at most RAPPORT_MAX_TOKEN_TTL (24 h)."
+    ),
     secret: str | None = typer.Option(
         None, envvar="RAPPORT_JWT_SECRET", help="HS256 secret (default: .rapport/secrets.json)."
     ),
@@ -56,6 +60,23 @@ def token(
     if role not in ROLES:
         typer.echo(f"error: unknown role {role!r}; expected one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
+    if not valid_subject(sub):
+        typer.echo(
+            f"error: --sub must be at most {SUB_MAX_LENGTH} characters, none of them a control "
+            "or format character",
+            err=True,
+        )
+        raise typer.Exit(2)
+    from shared.config import Settings
+
+    ttl, cap = timedelta(hours=hours), Settings().max_token_ttl
+    if ttl > cap:
+        typer.echo(
+            f"error: --hours {hours:g} is past the services' token lifetime cap "
+            f"(RAPPORT_MAX_TOKEN_TTL, {cap.total_seconds() / 3600:g} h): they would refuse it",
+            err=True,
+        )
+        raise typer.Exit(2)
     if not secret:
         from rapport.secrets import no_secrets, stored_jwt_secret
 
@@ -63,8 +84,7 @@ def token(
         if secret is None:
             typer.echo(f"error: {no_secrets(data_dir)}", err=True)
             raise typer.Exit(2)
-    now = datetime.now(UTC)
-    typer.echo(issue_token(secret, role, sub, now=now, ttl=timedelta(hours=hours)))
+    typer.echo(issue_token(secret, role, sub, now=datetime.now(UTC), ttl=ttl))
 
 
 @app.command(cls=Command)

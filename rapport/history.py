@@ -18,7 +18,7 @@ from rapport.registry import projections_of
 from rapport.secrets import master_key
 from shared.audit import ChainVerifier, StoredRow
 from shared.clock import SystemClock
-from shared.crypto import KeyVault, decode_master_key, is_token
+from shared.crypto import KeyVault, Record, decode_master_key, is_token
 from shared.envelope import Envelope
 from shared.eventstore import EventStore
 from shared.projections import Document, Projection
@@ -127,23 +127,37 @@ async def read_stream(
             return [envelope async for envelope in store.read_stream(conn, stream_id, until=until)]
 
 
-def shown(original: Any, revealed: Any, readable: bool) -> Any:
-    """The revealed tree, with each personal value whose key is gone marked as such."""
+def shown(original: Any, revealed: Any, missing: str) -> Any:
+    """The revealed tree, with each personal value that could not be opened marked `missing`
+    (why: erased, unreadable, or no master key)."""
     if is_token(original):
-        if revealed is not None:
-            return revealed
-        return "erased" if readable else "encrypted (no master key)"
+        return missing if revealed is None else revealed
     if isinstance(original, dict):
         return {
-            name: shown(value, revealed.get(name) if isinstance(revealed, dict) else None, readable)
+            name: shown(value, revealed.get(name) if isinstance(revealed, dict) else None, missing)
             for name, value in original.items()
         }
     if isinstance(original, list):
         others = revealed if isinstance(revealed, list) else [None] * len(original)
-        return [
-            shown(value, other, readable) for value, other in zip(original, others, strict=True)
-        ]
+        return [shown(value, other, missing) for value, other in zip(original, others, strict=True)]
     return original
+
+
+def client_of(envelopes: Sequence[Envelope]) -> str | None:
+    """The client an engagement's (or intake's) stream belongs to, as its first event names."""
+    for envelope in envelopes:
+        client_id = envelope.data.get("client_id")
+        if isinstance(client_id, str):
+            return client_id
+    return None
+
+
+async def revealed_data(vault: KeyVault | None, record: Record | None, envelope: Envelope) -> Any:
+    """An event's data as the report shows it: personal values opened as the record's."""
+    if vault is None or record is None:
+        return shown(envelope.data, None, "encrypted (no master key)")
+    revealed = await vault.reveal(envelope.data, record)
+    return shown(envelope.data, revealed.tree, "erased" if revealed.erased else "unreadable")
 
 
 def by_name(projections: Sequence[Projection], name: str) -> Projection | None:
@@ -231,11 +245,12 @@ async def load_history(
     key = master_key(data_dir)
     async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as pool:
         vault = KeyVault(pool, decode_master_key(key)) if key else None
+        client_id = client_of([e for envelopes in streams.values() for e in envelopes])
+        record = Record(client_id, engagement_id) if client_id else None
         for schema, envelopes in streams.items():
             history.chains[schema] = chain_status(schema, envelopes)
             for envelope in envelopes:
-                revealed = (await vault.reveal(envelope.data))[0] if vault else None
-                data = shown(envelope.data, revealed, vault is not None)
+                data = await revealed_data(vault, record, envelope)
                 history.rows.append(Row(envelope, data))
     history.rows.sort(key=lambda row: (row.envelope.occurred, SOURCES.index(row.envelope.producer)))
     fold_history(history, streams["engagement"])

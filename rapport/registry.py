@@ -1,13 +1,14 @@
-"""The services of Rapport and their projections: the one list the CLI's commands (`dev`,
-`audit`, `backup`, the report) read."""
+"""The services of Rapport, their projections and their event registries: the one list the
+CLI's commands (`dev`, `audit`, `backup`, `schemas`, the report) read."""
 
 from __future__ import annotations
 
 import importlib
 
+from shared.events import EventRegistry
 from shared.projections import Projection
 
-__all__ = ["SERVICES", "projections_of"]
+__all__ = ["SERVICES", "events_of", "projections_of"]
 
 # In start order; each keeps its log in the database schema of its name.
 SERVICES = ("intake", "engagement", "notifications")
@@ -16,8 +17,19 @@ SERVICES = ("intake", "engagement", "notifications")
 def projections_of(service: str) -> tuple[Projection, ...]:
     """The service's projection registry: `PROJECTIONS` of its projections package (imported
     only when asked for, so that commands which do not fold start fast)."""
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    package = importlib.import_module(f"services.{service}.projections")
+    package = importlib.import_module(f"services.{_known(service)}.projections")
     projections: tuple[Projection, ...] = tuple(package.PROJECTIONS)
     return projections
+
+
+def events_of(service: str) -> EventRegistry:
+    """The service's event registry: `registry` of its `domain.events` module."""
+    module = importlib.import_module(f"services.{_known(service)}.domain.events")
+    registry: EventRegistry = module.registry
+    return registry
+
+
+def _known(service: str) -> str:
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    return service

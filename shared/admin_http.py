@@ -12,7 +12,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, FastAPI, Path, Query
 
 from shared.access import may_manage_parked, reads_everything
-from shared.auth import PermissionDenied, Principal
+from shared.auth import PermissionDenied, Principal, TokenVerifier
 from shared.bearer import authenticated
 from shared.parking import Status
 
@@ -39,10 +39,10 @@ ParkedId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The parked entry
 
 
 def admin_routes(
-    app: FastAPI, parked: Callable[[], ParkedAdmin], secret: Callable[[], str]
+    app: FastAPI, parked: Callable[[], ParkedAdmin], tokens: Callable[[], TokenVerifier]
 ) -> None:
     """Attach the parked-event routes to a service's app."""
-    caller = authenticated(secret)
+    caller = authenticated(tokens)
 
     def admin(principal: Principal) -> None:
         if not may_manage_parked(principal):

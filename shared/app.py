@@ -17,6 +17,7 @@ from faststream.specification import AsyncAPI
 from shared.admin_http import admin_routes
 from shared.api_docs import serve_docs
 from shared.audit_http import audit_routes
+from shared.auth import TokenVerifier
 from shared.body_limit import BodyLimit
 from shared.clock import Clock
 from shared.config import Settings
@@ -28,6 +29,7 @@ from shared.openapi import document_problems
 from shared.operations import HealthCheck, Observe, add_operations
 from shared.problems import ConnectionLost, add_problem_handlers
 from shared.projections import Projection
+from shared.routes import Edge
 
 __all__ = ["ServiceDefinition", "create_app", "service_app"]
 
@@ -67,7 +69,7 @@ def create_app(
 
 
 A = TypeVar("A")
-Routes = Callable[[FastAPI, Callable[[], A], Callable[[], str]], None]
+Routes = Callable[[FastAPI, Callable[[], A], Edge], None]
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,9 @@ def service_app(
     """A FastAPI app whose lifespan opens the service's core, builds its application object
     from it once, and closes the core again.
 
-    `definition.routes(app, application, jwt_secret)` attaches the routes; both callables
-    answer once the app runs. Every service also serves the audit read of its log, the parked
-    events and its AsyncAPI document.
+    `definition.routes(app, application, edge)` attaches the routes; `application` and the
+    edge's callables answer once the app runs. Every service also serves the audit read of
+    its log, the parked events and its AsyncAPI document.
     """
     settings = settings or Settings()
     name = definition.name
@@ -159,12 +161,12 @@ def service_app(
         on_connection_lost=drop_pooled_connections,
     )
 
-    def secret() -> str:
-        return current().jwt_secret
+    def tokens() -> TokenVerifier:
+        return current().tokens
 
-    definition.routes(app, current_application, secret)
-    audit_routes(app, lambda: current().store, secret)
-    admin_routes(app, lambda: current().parked, secret)
+    definition.routes(app, current_application, Edge(tokens, lambda: current().idempotency))
+    audit_routes(app, lambda: current().store, tokens)
+    admin_routes(app, lambda: current().parked, tokens)
     document_problems(app)
 
     @app.get("/asyncapi.json", tags=["operations"], include_in_schema=False)

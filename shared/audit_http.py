@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import Response
 
 from shared.access import reads_everything
-from shared.auth import PermissionDenied, Principal
+from shared.auth import PermissionDenied, Principal, TokenVerifier
 from shared.bearer import authenticated
 from shared.errors import NotFound
 from shared.schemas import PathId
@@ -37,10 +37,12 @@ _EVENTS_SQL = (
 )
 
 
-def audit_routes(app: FastAPI, log: Callable[[], StoredLog], secret: Callable[[], str]) -> None:
+def audit_routes(
+    app: FastAPI, log: Callable[[], StoredLog], tokens: Callable[[], TokenVerifier]
+) -> None:
     """Attach the audit read of stored envelopes to a service's app; `log` gives the running
     service's event store."""
-    caller = authenticated(secret)
+    caller = authenticated(tokens)
 
     @app.get(
         "/v1/audit/streams/{stream_id}/events",

@@ -11,25 +11,28 @@ so shares its retries.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import hmac
 import json
 import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
 from shared.auth import PermissionDenied
-from shared.envelope import GENESIS_HASH, Envelope, canonical_json
+from shared.crypto import Protect, Record
+from shared.envelope import GENESIS_HASH, Envelope
 from shared.errors import DomainError, InvalidCommand, NotFound
 from shared.events import DomainEvent, EventRegistry
 from shared.eventstore import ConcurrencyConflict, EventMetadata, Head
 from shared.ports import EventLog, Vault
 
 __all__ = [
+    "KEYED_HASH_PREFIX",
     "CommandRunner",
     "Decider",
     "Folded",
@@ -49,6 +52,8 @@ Reply = dict[str, Any]
 """What a command or read answers: a JSON object."""
 Then = Callable[[asyncpg.Connection, list[Envelope]], Awaitable[None]]
 """Work run in a command's transaction after its append, given the appended envelopes."""
+KEYED_HASH_PREFIX = "v2:"
+"""How a stored request hash made under the server's key begins."""
 
 
 class IdempotencyRace(Exception):
@@ -71,34 +76,38 @@ class Decider(Generic[S]):
 
 @dataclass(frozen=True)
 class IdempotencyKey:
-    """A client's `Idempotency-Key`, scoped to the caller and route, with the request's hash."""
+    """A client's `Idempotency-Key`, scoped to the caller and route, with the request's keyed
+    hash (`shared.idempotency`), how long its first answer is kept (`retention`), and the plain
+    SHA-256 of the request that rows written before keyed hashes hold (`legacy_hash`)."""
 
     scope: str
     key: str
     request_hash: str
+    legacy_hash: str
+    retention: timedelta
 
-    @staticmethod
-    def of(scope: str, key: str | None, request: Any) -> IdempotencyKey | None:
-        if key is None:
-            return None
-        if not key or len(key) > 200:
-            raise InvalidCommand(
-                "Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key"
-            )
-        digest = hashlib.sha256(canonical_json(request)).hexdigest()
-        return IdempotencyKey(scope, key, digest)
+
+def _same_request(stored: str, key: IdempotencyKey) -> bool:
+    """Whether a row's hash is this request's, by the row's version: a keyed hash
+    (`v2:<hmac>`), or a plain SHA-256 of the body from before them."""
+    if stored.startswith(KEYED_HASH_PREFIX):
+        return hmac.compare_digest(stored, key.request_hash)
+    return hmac.compare_digest(stored, key.legacy_hash)
 
 
 async def remembered(conn: asyncpg.Connection, key: IdempotencyKey) -> Reply | None:
-    """The first answer given under this key, or None; 422 if the request differs."""
+    """The first answer given under this key within its retention, or None; 422 if the
+    request differs. A key used longer ago than that is a new request."""
     row = await conn.fetchrow(
-        "SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        "SELECT request_hash, response FROM idempotency_keys"
+        " WHERE scope = $1 AND key = $2 AND created_at > now() - $3::interval",
         key.scope,
         key.key,
+        key.retention,
     )
     if row is None:
         return None
-    if row["request_hash"] != key.request_hash:
+    if not _same_request(row["request_hash"], key):
         raise InvalidCommand(
             "this Idempotency-Key was already used with a different request",
             field="Idempotency-Key",
@@ -110,15 +119,20 @@ async def remembered(conn: asyncpg.Connection, key: IdempotencyKey) -> Reply | N
 async def remember(
     conn: asyncpg.Connection, key: IdempotencyKey, status: int, reply: Reply
 ) -> None:
-    """Keep the answer under this key, in the command's transaction."""
+    """Keep the answer under this key, in the command's transaction (in place of an expired
+    one the pruner has not removed yet)."""
     inserted = await conn.execute(
         "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING",
+        " VALUES ($1, $2, $3, $4, $5::jsonb)"
+        " ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
+        " status_code = EXCLUDED.status_code, response = EXCLUDED.response, created_at = now()"
+        " WHERE idempotency_keys.created_at <= now() - $6::interval",
         key.scope,
         key.key,
         key.request_hash,
         status,
         json.dumps(reply),
+        key.retention,
     )
     if inserted.endswith(" 0"):
         raise IdempotencyRace(key)
@@ -354,15 +368,15 @@ class CommandRunner(Generic[S]):
         owner = self.decider.owner(state)
         sealed = 0  # personal values sealed into the stored events
 
-        async def sealing() -> Callable[[str], str] | None:
+        async def sealing() -> Protect | None:
             if not owner or not events:
                 return None
-            seal_value = await self.vault.encryptor(conn, owner)
+            seal_value = await self.vault.sealer(conn, Record(owner, stream_id))
 
-            def counted(value: str) -> str:
+            def counted(field: str, value: str) -> str:
                 nonlocal sealed
                 sealed += 1
-                return seal_value(value)
+                return seal_value(field, value)
 
             return counted
 

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "Settings",
 ]
+
+
+def _seconds_or_iso(value: object) -> object:
+    """A duration as the environment spells it: seconds (`86400`) or ISO 8601 (`PT24H`)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+_Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso)]
 
 
 class Settings(BaseSettings):
@@ -48,6 +64,25 @@ class Settings(BaseSettings):
     # False: this instance serves HTTP and consumes its topics, and leaves the background work
     # (projections, the outbox relay, the service's workers) to its other instances.
     background: bool = True
+    # A token whose `exp` lies further ahead than this (seconds, or ISO 8601 like `PT24H`) is
+    # refused, however it was signed.
+    max_token_ttl: _Duration = Field(default=timedelta(hours=24), gt=timedelta(0))
+    # How long the first answer to an `Idempotency-Key` is kept (then the key is new again),
+    # and how often each instance's background work deletes the expired ones.
+    idempotency_retention: _Duration = Field(default=timedelta(hours=24), gt=timedelta(0))
+    idempotency_prune_seconds: float = Field(default=60.0, gt=0)
+    # The HTTP edge of each process (`shared.http_limits`): a request's line and headers may
+    # take this many bytes and hold this many headers (431 past either); they must arrive
+    # within `http_head_timeout_seconds` of their first byte, and the body within
+    # `http_body_timeout_seconds` of them (408 and the connection closed otherwise); an idle
+    # kept-alive connection is closed after `http_keep_alive_seconds`; a connection past
+    # `http_max_connections` open at once is closed as soon as it is accepted.
+    http_max_head_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    http_max_headers: int = Field(default=100, ge=8, le=10_000)
+    http_head_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    http_max_connections: int = Field(default=1000, ge=1)
 
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from shared.envelope import Envelope
 
 __all__ = [
+    "PERSONAL_SCHEMA_KEY",
     "Command",
     "DomainEvent",
     "EventRegistry",
@@ -25,11 +28,29 @@ __all__ = [
 ]
 
 
+PERSONAL_SCHEMA_KEY = "x-rapport-personal"
+PERSONAL_DESCRIPTION = (
+    "Personal data (contract section 5): a token `enc:v2:<field>:<base64url(nonce|ciphertext)>`"
+    " sealed with the client's own key, never plain text. Rows written before the field was"
+    " encrypted hold what they held then (`enc:v1:...` tokens or text)."
+)
+
+
 class PersonalData:
     """Field marker: the value is personal data and is encrypted with the client's key."""
 
     def __repr__(self) -> str:
         return "PersonalData()"
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """In a JSON Schema the field says it is personal and holds ciphertext."""
+        return {
+            **handler(schema),
+            "description": PERSONAL_DESCRIPTION,
+            PERSONAL_SCHEMA_KEY: True,
+        }
 
 
 PERSONAL = PersonalData()
@@ -61,17 +82,40 @@ class UnknownEventType(LookupError):
 
 
 class EventRegistry:
-    """Event types by name, with upcasters from older schema versions."""
+    """Event types by name, with upcasters from older schema versions and the models those
+    versions were written with."""
 
     def __init__(self, event_types: Iterable[type[DomainEvent]] = ()) -> None:
         self._types: dict[str, type[DomainEvent]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._history: dict[tuple[str, int], type[DomainEvent]] = {}
         for event_type in event_types:
             self.register(event_type)
 
     def register(self, event_type: type[E]) -> type[E]:
         self._types[event_type.event_type] = event_type
         return event_type
+
+    def historical(self, model: type[E]) -> type[E]:
+        """Register (as a class decorator) the model an older `schema_version` of a registered
+        type was written with. Its rows are still read through the upcasters; the model only
+        describes them (their published schema)."""
+        current = self._types.get(model.event_type)
+        if current is None:
+            raise UnknownEventType(model.event_type)
+        if model.schema_version >= current.schema_version:
+            raise ValueError(
+                f"{model.__name__} is {model.event_type} v{model.schema_version}, not older"
+                f" than the current v{current.schema_version}"
+            )
+        self._history[(model.event_type, model.schema_version)] = model
+        return model
+
+    def models(self) -> list[type[DomainEvent]]:
+        """The model of every version, current and historical, by type then version."""
+        current = {(m.event_type, m.schema_version): m for m in self._types.values()}
+        every = {**self._history, **current}
+        return [every[key] for key in sorted(every)]
 
     def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
         """Register a function turning `data` of `from_version` into `from_version + 1`."""
@@ -112,22 +156,26 @@ def personal_fields_of(model: type[BaseModel]) -> set[str]:
     return {name for name, field in model.model_fields.items() if PERSONAL in field.metadata}
 
 
-def dump_protected(model: BaseModel, protect: Callable[[str], str]) -> dict[str, Any]:
-    """Dump a model to JSON-ready data, passing every personal string through `protect`."""
+def dump_protected(model: BaseModel, protect: Callable[[str, str], str]) -> dict[str, Any]:
+    """Dump a model to JSON-ready data, passing every personal string through
+    `protect(field, value)`; `field` is the value's path of field names (`client.name`)."""
     dumped: dict[str, Any] = model.model_dump(mode="json")
-    _protect_into(model, dumped, protect)
+    _protect_into(model, dumped, protect, "")
     return dumped
 
 
-def _protect_into(model: BaseModel, dumped: dict[str, Any], protect: Callable[[str], str]) -> None:
+def _protect_into(
+    model: BaseModel, dumped: dict[str, Any], protect: Callable[[str, str], str], path: str
+) -> None:
     personal = personal_fields_of(type(model))
     for name in type(model).model_fields:
         value = getattr(model, name)
+        field = f"{path}{name}"
         if name in personal and isinstance(value, str):
-            dumped[name] = protect(value)
+            dumped[name] = protect(field, value)
         elif isinstance(value, BaseModel):
-            _protect_into(value, dumped[name], protect)
+            _protect_into(value, dumped[name], protect, f"{field}.")
         elif isinstance(value, list | tuple):
             for item, item_dumped in zip(value, dumped[name], strict=True):
                 if isinstance(item, BaseModel):
-                    _protect_into(item, item_dumped, protect)
+                    _protect_into(item, item_dumped, protect, f"{field}.")

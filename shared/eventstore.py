@@ -417,7 +417,7 @@ class EventStore:
         events: Sequence[DomainEvent],
         metadata: EventMetadata,
         *,
-        protect: Callable[[str], str] | None = None,
+        protect: Callable[[str, str], str] | None = None,
         head: Head | None = None,
     ) -> list[Envelope]:
         """Append events to a stream, atomically, in one statement.
@@ -445,7 +445,7 @@ class EventStore:
         envelopes: list[Envelope] = []
         for event in events:
             version += 1
-            data = dump_protected(event, protect or (lambda value: value))
+            data = dump_protected(event, protect or (lambda _, value: value))
             envelope = seal(
                 {
                     "event_id": new_id(),

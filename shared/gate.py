@@ -4,9 +4,11 @@ step, and hands every other request to FastAPI's full stack.
 A command is the hot path of every service and each has the same shape (`POST`, a bearer
 token, a JSON body, at most `MAX_BODY_BYTES`). Starlette's middleware stack, the router's
 scan and FastAPI's dependency solver cost more than the command itself, so `ServiceApp`
-matches command paths first and gives a request with a declared JSON body within the limit
-to its `Lane`. The lane answers, or declines (no valid token, a body its model refuses, ...)
-and the request goes through FastAPI as if the gate were not there, with the body it sent.
+matches command paths first and gives a request with a declared JSON body within the limit,
+and no header repeated, to its `Lane` (a lane reads each header once; FastAPI's path decides
+about repeated ones, `Authorization` above all: `shared.bearer`). The lane answers, or
+declines (no valid token, a body its model refuses, ...) and the request goes through
+FastAPI as if the gate were not there, with the body it sent.
 Errors raised while answering go to the app's own exception handlers (problem+json), and
 requests are counted and timed in the same metrics as every other request.
 """
@@ -84,7 +86,8 @@ class ServiceApp(FastAPI):
         declared = headers.get(b"content-length", b"")
         content_type = headers.get(b"content-type")
         if (
-            not declared.isdigit()
+            len(headers) != len(scope["headers"])  # a repeated header: FastAPI reads them all
+            or not declared.isdigit()
             or int(declared) > MAX_BODY_BYTES
             or content_type is None
             or not is_json(content_type)

@@ -15,6 +15,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from shared.auth import TokenVerifier
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.crypto import KeyVault, decode_master_key
@@ -22,6 +23,7 @@ from shared.db import create_pool, migrate
 from shared.envelope import Envelope
 from shared.eventstore import EventStore
 from shared.faults import is_transient
+from shared.idempotency import IdempotencyKeys, pruner
 from shared.inbox import Handler, Inbox
 from shared.kafka import (
     METADATA_MAX_AGE_MS,
@@ -83,7 +85,8 @@ class ServiceCore:
     broker: KafkaBroker
     runner: ProjectionRunner
     relay: OutboxRelay | None
-    jwt_secret: str
+    tokens: TokenVerifier
+    idempotency: IdempotencyKeys
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     consumers: dict[str, tuple[Inbox, Handler]] = field(default_factory=dict)
 
@@ -235,6 +238,7 @@ async def open_core(
         pool_size=settings.db_pool_size,
     )
     store = EventStore(pool, name, clock)
+    master_key = decode_master_key(master)
     publisher = KafkaPublisher(bootstrap, f"rapport-{name}")
     broker = KafkaBroker(
         bootstrap,
@@ -268,18 +272,19 @@ async def open_core(
         clock=clock,
         pool=pool,
         store=store,
-        vault=KeyVault(pool, decode_master_key(master)),
+        vault=KeyVault(pool, master_key),
         publisher=publisher,
         broker=broker,
         runner=ProjectionRunner(store, projections, segments=settings.projection_segments),
         relay=relay,
-        jwt_secret=secret,
+        tokens=TokenVerifier(secret, max_ttl=settings.max_token_ttl),
+        idempotency=IdempotencyKeys(master_key, retention=settings.idempotency_retention),
     )
 
 
 async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None) -> None:
     """Create topics, start consumers and the commit signal; with `background` (the default)
-    also the relay, the projection runner and the service's workers."""
+    also the relay, the projection runner, the idempotency pruner and the service's workers."""
     assert core.settings.kafka_bootstrap
     await create_topics(
         core.settings.kafka_bootstrap,
@@ -301,5 +306,7 @@ async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None
     if core.relay is not None:
         core.spawn(core.relay.run, "outbox")
     core.spawn(core.runner.run, "projections")
+    retention, every = core.idempotency.retention, core.settings.idempotency_prune_seconds
+    core.spawn(pruner(core.pool, retention, every=every), "idempotency-pruner")
     for worker_name, worker in (workers or {}).items():
         core.spawn(worker, worker_name)

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 
+from shared.crypto import Protect, Record, Revealed
 from shared.envelope import Envelope
 from shared.events import DomainEvent
 from shared.eventstore import EventMetadata, Head
@@ -48,7 +49,7 @@ class EventLog(Protocol):
         events: Sequence[DomainEvent],
         metadata: EventMetadata,
         *,
-        protect: Callable[[str], str] | None = None,
+        protect: Protect | None = None,
         head: Head | None = None,
     ) -> list[Envelope]:
         """Append events if the stream still ends at `expected_version`, else raise
@@ -67,10 +68,11 @@ class EventLog(Protocol):
 
 
 class Vault(Protocol):
-    """Per-client data keys: personal data sealed on write, revealed on read, erased for good."""
+    """Per-client data keys: personal data sealed on write, revealed on read, erased for good.
+    Values are sealed into, and opened from, one `Record` (a client's stream) only."""
 
-    async def encryptor(self, conn: asyncpg.Connection, client_id: str) -> Callable[[str], str]:
-        """A function sealing plaintext with the client's key."""
+    async def sealer(self, conn: asyncpg.Connection, record: Record) -> Protect:
+        """Seals personal values into `record` with its client's key."""
         ...
 
     async def erase(self, conn: asyncpg.Connection, client_id: str) -> bool:
@@ -81,8 +83,9 @@ class Vault(Protocol):
         """Whether the client's key was destroyed."""
         ...
 
-    async def reveal(self, tree: Any, *, authorised: bool = True) -> tuple[Any, bool]:
-        """The tree with every sealed value opened (None when erased), and whether any was."""
+    async def reveal(self, tree: Any, record: Record) -> Revealed:
+        """The tree read from `record` with every sealed value opened (None when erased or
+        unreadable)."""
         ...
 
     def seal_secret(self, value: str, purpose: str) -> str:

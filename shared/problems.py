@@ -46,10 +46,12 @@ TITLES: dict[int, str] = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -164,7 +166,8 @@ async def _domain_problem(request: Request, error: Exception) -> Response:
 
 
 async def _unauthenticated(request: Request, error: Exception) -> Response:
-    return problem(401, "A valid bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
+    """401, one type and title; the detail says what is wrong with the token (`shared.auth`)."""
+    return problem(401, str(error), headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _forbidden(request: Request, error: Exception) -> Response:

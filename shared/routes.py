@@ -3,7 +3,8 @@
 
 Each route authenticates the caller, validates the body, scopes the `Idempotency-Key` to the
 caller and the path, chooses the ids of what the command creates, and calls the service's
-`act`; the service answers a `Reply`, returned with 201.
+`act`; the service answers a `Reply`, returned with 201. What the routes need of the running
+service (its token verifier and idempotency keys) comes through its `Edge`.
 
 Command routes are the hot path, and every one has the same shape, so each is also a `Lane`
 of the service's command gate (`shared.gate`): a request that is in order (a verified bearer
@@ -29,28 +30,30 @@ from pydantic import ValidationError
 
 from shared.access import recipient_key
 from shared.application import Sent
-from shared.auth import Principal
+from shared.auth import Principal, TokenVerifier
 from shared.bearer import Bearer
 from shared.commands import IdempotencyKey, Reply
 from shared.envelope import new_id
 from shared.events import Command
 from shared.gate import Answer, Headers, Lane, ServiceApp
+from shared.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKeys
 from shared.schemas import ID_LENGTH, ID_PATTERN, CommandAccepted, PathId, RequestBody
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
     "CommandRoute",
     "Commands",
+    "Edge",
     "add_command_routes",
     "idempotency_for",
 ]
 
-IDEMPOTENCY_MAX = 200
 IDEMPOTENCY_HEADER = Header(
     default=None,
     alias="Idempotency-Key",
-    max_length=IDEMPOTENCY_MAX,
-    description="Retrying a command with the same key returns the first answer.",
+    max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+    description="Retrying a command with the same key within the retention (24 hours by "
+    "default) returns the first answer; after it, the key is a new request.",
 )
 _ID = re.compile(ID_PATTERN)
 
@@ -67,11 +70,22 @@ class Endpoint(Protocol):
     ) -> Response: ...
 
 
+@dataclass(frozen=True)
+class Edge:
+    """What a service's routes need of it once it runs: who a bearer token names, and how an
+    `Idempotency-Key` is kept."""
+
+    tokens: Callable[[], TokenVerifier]
+    idempotency: Callable[[], IdempotencyKeys]
+
+
 def idempotency_for(
-    principal: Principal, target: str, value: str | None, request: Any
+    keys: IdempotencyKeys, principal: Principal, target: str, value: str | None, request: Any
 ) -> IdempotencyKey | None:
-    """The caller's `Idempotency-Key` for one target (a path without `/v1/`), or None."""
-    return IdempotencyKey.of(f"{recipient_key(principal)}:{target}", value, request)
+    """The caller's `Idempotency-Key` for one target (a path without `/v1/`), or None. Its
+    scope fits an index row whatever the request: a role, a `sub` of at most 200 characters
+    and a route's path of ids of at most 100 ASCII characters each."""
+    return keys.of(f"{recipient_key(principal)}:{target}", value, request)
 
 
 @dataclass(frozen=True)
@@ -116,19 +130,21 @@ def add_command_routes(
     app: FastAPI,
     routes: Sequence[CommandRoute],
     *,
-    caller: Bearer,
+    edge: Edge,
     service: Callable[[], Commands],
     tags: Sequence[str | Enum],
 ) -> None:
     """Attach one `POST` route per row; `service()` runs the command."""
+    caller = Bearer(edge.tokens)
     for route in routes:
-        _add(app, route, caller, service, [*tags])
+        _add(app, route, caller, edge.idempotency, service, [*tags])
 
 
 def _add(
     app: FastAPI,
     route: CommandRoute,
     caller: Bearer,
+    idempotency: Callable[[], IdempotencyKeys],
     service: Callable[[], Commands],
     tags: list[str | Enum],
 ) -> None:
@@ -151,7 +167,7 @@ def _add(
         key = None
         if idempotency_key is not None:  # the request, as its key's hash covers it
             request = body.model_dump(mode="json") if body is not None else {}
-            key = idempotency_for(principal, target, idempotency_key, request)
+            key = idempotency_for(idempotency(), principal, target, idempotency_key, request)
         reply = await service().act(
             Sent(principal, stream_id, route.command, fields, route.who, key, dict(new))
         )
@@ -195,7 +211,7 @@ def _answer(endpoint: Endpoint, caller: Bearer, body_model: type[RequestBody]) -
         authorization = headers.get(b"authorization")
         key = headers.get(b"idempotency-key")
         principal = caller.principal_of(authorization.decode("latin-1") if authorization else None)
-        if principal is None or (key is not None and len(key) > IDEMPOTENCY_MAX):
+        if principal is None or (key is not None and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH):
             return None
         if not all(_valid_id(value) for value in ids.values()):
             return None

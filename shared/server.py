@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from shared.config import Settings
+from shared.http_limits import HttpLimits, serving_options
 from shared.lifecycle import MissingSecret, require
 
 __all__ = ["embedded_server", "main", "run_forever", "worker_app"]
@@ -22,11 +23,24 @@ _SERVICE_VARIABLE = "RAPPORT_SERVING"  # which service a worker process builds
 
 
 def embedded_server(
-    app: FastAPI, host: str, port: int, *, log_level: str = "warning"
+    app: FastAPI,
+    host: str,
+    port: int,
+    *,
+    limits: HttpLimits | None = None,
+    log_level: str = "warning",
 ) -> uvicorn.Server:
-    """A uvicorn server to run inside another program's event loop (`await server.serve()`);
-    set `should_exit` to stop it gracefully."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+    """A uvicorn server to run inside another program's event loop (`await server.serve()`),
+    within `limits` (the default settings' unless given); set `should_exit` to stop it
+    gracefully."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        **serving_options(limits or HttpLimits()),
+    )
     return _QuietServer(config)
 
 
@@ -47,10 +61,19 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def run_forever(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> None:
-    """Serve `app` in this process until SIGINT/SIGTERM."""
+def run_forever(
+    app: FastAPI, host: str, port: int, *, limits: HttpLimits, log_level: str = "info"
+) -> None:
+    """Serve `app` in this process within `limits` until SIGINT/SIGTERM."""
     _settle_garbage_collector()
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        **serving_options(limits),
+    )
 
 
 def _configured(name: str) -> Settings:
@@ -80,11 +103,12 @@ def worker_app() -> FastAPI:
 def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
     """`python -m services.<name>`: configure logging and serve the app from settings; with
     `RAPPORT_WORKERS` > 1, that many worker processes share the port (uvicorn supervises
-    them and replaces one that dies)."""
+    them and replaces one that dies). Every process serves within the settings' HTTP limits
+    (`shared.http_limits`)."""
     settings = _configured(name)
-    host, port = settings.host, settings.port_of(name)
+    host, port, limits = settings.host, settings.port_of(name), HttpLimits.of(settings)
     if settings.workers == 1:
-        run_forever(create_app(settings), host, port, log_level=settings.log_level)
+        run_forever(create_app(settings), host, port, limits=limits, log_level=settings.log_level)
         return
     os.environ[_SERVICE_VARIABLE] = name
     uvicorn.run(
@@ -95,4 +119,5 @@ def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
         port=port,
         log_level=settings.log_level,
         access_log=False,
+        **serving_options(limits),
     )

@@ -40,6 +40,7 @@ def settings(infra: Endpoints) -> Settings:
         webhook_timeout_seconds=1.0,
         webhook_max_attempts=4,
         webhook_allow_private_targets=True,  # the test receivers listen on localhost
+        idempotency_prune_seconds=1.0,
     )
 
 

@@ -4,23 +4,25 @@
 same hash chain, personal fields protected); a transaction's appends become visible when it
 commits, and a stream that moved on meanwhile is a `ConcurrencyConflict`. `MemoryDocuments`
 folds the committed log with the service's own projections on each read. `MemoryVault` seals
-personal values reversibly and forgets a client's key on erasure. No SQL runs: what needs
-PostgreSQL (idempotency keys, the projection runner) is tested in tests/integration and e2e.
+personal values as the key vault does, with keys in memory, and forgets a key on erasure. No
+SQL runs: what needs PostgreSQL (idempotency keys, the projection runner) is tested in
+tests/integration and e2e.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from shared.application import Sent
 from shared.clock import Clock
 from shared.commands import Reply
-from shared.crypto import TOKEN_PREFIX, is_token, token_owner
+from shared.crypto import Protect, Record, Revealed, protector, reveal_tree
 from shared.envelope import GENESIS_HASH, Envelope, format_time, new_id, parse_time, seal
 from shared.events import DomainEvent, dump_protected
 from shared.eventstore import ConcurrencyConflict, EventMetadata, Head
@@ -78,7 +80,7 @@ class MemoryEventStore:
         events: Sequence[DomainEvent],
         metadata: EventMetadata,
         *,
-        protect: Callable[[str], str] | None = None,
+        protect: Callable[[str, str], str] | None = None,
         head: Head | None = None,
     ) -> list[Envelope]:
         if not events:
@@ -105,7 +107,7 @@ class MemoryEventStore:
                     "correlation_id": metadata.correlation_id,
                     "causation_id": metadata.causation_id,
                     "actor": metadata.actor.model_dump(),
-                    "data": dump_protected(event, protect or (lambda value: value)),
+                    "data": dump_protected(event, protect or (lambda _, value: value)),
                     "prev_hash": prev_hash,
                 }
             )
@@ -194,53 +196,35 @@ class MemoryDocuments:
 
 
 class MemoryVault:
-    """The key vault port in memory: a personal value is sealed as a token naming its client
-    (readable here, which is enough to test who sees what); erasure forgets the client."""
+    """The key vault port in memory: the same sealing and binding as `KeyVault`
+    (`shared.crypto.protector`, `reveal_tree`), with keys in a dict; erasure forgets a key."""
 
     def __init__(self) -> None:
-        self.clients: set[str] = set()
+        self.keys: dict[str, bytes] = {}
         self.erased: set[str] = set()
 
-    async def encryptor(self, conn: Any, client_id: str) -> Callable[[str], str]:
-        self.clients.add(client_id)
-        body = "-" if client_id in self.erased else None
+    @property
+    def clients(self) -> set[str]:
+        return set(self.keys) | self.erased
 
-        def protect(value: str) -> str:
-            if is_token(value):
-                return value
-            sealed = body or base64.urlsafe_b64encode(value.encode()).decode()
-            return f"{TOKEN_PREFIX}{client_id}:{sealed}"
-
-        return protect
+    async def sealer(self, conn: Any, record: Record) -> Protect:
+        if record.client_id in self.erased:
+            return protector(None, record)
+        key = self.keys.setdefault(record.client_id, AESGCM.generate_key(bit_length=256))
+        return protector(key, record)
 
     async def erase(self, conn: Any, client_id: str) -> bool:
         fresh = client_id not in self.erased
         self.erased.add(client_id)
+        self.keys.pop(client_id, None)
         return fresh
 
     async def is_erased(self, client_id: str) -> bool:
         return client_id in self.erased
 
-    async def reveal(self, tree: Any, *, authorised: bool = True) -> tuple[Any, bool]:
-        erased = False
-
-        def opened(value: Any) -> Any:
-            nonlocal erased
-            if is_token(value):
-                owner = token_owner(value)
-                if owner in self.erased:
-                    erased = True
-                    return None
-                if not authorised:
-                    return None
-                return base64.urlsafe_b64decode(value.rsplit(":", 1)[1]).decode()
-            if isinstance(value, dict):
-                return {name: opened(item) for name, item in value.items()}
-            if isinstance(value, list):
-                return [opened(item) for item in value]
-            return value
-
-        return opened(tree), erased
+    async def reveal(self, tree: Any, record: Record) -> Revealed:
+        erased = record.client_id in self.erased
+        return reveal_tree(tree, self.keys.get(record.client_id), record, erased=erased)
 
     def seal_secret(self, value: str, purpose: str) -> str:
         return f"sealed:test:{purpose}:{value}"

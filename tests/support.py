@@ -13,8 +13,12 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from shared.auth import Role, issue_token
+from shared.auth import Role, TokenVerifier, issue_token
 from shared.config import Settings
+from shared.crypto import decode_master_key, generate_master_key
+from shared.http_limits import HttpLimits
+from shared.idempotency import IdempotencyKeys
+from shared.routes import Edge
 from shared.server import embedded_server
 
 T = TypeVar("T")
@@ -48,6 +52,14 @@ def token(
 
 def auth(role: Role, sub: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role, sub)}"}
+
+
+def routes_edge() -> Edge:
+    """What routes need of a running service, for routes tested without one: tokens signed
+    with `JWT_SECRET`, idempotency keys under a master key of its own."""
+    tokens = TokenVerifier(JWT_SECRET)
+    keys = IdempotencyKeys(decode_master_key(generate_master_key()))
+    return Edge(lambda: tokens, lambda: keys)
 
 
 async def eventually(
@@ -93,7 +105,7 @@ class Stack:
     async def start(self, name: str, factory: Callable[..., FastAPI]) -> RunningService:
         port = free_port()
         app = factory(self.settings, clock=self.clock)
-        server = embedded_server(app, "127.0.0.1", port)
+        server = embedded_server(app, "127.0.0.1", port, limits=HttpLimits.of(self.settings))
         task = asyncio.create_task(server.serve())
         service = RunningService(name, app, f"http://127.0.0.1:{port}", server, task)
         self.services[name] = service

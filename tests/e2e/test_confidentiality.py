@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -134,6 +134,22 @@ async def commit_intake(
     return parties
 
 
+async def register_webhooks(
+    stack: Stack, parties: Parties, urls: dict[Literal["coach", "client"], str], secret: str
+) -> None:
+    """A webhook for each party named in `urls`, registered by that party itself."""
+    subjects = {"coach": parties.coach_id, "client": parties.client_id}
+    async with stack.client("notifications") as notifications:
+        for role, url in urls.items():
+            sub = subjects[role]
+            registered = await notifications.post(
+                "/v1/webhooks",
+                json={"recipient": f"{role}:{sub}", "url": url, "secret": secret},
+                headers=auth(role, sub),
+            )
+            assert registered.status_code == 201, registered.text
+
+
 async def opened_journey(stack: Stack, http: httpx.AsyncClient, parties: Parties) -> Journey:
     journey = Journey(
         stack=stack,
@@ -257,14 +273,7 @@ async def test_full_journeys_leave_no_personal_value_in_plaintext_anywhere(stack
     async with receiver() as hook, stack.client("engagement") as http:
 
         async def webhooks(parties: Parties) -> None:
-            async with stack.client("notifications") as notifications:
-                for role, sub in (("coach", parties.coach_id), ("client", parties.client_id)):
-                    registered = await notifications.post(
-                        "/v1/webhooks",
-                        json={"recipient": f"{role}:{sub}", "url": hook.url, "secret": tag},
-                        headers=auth(role, sub),  # type: ignore[arg-type]
-                    )
-                    assert registered.status_code == 201, registered.text
+            await register_webhooks(stack, parties, {"coach": hook.url, "client": hook.url}, tag)
 
         graduated = await opened_journey(
             stack, http, await commit_intake(stack, values, before_commit=webhooks)

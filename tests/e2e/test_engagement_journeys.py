@@ -243,4 +243,4 @@ async def test_boundary_violations_reach_supervision_and_one_is_resolved(stack: 
         assert all(e.data["supervisor_id"] == journey.supervisor_id for e in recommended)
         violated = [e.data for e in events if e.event_type == "BoundaryViolated"]
         assert {"violation_id", "violated_by", "kind"} <= set(violated[0])
-        assert all(d["description"].startswith("enc:v1:") for d in violated)
+        assert all(d["description"].startswith("enc:v2:") for d in violated)

@@ -279,12 +279,25 @@ async def test_webhooks_are_registered_only_for_oneself_unless_admin(stack: Stac
     assert anonymous.status_code == 401
 
 
+async def stored_webhooks(stack: Stack, recipient: str) -> int:
+    async with stack.core("notifications").store.pool.acquire() as conn:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM notifications.webhooks WHERE recipient = $1", recipient
+        )
+    return count
+
+
 async def test_invalid_webhooks_are_refused_with_the_fields_named(stack: Stack) -> None:
     coach = auth("coach", "c-v")
     for body, field in [
         ({"recipient": "coach:c-v", "url": "ftp://example.org/x", "secret": "s"}, "url"),
         ({"recipient": "coach:c-v", "url": "not a url", "secret": "s"}, "url"),
         ({"recipient": "coach:c-v", "url": "https://x.org/" + "a" * 2100, "secret": "s"}, "url"),
+        ({"recipient": "coach:c-v", "url": "http://127.0.0.1:18099:99/", "secret": "s"}, "url"),
+        ({"recipient": "coach:c-v", "url": "http://xn--/", "secret": "s"}, "url"),
+        ({"recipient": "coach:c-v", "url": "http://x.org/a\x01b", "secret": "s"}, "url"),
+        ({"recipient": "coach:c-v", "url": "http://x.org/\r\nX: y", "secret": "s"}, "url"),
+        ({"recipient": "coach:c-v", "url": "http://127.1/", "secret": "s"}, "url"),
         ({"recipient": "coach:c-v", "url": "https://x.org/h"}, "secret"),
         ({"recipient": "someone", "url": "https://x.org/h", "secret": "s"}, "recipient"),
     ]:
@@ -293,6 +306,55 @@ async def test_invalid_webhooks_are_refused_with_the_fields_named(stack: Stack) 
         assert response.status_code == 422, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
         assert field in {error["field"] for error in response.json()["errors"]}
+    assert await stored_webhooks(stack, "coach:c-v") == 0
+
+
+async def test_a_webhook_url_with_credentials_is_refused_and_stored_nowhere(stack: Stack) -> None:
+    secret_part = f"pw-{uuid.uuid4().hex}"
+    url = f"https://hook-user:{secret_part}@hooks.example.org/h"
+    headers = {**auth("coach", "c-creds"), "Idempotency-Key": f"k-{uuid.uuid4()}"}
+    async with stack.client("notifications") as http:
+        response = await http.post(
+            "/v1/webhooks",
+            json={"recipient": "coach:c-creds", "url": url, "secret": "s"},
+            headers=headers,
+        )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    [error] = response.json()["errors"]
+    assert error["field"] == "url" and "credentials" in error["message"]
+    assert secret_part not in response.text
+    async with stack.core("notifications").store.pool.acquire() as conn:
+        webhooks = await conn.fetchval(
+            "SELECT count(*) FROM notifications.webhooks WHERE position($1 in url) > 0",
+            secret_part,
+        )
+        remembered = await conn.fetchval(
+            "SELECT count(*) FROM notifications.idempotency_keys"
+            " WHERE position($1 in response::text) > 0",
+            secret_part,
+        )
+    assert webhooks == remembered == 0
+
+
+async def test_a_recipient_s_twenty_first_webhook_answers_409_and_writes_nothing(
+    stack: Stack,
+) -> None:
+    coach_id = f"c-limit-{uuid.uuid4().hex[:8]}"
+    recipient, coach = f"coach:{coach_id}", auth("coach", coach_id)
+    for number in range(20):
+        registered = await register(stack, recipient, f"https://x.org/{number}", "s", coach)
+        assert registered.status_code == 201, registered.text
+    refused = await register(stack, recipient, "https://x.org/21", "s", coach)
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "20 webhooks" in refused.json()["detail"]
+    assert await stored_webhooks(stack, recipient) == 20
+    # an admin is held to the same limit for that recipient; another recipient is not affected
+    assert (await register(stack, recipient, "https://x.org/a", "s", ADMIN)).status_code == 409
+    other = await register(stack, f"client:{coach_id}", "https://x.org/c", "s", ADMIN)
+    assert other.status_code == 201, other.text
+    assert await stored_webhooks(stack, recipient) == 20
 
 
 async def test_a_retried_registration_with_an_idempotency_key_registers_once(

@@ -93,6 +93,7 @@ async def test_every_opened_engagement_has_a_relationship_view_with_nothing_in_i
         "health": None,
         "comments": {"client": None, "coach": None},
         "erased": False,
+        "unreadable": 0,
         "version": 1,
     }
 
@@ -324,7 +325,7 @@ async def test_a_concern_opens_escalates_to_supervision_once_and_resolves_with_n
     assert recommended.data["supervisor_id"] == journey.supervisor_id
     comments = [e.data["comment"] for e in events if e.event_type == "RelationshipCheckInRecorded"]
     assert [c for c in comments if c is not None] and all(
-        c.startswith("enc:v1:") for c in comments if c is not None
+        c.startswith("enc:v2:") for c in comments if c is not None
     )
     await kinds_become(
         stack,

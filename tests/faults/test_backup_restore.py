@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from shared.crypto import KeyVault, decode_master_key
+from shared.crypto import KeyVault, Record, decode_master_key
 from tests.faults import checks
 from tests.faults.stack import FaultStack
 from tests.faults.test_fault_run import until
@@ -100,8 +100,8 @@ async def test_a_restored_backup_verifies_and_replays_to_the_same_digests(
     # the wrapped client keys came along: the same master key opens the personal data
     conn = await asyncpg.connect(target_url)
     try:
-        names = [
-            json.loads(row["envelope"])["data"]["client"]["name"]
+        started = [
+            json.loads(row["envelope"])["data"]
             for row in await conn.fetch(
                 "SELECT envelope FROM intake.events WHERE event_type = 'IntakeStarted'"
             )
@@ -111,7 +111,12 @@ async def test_a_restored_backup_verifies_and_replays_to_the_same_digests(
     pool = await asyncpg.create_pool(target_url, min_size=1, max_size=2)
     try:
         vault = KeyVault(pool, decode_master_key(key))
-        revealed, _ = await vault.reveal(names)
+        revealed = [
+            (
+                await vault.reveal(data["client"], Record(data["client_id"], data["engagement_id"]))
+            ).tree["name"]
+            for data in started
+        ]
     finally:
         await pool.close()
     assert "Backup Client" in revealed

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
-from typing import ClassVar
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -17,6 +16,7 @@ from services.intake.domain.events import (
     ClientDetails,
     Goal,
     GoalSet,
+    GoalSetV1,
     IntakeStarted,
     goal_direction,
     registry,
@@ -26,7 +26,7 @@ from shared.audit import live_digests, replay, verify_events
 from shared.clock import SystemClock
 from shared.db import migrate
 from shared.envelope import Actor
-from shared.events import DomainEvent, PersonalStr
+from shared.events import DomainEvent
 from shared.eventstore import EventMetadata, EventStore
 from shared.projection_runner import ProjectionRunner
 from shared.projections import load_document
@@ -34,20 +34,6 @@ from shared.projections import load_document
 STREAM = str(uuid.uuid4())
 CLIENT = str(uuid.uuid4())
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
-
-
-class GoalSetV1(DomainEvent):
-    """GoalSet exactly as the code before version 2 wrote it: no `direction`."""
-
-    event_type: ClassVar[str] = "GoalSet"
-    schema_version: ClassVar[int] = 1
-
-    goal_id: str
-    title: PersonalStr
-    measure: str
-    baseline: float
-    target: float
-    target_date: date | None = None
 
 
 GOALS = [

@@ -14,8 +14,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from rapport.infra import Endpoints
+from services.notifications.domain.webhooks import MAX_WEBHOOKS_PER_RECIPIENT
 from shared.auth import PermissionDenied, Principal
+from shared.db import migrate
 from shared.envelope import format_time
+from shared.errors import ForbiddenByState
 from shared.eventstore import START
 from tests.integration.webhook_support import (
     ADMIN,
@@ -331,12 +334,14 @@ async def test_a_webhook_secret_is_stored_sealed_and_still_signs_deliveries(
 async def test_concurrent_registrations_with_one_idempotency_key_register_once(
     infra: Endpoints,
 ) -> None:
-    from shared.commands import IdempotencyKey
+    from shared.crypto import decode_master_key, generate_master_key
+    from shared.idempotency import IdempotencyKeys
     from tests.integration.webhook_support import ADMIN
 
     async with notifier(infra.database_url) as n:
         request = {"recipient": "coach:idem", "url": "http://127.0.0.1:9/hook", "secret": "s"}
-        key = IdempotencyKey.of("admin:ops:webhooks", f"k-{uuid.uuid4()}", request)
+        keys = IdempotencyKeys(decode_master_key(generate_master_key()))
+        key = keys.of("admin:ops:webhooks", f"k-{uuid.uuid4()}", request)
         answers = await asyncio.gather(
             *(
                 n.service.register_webhook(ADMIN, "coach:idem", "http://127.0.0.1:9/hook", "s", key)
@@ -350,21 +355,15 @@ async def test_concurrent_registrations_with_one_idempotency_key_register_once(
         assert stored == 1
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "LOCALHOST."])
 async def test_a_webhook_inside_the_private_network_is_refused_unless_allowed(
-    infra: Endpoints,
+    infra: Endpoints, host: str
 ) -> None:
-    from services.notifications.adapters.sender import is_public
-
-    assert not any(
-        is_public(address)
-        for address in ("127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1")
-    )
-    assert is_public("93.184.216.34")
     async with (
         notifier(infra.database_url, webhook_allow_private_targets=False) as n,
         receiver() as internal,
     ):
-        await n.webhook("coach:ssrf", internal.url)
+        await n.webhook("coach:ssrf", internal.url.replace("127.0.0.1", host))
         engagement_id = await n.commit("ssrf")
         async with running(n.worker()):
             [item] = await eventually(lambda: only(n, "coach:ssrf", "failed"), timeout=30)
@@ -376,3 +375,58 @@ async def test_a_webhook_inside_the_private_network_is_refused_unless_allowed(
         ]
         assert attempts and {a["error"] for a in attempts} == {"blocked_target"}
         assert item["attempts"] == len(attempts)
+
+
+async def test_concurrent_registrations_for_one_recipient_never_get_past_twenty(
+    infra: Endpoints,
+) -> None:
+    async with notifier(infra.database_url) as n:
+        await n.webhook("coach:crowd", "https://hooks.example.org/first")
+
+        async def register(number: int) -> str:
+            try:
+                await n.webhook("coach:crowd", f"https://hooks.example.org/{number}")
+            except ForbiddenByState:
+                return "refused"
+            return "registered"
+
+        outcomes = Counter(await asyncio.gather(*(register(i) for i in range(30))))
+        assert outcomes == {"registered": 19, "refused": 11}
+        stored = await n.pool.fetchval(
+            "SELECT count(*) FROM webhooks WHERE recipient = 'coach:crowd'"
+        )
+        assert stored == MAX_WEBHOOKS_PER_RECIPIENT == 20
+        # every other recipient still has room, `*` included
+        await n.webhook("coach:another", "https://hooks.example.org/h")
+        await n.webhook("*", "https://hooks.example.org/h")
+
+
+async def test_a_webhook_url_stored_with_credentials_before_loses_them_on_migrating(
+    infra: Endpoints,
+) -> None:
+    async with notifier(infra.database_url) as n:
+        urls = {
+            "coach:old-1": "https://user:pa%40ss@hooks.example.org:8443/h?x=1",
+            "coach:old-2": "http://token@10.0.0.1/h#@frag",
+            "coach:old-3": "https://hooks.example.org/path@with-at?q=a@b",
+        }
+        for recipient, url in urls.items():
+            await n.pool.execute(
+                "INSERT INTO webhooks (webhook_id, recipient, url, secret, created_by, created_at)"
+                " VALUES ($1, $2, $3, 'sealed', 'admin:ops', now())",
+                uuid.uuid4(),
+                recipient,
+                url,
+            )
+        migration = "services.notifications.adapters.migrations:003_webhook_url_credentials.sql"
+        await n.pool.execute("DELETE FROM schema_migrations WHERE name = $1", migration)
+        schema = await n.pool.fetchval("SELECT current_schema()")
+        assert await migrate(n.pool, schema, ["services.notifications.adapters.migrations"]) == [
+            migration
+        ]
+        rows = await n.pool.fetch("SELECT recipient, url FROM webhooks ORDER BY recipient")
+        assert {row["recipient"]: row["url"] for row in rows} == {
+            "coach:old-1": "https://hooks.example.org:8443/h?x=1",
+            "coach:old-2": "http://10.0.0.1/h#@frag",
+            "coach:old-3": "https://hooks.example.org/path@with-at?q=a@b",
+        }

@@ -17,7 +17,7 @@ from starlette.routing import Match
 from services.engagement.domain import commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES
 from shared.app import create_app
-from shared.bearer import authenticated
+from shared.auth import REPEATED
 from shared.body_limit import MAX_BODY_BYTES
 from shared.config import Settings
 from shared.errors import DomainError
@@ -27,7 +27,7 @@ from shared.operations import REQUESTS
 from shared.problems import PROBLEM
 from shared.routes import add_command_routes
 from tests.fakes import RecordingCommands
-from tests.support import JWT_SECRET, auth
+from tests.support import auth, routes_edge
 
 HOMEWORK = next(r for r in COMMAND_ROUTES if r.command is commands.AssignHomework)
 PATH = "/v1/engagements/eng-1/homework"
@@ -45,14 +45,16 @@ def app(service: RecordingCommands) -> ServiceApp:
     add_command_routes(
         app,
         [HOMEWORK],
-        caller=authenticated(lambda: JWT_SECRET),
+        edge=routes_edge(),
         service=lambda: service,
         tags=["test"],
     )
     return app
 
 
-async def post(app: FastAPI, body: Any, headers: dict[str, str], **extra: Any) -> httpx.Response:
+async def post(
+    app: FastAPI, body: Any, headers: dict[str, str] | list[tuple[str, str]], **extra: Any
+) -> httpx.Response:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         if isinstance(body, bytes):
@@ -65,17 +67,23 @@ def standard_only(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app, "_lanes", [])
 
 
-async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
-    app: FastAPI, service: RecordingCommands, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    solved: list[object] = []
+@pytest.fixture
+def solved(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The requests FastAPI's dependency solver handled (the gate answered the others)."""
+    requests: list[object] = []
     solve = fastapi.routing.solve_dependencies
 
     async def counted(**arguments: Any) -> Any:
-        solved.append(arguments["request"])
+        requests.append(arguments["request"])
         return await solve(**arguments)
 
     monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    return requests
+
+
+async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
+    app: FastAPI, service: RecordingCommands, monkeypatch: pytest.MonkeyPatch, solved: list[object]
+) -> None:
     headers = {**auth("coach", "coach-1"), "Idempotency-Key": "k-1"}
     fast = await post(app, BODY, headers)
     assert solved == []  # the gate answered
@@ -220,3 +228,28 @@ async def test_a_command_answered_by_the_gate_is_counted_in_the_metrics(app: Fas
     before = counted._value.get()
     assert (await post(app, BODY, auth("coach", "coach-1"))).status_code == 201
     assert counted._value.get() == before + 1
+
+
+async def test_two_authorization_headers_are_refused_by_the_gate_and_by_fastapi_alike(
+    app: FastAPI, service: RecordingCommands, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both = [
+        ("Authorization", auth("admin", "ops")["Authorization"]),
+        ("Authorization", auth("coach", "coach-1")["Authorization"]),
+    ]
+    fast = await post(app, BODY, both)
+    standard_only(app, monkeypatch)
+    slow = await post(app, BODY, both)
+    assert fast.status_code == slow.status_code == 401
+    assert fast.json() == slow.json()
+    assert fast.json()["detail"] == REPEATED
+    assert service.sent == []
+
+
+async def test_a_request_repeating_any_header_is_left_to_fastapi(
+    app: FastAPI, solved: list[object]
+) -> None:
+    headers = [*auth("coach", "coach-1").items(), ("Accept", "a/b"), ("Accept", "c/d")]
+    answered = await post(app, BODY, headers)
+    assert answered.status_code == 201
+    assert len(solved) == 1  # FastAPI's own handler answered, not the gate

@@ -121,3 +121,25 @@ async def test_erasing_a_client_records_it_on_each_of_their_intakes_and_hides_th
     assert view["erased"] is True and view["client"]["name"] is None
     with pytest.raises(NotFound):
         await service.erase_client(Principal("admin", "ops"), "nobody")
+
+
+async def test_a_coach_who_posts_another_intakes_ciphertext_reads_back_only_ciphertext() -> None:
+    service, store = intake()
+    await start(service)
+    stolen = store.events("i-1")[0].data["client"]["name"]
+    other = Principal("coach", "co-2")
+    fields = {
+        "engagement_id": "i-2",
+        "client_id": "cl-2",
+        "coach_id": "co-2",
+        "supervisor_id": None,
+        "client": {"name": "Own Client", "email": "own@example.org"},
+    }
+    await service.act(Sent(other, "i-2", commands.StartIntake, fields, "coach"))
+    notes = {"assessment_id": "a", "instrument": "w", "scores": {"x": 1}, "notes": stolen}
+    await service.act(Sent(other, "i-2", commands.AssessBaseline, notes, "coach"))
+    assert store.events("i-2")[-1].data["notes"] != stolen
+    view = await service.read(other, "i-2")
+    assert view["assessments"][0]["notes"] == stolen and "Ada" not in str(view)
+    await service.erase_client(Principal("admin", "ops"), "cl-1")
+    assert (await service.read(other, "i-2"))["erased"] is False

@@ -15,6 +15,7 @@ from services.notifications.projections import PROJECTIONS
 from shared.auth import PermissionDenied, Principal
 from shared.clock import FixedClock
 from shared.envelope import Envelope
+from shared.errors import ForbiddenByState, InvalidCommand
 from tests.fakes import MemoryEventStore, ports
 from tests.integration.webhook_support import client_committed, sealed
 
@@ -44,6 +45,9 @@ class MemoryTables:
 
     async def enqueue(self, conn: Any, scheduled: Sequence[Envelope]) -> None:
         self.queued += [e for e in scheduled if e.event_type == "NotificationScheduled"]
+
+    async def webhooks_of_recipient_locked(self, conn: Any, recipient: str) -> int:
+        return sum(1 for _, registered, _, _ in self.webhooks if registered == recipient)
 
     async def insert_webhook(
         self,
@@ -101,6 +105,31 @@ async def test_a_webhook_is_registered_for_oneself_and_its_secret_stored_sealed(
     assert secret != "s3" and service.vault.open_secret(secret, f"webhook:{webhook_id}") == "s3"
     with pytest.raises(PermissionDenied):
         await service.register_webhook(coach, "coach:co-2", "https://x.test/h", "s3", None)
+
+
+async def test_a_recipient_s_twenty_first_webhook_is_refused_and_nothing_is_stored() -> None:
+    service, _, tables = notifier()
+    client = Principal("client", "cl-1")
+    for n in range(20):
+        await service.register_webhook(client, "client:cl-1", f"https://x.test/{n}", "s", None)
+    with pytest.raises(ForbiddenByState, match="20 webhooks"):
+        await service.register_webhook(client, "client:cl-1", "https://x.test/21", "s", None)
+    assert len(tables.webhooks) == 20
+    # another recipient has its own twenty
+    await service.register_webhook(
+        Principal("admin", "ops"), "coach:co-1", "https://x.test/h", "s", None
+    )
+    assert len(tables.webhooks) == 21
+
+
+async def test_a_webhook_url_the_rules_refuse_is_invalid_and_nothing_is_stored() -> None:
+    service, _, tables = notifier()
+    coach = Principal("coach", "co-1")
+    for url in ("https://user:pass@x.test/h", "http://127.0.0.1:18099:99/", "http://xn--/"):
+        with pytest.raises(InvalidCommand) as refused:
+            await service.register_webhook(coach, "coach:co-1", url, "s", None)
+        assert refused.value.field == "url" and refused.value.status == 422
+    assert tables.webhooks == []
 
 
 async def test_a_recipient_lists_their_own_notifications_and_readers_list_everyones() -> None:

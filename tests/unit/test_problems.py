@@ -18,14 +18,13 @@ from services.engagement.entrypoints.http import COMMAND_ROUTES as ENGAGEMENT_RO
 from services.intake.domain import commands as intake_commands
 from services.intake.entrypoints.http import COMMAND_ROUTES as INTAKE_ROUTES
 from shared.app import create_app
-from shared.bearer import authenticated
 from shared.body_limit import MAX_BODY_BYTES
 from shared.errors import InvalidCommand, NotFound
 from shared.gate import ServiceApp
 from shared.problems import PROBLEM, TITLES, title_of, type_of
 from shared.routes import add_command_routes
 from tests.fakes import RecordingCommands
-from tests.support import JWT_SECRET, auth
+from tests.support import auth, routes_edge
 
 ROUTES = [
     next(r for r in ENGAGEMENT_ROUTES if r.command is engagement_commands.AssignHomework),
@@ -49,7 +48,7 @@ def app(service: RecordingCommands) -> ServiceApp:
     add_command_routes(
         app,
         ROUTES,
-        caller=authenticated(lambda: JWT_SECRET),
+        edge=routes_edge(),
         service=lambda: service,
         tags=["test"],
     )

@@ -28,6 +28,7 @@ from shared.application import ApplicationService
 from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
 from shared.commands import Decider, Reply
+from shared.crypto import Record
 from shared.envelope import Envelope
 from shared.errors import InvalidCommand, NotFound
 from shared.events import Command
@@ -157,8 +158,8 @@ class EngagementService(ApplicationService[engagement.Engagement]):
     ) -> Reply:
         """The relationship view, comments decrypted (null once the client is erased)."""
         view = await self.read(principal, engagement_id, projection=relationship_view, as_of=as_of)
-        revealed, _ = await self.vault.reveal(view)
-        return public_relationship(revealed)
+        revealed = await self.vault.reveal(view, Record(view["client_id"], engagement_id))
+        return {**public_relationship(revealed.tree), "unreadable": revealed.unreadable}
 
     async def coach_relationship(self, principal: Principal, coach_id: str) -> Reply:
         """The coach's roll-up: that coach, a supervisor of one of the coach's engagements,

@@ -311,6 +311,20 @@ ENGAGEMENT_EVENTS: tuple[type[DomainEvent], ...] = (
 registry = EventRegistry(ENGAGEMENT_EVENTS)
 
 
+@registry.historical
+class SupervisionRecommendedV1(DomainEvent):
+    """SupervisionRecommended as version 1 wrote it: caused by boundary violations only."""
+
+    event_type = "SupervisionRecommended"
+    schema_version = 1
+
+    party: Party
+    reason: Literal["persistent_violations", "confidentiality_breach"]
+    violation_id: str
+    violations_in_window: int
+    supervisor_id: str | None
+
+
 @registry.upcaster("SupervisionRecommended", 1)
 def supervision_recommended_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     """Version 1 was only ever caused by a violation: it had no check-in and no factor.

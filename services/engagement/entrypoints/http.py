@@ -23,7 +23,7 @@ from services.engagement.projections.trust_view import trust_view
 from shared.auth import Principal
 from shared.bearer import authenticated
 from shared.commands import Reply
-from shared.routes import CommandRoute, add_command_routes
+from shared.routes import CommandRoute, Edge, add_command_routes
 from shared.schemas import (
     CommandAccepted,
     LongText,
@@ -176,9 +176,12 @@ class RelationshipOut(BaseModel):
     concerns: list[Factor]
     health: int | None = Field(ge=0, le=100)
     comments: CommentsByRater = Field(
-        description="Each rater's latest comment (null without one, or once erased)."
+        description="Each rater's latest comment (null without one, once erased, or unreadable)."
     )
     erased: bool
+    unreadable: int = Field(
+        ge=0, description="Personal values that did not decrypt under this engagement's key."
+    )
     version: int
 
 
@@ -274,14 +277,12 @@ COMMAND_ROUTES = (
 )
 
 
-def build_routes(
-    app: FastAPI, service: Callable[[], EngagementService], jwt_secret: Callable[[], str]
-) -> None:
+def build_routes(app: FastAPI, service: Callable[[], EngagementService], edge: Edge) -> None:
     """Attach the engagement routes; `service` gives the running application object."""
-    caller = authenticated(jwt_secret)
+    caller = authenticated(edge.tokens)
     tags: list[str | Enum] = ["engagement"]
 
-    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=tags)
+    add_command_routes(app, COMMAND_ROUTES, edge=edge, service=service, tags=tags)
 
     @app.get("/v1/engagements/{engagement_id}", tags=tags)
     async def read_engagement(

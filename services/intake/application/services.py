@@ -11,6 +11,7 @@ from shared.application import ApplicationService, issued_by
 from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
 from shared.commands import Decider, Reply
+from shared.crypto import Record
 from shared.errors import NotFound
 from shared.events import Command
 from shared.ports import Documents, EventLog, Vault
@@ -54,8 +55,13 @@ class IntakeService(ApplicationService[intake.Intake]):
         )
         if not may_read_intake(principal, document["coach_id"]):
             raise PermissionDenied("not this coach's intake")
-        revealed, erased = await self.vault.reveal(document)
-        return {**revealed, "erased": erased, "version": version}
+        revealed = await self.vault.reveal(document, Record(document["client_id"], engagement_id))
+        return {
+            **revealed.tree,
+            "erased": revealed.erased,
+            "unreadable": revealed.unreadable,
+            "version": version,
+        }
 
     async def erase_client(self, principal: Principal, client_id: str) -> Reply:
         if not principal.is_admin:

@@ -16,7 +16,7 @@ class ClientDetails(BaseModel):
     name: PersonalStr
     email: PersonalStr
     phone: OptionalPersonalStr = None
-    timezone: str | None = None
+    timezone: OptionalPersonalStr = None
 
 
 class Goal(BaseModel):
@@ -69,7 +69,7 @@ def goal_direction(baseline: float, target: float) -> Direction:
 
 
 class GoalSet(DomainEvent):
-    """Version 2 adds `direction`; version 1 rows are upcast on read (see below)."""
+    """Version 2 adds `direction`; version 1 rows are upcast on read."""
 
     event_type = "GoalSet"
     schema_version = 2
@@ -122,6 +122,21 @@ class ClientErased(DomainEvent):
 registry = EventRegistry(
     [IntakeStarted, BaselineAssessed, GoalSet, AgreementSigned, ClientCommitted, ClientErased]
 )
+
+
+@registry.historical
+class GoalSetV1(DomainEvent):
+    """GoalSet as version 1 wrote it: no `direction`, and `measure` not yet encrypted."""
+
+    event_type = "GoalSet"
+    schema_version = 1
+
+    goal_id: str
+    title: PersonalStr
+    measure: str
+    baseline: float
+    target: float
+    target_date: date | None = None
 
 
 @registry.upcaster("GoalSet", 1)

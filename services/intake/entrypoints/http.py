@@ -14,7 +14,7 @@ from services.intake.domain import commands
 from shared.auth import Principal
 from shared.bearer import authenticated
 from shared.commands import Reply
-from shared.routes import CommandRoute, add_command_routes
+from shared.routes import CommandRoute, Edge, add_command_routes
 from shared.schemas import (
     CommandAccepted,
     Email,
@@ -105,13 +105,11 @@ COMMAND_ROUTES = (
 )
 
 
-def build_routes(
-    app: FastAPI, service: Callable[[], IntakeService], jwt_secret: Callable[[], str]
-) -> None:
+def build_routes(app: FastAPI, service: Callable[[], IntakeService], edge: Edge) -> None:
     """Attach the intake routes; `service` gives the running application object."""
-    caller = authenticated(jwt_secret)
+    caller = authenticated(edge.tokens)
 
-    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=["intake"])
+    add_command_routes(app, COMMAND_ROUTES, edge=edge, service=service, tags=["intake"])
 
     @app.get("/v1/intakes/{engagement_id}", tags=["intake"])
     async def read_intake(engagement_id: PathId, principal: Principal = Depends(caller)) -> Reply:

@@ -55,6 +55,23 @@ async def lock_stream(conn: asyncpg.Connection, engagement_id: str) -> None:
     )
 
 
+async def webhooks_of_recipient_locked(conn: asyncpg.Connection, recipient: str) -> int:
+    """How many webhooks `recipient` has, counted under a lock on that recipient held until
+    the transaction ends: concurrent registrations for one recipient count one after another,
+    each seeing the ones committed before it (READ COMMITTED takes a snapshot per statement).
+
+    The recipient is the key of both the lock and the count, here only. An advisory lock takes
+    no transaction id and no row lock, so nothing else waits on it.
+    """
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"webhooks:{recipient}"
+    )
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM webhooks WHERE recipient = $1", recipient
+    )
+    return count
+
+
 async def insert_webhook(
     conn: asyncpg.Connection,
     webhook_id: str,

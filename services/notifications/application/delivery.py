@@ -170,7 +170,6 @@ class DeliveryWorker:
                 self.vault.open_secret(claimed.secret, f"webhook:{claimed.webhook_id}"),
             ),
             self.timeout,
-            allow_private=self.allow_private,
         )
         await self.record(claimed, answer)
 
@@ -255,7 +254,7 @@ class DeliveryWorker:
     async def run(self) -> None:
         """Deliver until cancelled; unfinished attempts are handed back on the way out."""
         backoff = 0.1
-        async with sender.client(self.timeout) as http:
+        async with sender.client(self.timeout, allow_private=self.allow_private) as http:
             try:
                 while True:
                     self._wake.clear()

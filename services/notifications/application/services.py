@@ -12,6 +12,7 @@ from services.notifications.domain import notifications
 from services.notifications.domain.events import registry
 from services.notifications.domain.notifications import PlanNotifications
 from services.notifications.domain.rules import HANDLED, parties_in
+from services.notifications.domain.webhooks import MAX_WEBHOOKS_PER_RECIPIENT, url_problem
 from services.notifications.projections.schedule import public, schedule
 from shared.access import (
     EVERY_RECIPIENT,
@@ -24,6 +25,7 @@ from shared.auth import PermissionDenied, Principal
 from shared.clock import Clock
 from shared.commands import Decider, IdempotencyKey, Reply
 from shared.envelope import Envelope, new_id, parse_time
+from shared.errors import ForbiddenByState, InvalidCommand
 from shared.events import Command
 from shared.eventstore import EventMetadata
 from shared.ports import Documents, EventLog, Vault
@@ -54,6 +56,10 @@ class Tables(Protocol):
     async def unpark(self, conn: asyncpg.Connection, event_ids: Sequence[str]) -> None: ...
 
     async def enqueue(self, conn: asyncpg.Connection, scheduled: Sequence[Envelope]) -> None: ...
+
+    async def webhooks_of_recipient_locked(
+        self, conn: asyncpg.Connection, recipient: str
+    ) -> int: ...
 
     async def insert_webhook(
         self,
@@ -141,11 +147,24 @@ class NotificationService(ApplicationService[notifications.Notifications]):
         secret: str,
         idempotency: IdempotencyKey | None,
     ) -> Reply:
-        """A new webhook; its secret is stored sealed with the master key."""
+        """A new webhook; its secret is stored sealed with the master key. A URL the rules
+        refuse is 422, a recipient that has `MAX_WEBHOOKS_PER_RECIPIENT` already 409; neither
+        writes anything."""
         if not may_register_webhook(principal, recipient):
             raise PermissionDenied("you may only register webhooks for yourself")
+        problem = url_problem(url)
+        if problem is not None:
+            raise InvalidCommand(f"url {problem}", field="url")
 
         async def register(conn: asyncpg.Connection) -> Reply:
+            if (
+                await self.tables.webhooks_of_recipient_locked(conn, recipient)
+                >= MAX_WEBHOOKS_PER_RECIPIENT
+            ):
+                raise ForbiddenByState(
+                    f"{recipient} has {MAX_WEBHOOKS_PER_RECIPIENT} webhooks already,"
+                    " the most one recipient may have"
+                )
             webhook_id = new_id()
             await self.tables.insert_webhook(
                 conn,

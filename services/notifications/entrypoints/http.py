@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Query
 from pydantic import Field, field_validator
 
 from services.notifications.application.services import NotificationService, RegisterWebhook
+from services.notifications.domain.webhooks import MAX_URL_LENGTH, url_problem
 from shared.auth import Principal
 from shared.bearer import authenticated
 from shared.commands import Reply
-from shared.routes import CommandRoute, add_command_routes
+from shared.routes import CommandRoute, Edge, add_command_routes
 from shared.schemas import CommandAccepted, RequestBody
 
 RECIPIENT_PATTERN = r"^(\*|(coach|client|supervisor):[A-Za-z0-9_.:@-]{1,100})$"
@@ -31,17 +31,23 @@ Recipient = Annotated[
 
 class WebhookIn(RequestBody):
     recipient: Annotated[str, Field(max_length=120, pattern=RECIPIENT_PATTERN)]
-    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    url: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_URL_LENGTH,
+            description="An absolute http(s) URL: a host name or IP literal, a port 1-65535,"
+            " no credentials, no whitespace or control characters.",
+        ),
+    ]
     secret: Annotated[str, Field(min_length=1, max_length=512)]
 
     @field_validator("url")
     @classmethod
-    def http_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http or https URL")
-        if any(character.isspace() for character in url):
-            raise ValueError("must not contain whitespace")
+    def webhook_url(cls, url: str) -> str:
+        problem = url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
         return url
 
 
@@ -56,13 +62,11 @@ COMMAND_ROUTES = (
 )
 
 
-def build_routes(
-    app: FastAPI, service: Callable[[], NotificationService], jwt_secret: Callable[[], str]
-) -> None:
+def build_routes(app: FastAPI, service: Callable[[], NotificationService], edge: Edge) -> None:
     """Attach the notifications routes; `service` gives the running application object."""
-    caller = authenticated(jwt_secret)
+    caller = authenticated(edge.tokens)
 
-    add_command_routes(app, COMMAND_ROUTES, caller=caller, service=service, tags=["notifications"])
+    add_command_routes(app, COMMAND_ROUTES, edge=edge, service=service, tags=["notifications"])
 
     @app.get("/v1/notifications", tags=["notifications"])
     async def list_notifications(

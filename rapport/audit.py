@@ -28,7 +28,7 @@ from rich.table import Table
 from rapport.cli_help import Command, Group
 from rapport.registry import SERVICES, projections_of
 from rapport.terminal import output, progress
-from shared.projections import Unapplied
+from shared.model.projections import Unapplied
 
 app = typer.Typer(
     cls=Group, help="Auditors: verify the hash chains, replay projections, write reports."
@@ -38,7 +38,7 @@ app = typer.Typer(
 @app.callback()
 def quiet_logs() -> None:
     """Auditors: verify the hash chains, replay projections, write reports."""
-    from shared.logs import configure_logging
+    from shared.runtime.logs import configure_logging
 
     configure_logging(os.environ.get("RAPPORT_LOG_LEVEL", "warning"))
 
@@ -92,7 +92,7 @@ async def _verify(database_url: str, schemas: Sequence[str], out: Console, *, na
     """`intact`, `bad` (the first bad event was printed) or `missing` (no store to verify)."""
     import asyncpg
 
-    from shared.audit import has_event_store, verify_events
+    from shared.reads.audit import has_event_store, verify_events
 
     started = time.perf_counter()
     streams = events = 0
@@ -151,7 +151,7 @@ async def _replay(
     many could not be folded."""
     import asyncpg
 
-    from shared.audit import count_events, has_event_store, live_digests, replay
+    from shared.reads.audit import count_events, has_event_store, live_digests, replay
 
     conn = await asyncpg.connect(database_url)
     try:
@@ -249,8 +249,8 @@ def report(
     against verified homework, and the gaps between the coach's and the client's ratings.
     """
     from rapport.report import build_report
-    from shared.envelope import parse_time
-    from shared.schemas import in_utc
+    from shared.model.envelope import parse_time
+    from shared.http.schemas import in_utc
 
     try:
         moment = None if as_of is None else in_utc(parse_time(as_of))

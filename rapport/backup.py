@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 
 from rapport.registry import SERVICES
-from shared.audit import checked_schema, verify_events
+from shared.reads.audit import checked_schema, verify_events
 
 __all__ = ["BackupError", "backup", "restore"]
 

@@ -15,8 +15,8 @@ import typer
 from rapport.audit import app as audit_app
 from rapport.cli_help import Command, Group
 from rapport.schemas import schemas
-from shared.auth import ROLES, SUB_MAX_LENGTH, issue_token, valid_subject
-from shared.logs import configure_logging
+from shared.security.tokens import ROLES, SUB_MAX_LENGTH, issue_token, valid_subject
+from shared.runtime.logs import configure_logging
 
 if TYPE_CHECKING:
     from rapport.backup import Outcome
@@ -67,7 +67,7 @@ def token(
             err=True,
         )
         raise typer.Exit(2)
-    from shared.config import Settings
+    from shared.runtime.config import Settings
 
     ttl, cap = timedelta(hours=hours), Settings().max_token_ttl
     if ttl > cap:
@@ -168,7 +168,7 @@ def demo(
 ) -> None:
     """Walk one client through all four stages against a running stack; print each step."""
     from rapport.demo import main
-    from shared.config import Settings
+    from shared.runtime.config import Settings
 
     settings = Settings()
     intake_url = intake_url or f"http://127.0.0.1:{settings.intake_port}"

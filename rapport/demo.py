@@ -25,7 +25,7 @@ from rich.text import Text
 
 from rapport.terminal import output
 from services.engagement.domain.events import FACTORS
-from shared.auth import Role, issue_token
+from shared.security.tokens import Role, issue_token
 
 DEFAULT_INTAKE_URL = "http://127.0.0.1:8001"
 DEFAULT_ENGAGEMENT_URL = "http://127.0.0.1:8002"

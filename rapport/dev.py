@@ -38,8 +38,8 @@ from rapport.infra import (
 from rapport.listeners import busy_ports, listens_on
 from rapport.registry import SERVICES
 from rapport.secrets import DevSecrets, dev_secrets
-from shared.auth import issue_token
-from shared.config import Settings
+from shared.security.tokens import issue_token
+from shared.runtime.config import Settings
 
 console = Console()
 error_console = Console(stderr=True)

@@ -16,12 +16,12 @@ import asyncpg
 
 from rapport.registry import projections_of
 from rapport.secrets import master_key
-from shared.audit import ChainVerifier, StoredRow
-from shared.clock import SystemClock
-from shared.crypto import KeyVault, Record, decode_master_key, is_token
-from shared.envelope import Envelope
-from shared.eventstore import EventStore
-from shared.projections import Document, Projection
+from shared.reads.audit import ChainVerifier, StoredRow
+from shared.model.clock import SystemClock
+from shared.security.crypto import KeyVault, Record, decode_master_key, is_token
+from shared.model.envelope import Envelope
+from shared.storage.eventstore import EventStore
+from shared.model.projections import Document, Projection
 
 __all__ = [
     "SOURCES",
@@ -39,7 +39,7 @@ SOURCES = ("intake", "engagement")
 
 def chain_status(schema: str, envelopes: Sequence[Envelope]) -> str:
     """`intact` or where the hash chain of a stream prefix breaks (the auditors' own check,
-    `shared.audit.ChainVerifier`)."""
+    `shared.reads.audit.ChainVerifier`)."""
     verifier = ChainVerifier(schema)
     for envelope in envelopes:
         bad = verifier.feed(StoredRow.of_envelope(envelope))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import importlib
 
-from shared.events import EventRegistry
-from shared.projections import Projection
+from shared.model.events import EventRegistry
+from shared.model.projections import Projection
 
 __all__ = ["SERVICES", "events_of", "projections_of"]
 

@@ -20,7 +20,7 @@ from typing import Any
 from rapport.history import History, HomeworkRecord, load_history
 from rapport.report_template import PAGE
 from services.engagement.domain.events import FACTORS
-from shared.envelope import format_time, parse_time
+from shared.model.envelope import format_time, parse_time
 
 __all__ = ["FACTOR_COLOURS", "STAGE_COLOURS", "build_report", "render"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from rapport.registry import SERVICES, events_of
-from shared.event_schemas import SnapshotComparison, compare_snapshot, published_schemas
+from shared.model.event_schemas import SnapshotComparison, compare_snapshot, published_schemas
 
 __all__ = ["SNAPSHOTS", "compare", "load_snapshot", "render", "schemas", "snapshot_path"]
 

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.crypto import generate_master_key
+from shared.security.crypto import generate_master_key
 
 __all__ = [
     "DevSecrets",

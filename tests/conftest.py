@@ -11,9 +11,9 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from rapport.infra import Endpoints, running_infrastructure
-from shared.config import Settings
-from shared.crypto import generate_master_key
-from shared.db import create_pool, migrate
+from shared.runtime.config import Settings
+from shared.security.crypto import generate_master_key
+from shared.storage.db import create_pool, migrate
 from tests.support import JWT_SECRET, MovableClock, Stack
 
 # CI replays the same examples every run (a red build is reproducible); locally they vary.

@@ -1,4 +1,4 @@
-"""In-memory fakes of the application layer's ports (`shared.ports`), for unit tests only.
+"""In-memory fakes of the application layer's ports (`shared.usecases.ports`), for unit tests only.
 
 `MemoryEventStore` keeps streams in a dict and seals envelopes as the PostgreSQL store does (the
 same hash chain, personal fields protected); a transaction's appends become visible when it
@@ -19,15 +19,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.application import Sent
-from shared.clock import Clock
-from shared.commands import Reply
-from shared.crypto import Protect, Record, Revealed, protector, reveal_tree
-from shared.envelope import GENESIS_HASH, Envelope, format_time, new_id, parse_time, seal
-from shared.events import DomainEvent, dump_protected
-from shared.eventstore import ConcurrencyConflict, EventMetadata, Head
-from shared.ports import Found
-from shared.projections import Document, Projection
+from shared.usecases.application import Sent
+from shared.model.clock import Clock
+from shared.usecases.commands import Reply
+from shared.security.crypto import Protect, Record, Revealed, protector, reveal_tree
+from shared.model.envelope import GENESIS_HASH, Envelope, format_time, new_id, parse_time, seal
+from shared.model.events import DomainEvent, dump_protected
+from shared.storage.eventstore import ConcurrencyConflict, EventMetadata, Head
+from shared.usecases.ports import Found
+from shared.model.projections import Document, Projection
 
 
 @dataclass(eq=False)
@@ -197,7 +197,7 @@ class MemoryDocuments:
 
 class MemoryVault:
     """The key vault port in memory: the same sealing and binding as `KeyVault`
-    (`shared.crypto.protector`, `reveal_tree`), with keys in a dict; erasure forgets a key."""
+    (`shared.security.crypto.protector`, `reveal_tree`), with keys in a dict; erasure forgets a key."""
 
     def __init__(self) -> None:
         self.keys: dict[str, bytes] = {}
@@ -242,7 +242,7 @@ def ports(
 
 
 class RecordingCommands:
-    """A service behind command routes (`shared.routes.Commands`): remembers what it was
+    """A service behind command routes (`shared.http.routes.Commands`): remembers what it was
     sent, and answers version 2 or raises `refusal` when one is set."""
 
     def __init__(self) -> None:

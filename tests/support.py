@@ -13,13 +13,13 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from shared.auth import Role, TokenVerifier, issue_token
-from shared.config import Settings
-from shared.crypto import decode_master_key, generate_master_key
-from shared.http_limits import HttpLimits
-from shared.idempotency import IdempotencyKeys
-from shared.routes import Edge
-from shared.server import embedded_server
+from shared.security.tokens import Role, TokenVerifier, issue_token
+from shared.runtime.config import Settings
+from shared.security.crypto import decode_master_key, generate_master_key
+from shared.http.connections import HttpLimits
+from shared.usecases.idempotency import IdempotencyKeys
+from shared.http.routes import Edge
+from shared.runtime.server import embedded_server
 
 T = TypeVar("T")
 JWT_SECRET = "test-secret-for-rapport-tests-only-32b"

@@ -41,7 +41,7 @@ from rapport.bench.report import CommandRun, Results, Steady, StreamCost, show, 
 from rapport.bench.stack import SERVICES, Stack
 from rapport.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
 from rapport.infra import install_signal_handlers, running_infrastructure
-from shared.config import Settings
+from shared.runtime.config import Settings
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PHASES = ("http", "replay")

@@ -54,7 +54,7 @@ def record(binary: str, pid: int, seconds: float, out: Path) -> subprocess.Popen
 
 
 def short(frame: str) -> str:
-    """`handle (shared/commands.py:120)` → `handle (shared/commands.py)`; library paths are cut
+    """`handle (shared/usecases/commands.py:120)` → `handle (shared/usecases/commands.py)`; library paths are cut
     to the package: `execute (asyncpg/connection.py)`."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]

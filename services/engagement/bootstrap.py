@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from services.engagement.application.services import EngagementService
 from services.engagement.entrypoints.http import build_routes
 from services.engagement.projections import PROJECTIONS
-from shared.app import ServiceDefinition
-from shared.clock import Clock
-from shared.crypto import KeyVault
-from shared.documents import StoredDocuments
-from shared.eventstore import EventStore
-from shared.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC
-from shared.lifecycle import Subscription
+from shared.http.app import ServiceDefinition
+from shared.model.clock import Clock
+from shared.security.crypto import KeyVault
+from shared.storage.documents import StoredDocuments
+from shared.storage.eventstore import EventStore
+from shared.messaging.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC
+from shared.runtime.lifecycle import Subscription
 
 NAME = "engagement"
 

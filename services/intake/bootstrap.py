@@ -5,12 +5,12 @@ from __future__ import annotations
 from services.intake.application.services import IntakeService
 from services.intake.entrypoints.http import build_routes
 from services.intake.projections import PROJECTIONS
-from shared.app import ServiceDefinition
-from shared.clock import Clock
-from shared.crypto import KeyVault
-from shared.documents import StoredDocuments
-from shared.eventstore import EventStore
-from shared.kafka import INTAKE_TOPIC
+from shared.http.app import ServiceDefinition
+from shared.model.clock import Clock
+from shared.security.crypto import KeyVault
+from shared.storage.documents import StoredDocuments
+from shared.storage.eventstore import EventStore
+from shared.messaging.kafka import INTAKE_TOPIC
 
 NAME = "intake"
 

@@ -1,6 +1,6 @@
 """`python -m services.notifications`: run the notifications service from environment settings."""
 
 from services.notifications.bootstrap import create_app
-from shared.server import main
+from shared.runtime.server import main
 
 main("notifications", create_app)

@@ -11,14 +11,14 @@ from services.notifications.application.services import NotificationService
 from services.notifications.domain.rules import HANDLED
 from services.notifications.entrypoints.http import build_routes
 from services.notifications.projections import PROJECTIONS
-from shared.app import ServiceDefinition
-from shared.clock import Clock
-from shared.config import Settings
-from shared.crypto import KeyVault
-from shared.documents import StoredDocuments
-from shared.eventstore import EventStore
-from shared.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC, NOTIFICATIONS_TOPIC
-from shared.lifecycle import ServiceCore, Subscription, Worker
+from shared.http.app import ServiceDefinition
+from shared.model.clock import Clock
+from shared.runtime.config import Settings
+from shared.security.crypto import KeyVault
+from shared.storage.documents import StoredDocuments
+from shared.storage.eventstore import EventStore
+from shared.messaging.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC, NOTIFICATIONS_TOPIC
+from shared.runtime.lifecycle import ServiceCore, Subscription, Worker
 
 NAME = "notifications"
 

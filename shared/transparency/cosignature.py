@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.clock import Clock
+from shared.model.clock import Clock
 from shared.transparency.note import (
     Ed25519Key,
     Ed25519SigningKey,

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.auth import Role
-from shared.envelope import Envelope
-from shared.kafka import ENGAGEMENT_TOPIC
+from shared.security.tokens import Role
+from shared.model.envelope import Envelope
+from shared.messaging.kafka import ENGAGEMENT_TOPIC
 from tests.support import Stack, auth, eventually, start_intake_journey
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.envelope import GENESIS_HASH, compute_hash
+from shared.model.envelope import GENESIS_HASH, compute_hash
 from tests.support import Stack, auth, eventually, start_intake_journey
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from rapport.cli import app
 from services.engagement.domain.events import FACTORS
-from shared.audit import live_digests
+from shared.reads.audit import live_digests
 from tests.e2e.engagement_support import open_engagement
 from tests.support import Stack, auth, eventually, start_intake_journey
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner, Result
 from rapport.cli import app
 from rapport.report import FACTOR_COLOURS
 from services.engagement.domain.events import FACTORS
-from shared.envelope import format_time, parse_time
+from shared.model.envelope import format_time, parse_time
 from tests.support import Stack, auth, eventually, start_intake_journey
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -18,7 +18,7 @@ import jwt
 import pytest
 from starlette.routing import Route
 
-from shared.api_docs import ASSETS, ASSETS_PATH
+from shared.http.api_docs import ASSETS, ASSETS_PATH
 from tests.e2e.engagement_support import DUE, HELD
 from tests.support import JWT_SECRET, Stack, auth, eventually, start_intake_journey, token
 

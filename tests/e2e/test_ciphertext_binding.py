@@ -18,8 +18,8 @@ from typer.testing import CliRunner, Result
 
 from rapport.cli import app as rapport_cli
 from services.engagement.domain.events import FACTORS, RelationshipCheckInRecorded
-from shared.envelope import Actor, new_id
-from shared.eventstore import EventMetadata
+from shared.model.envelope import Actor, new_id
+from shared.storage.eventstore import EventMetadata
 from tests.e2e.engagement_support import Journey, open_engagement
 from tests.support import Stack, auth, eventually, start_intake_journey
 

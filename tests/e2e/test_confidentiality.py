@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from rapport.cli import app as rapport_cli
 from services.engagement.domain.events import FACTORS
-from shared.envelope import GENESIS_HASH, Envelope
+from shared.model.envelope import GENESIS_HASH, Envelope
 from tests.e2e.engagement_support import DUE, HELD, Journey
 from tests.integration.webhook_support import Receiver, receiver
 from tests.support import Stack, auth, eventually, start_intake_journey

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.auth import Role
-from shared.envelope import format_time, parse_time
+from shared.security.tokens import Role
+from shared.model.envelope import format_time, parse_time
 from tests.e2e.engagement_support import DUE, HELD, open_engagement, stages, trust_numbers
 from tests.support import Stack
 

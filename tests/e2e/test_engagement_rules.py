@@ -10,7 +10,7 @@ from typing import Any
 
 from services.engagement.domain.events import FACTORS
 from services.engagement.projections import PROJECTIONS
-from shared.audit import live_digests, replay
+from shared.reads.audit import live_digests, replay
 from tests.e2e.engagement_support import DUE, HELD, Journey, open_engagement
 from tests.support import Stack, auth, eventually
 

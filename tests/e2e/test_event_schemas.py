@@ -8,8 +8,8 @@ import uuid
 
 from rapport.registry import SERVICES, events_of
 from services.engagement.domain.events import FACTORS
-from shared.envelope import Envelope
-from shared.event_schemas import EventSchemas
+from shared.model.envelope import Envelope
+from shared.model.event_schemas import EventSchemas
 from tests.e2e.engagement_support import DUE, Journey
 from tests.e2e.test_confidentiality import (
     Parties,

@@ -18,8 +18,8 @@ import jwt
 import pytest
 
 from services.intake.bootstrap import create_app as intake_app
-from shared.auth import EXPIRED, FORGED, MALFORMED, MISSING, REPEATED
-from shared.config import Settings
+from shared.security.tokens import EXPIRED, FORGED, MALFORMED, MISSING, REPEATED
+from shared.runtime.config import Settings
 from tests.support import JWT_SECRET, MovableClock, Stack, auth, eventually, token
 
 UNAUTHORIZED = "https://rapport.dev/problems/unauthorized"

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from shared.envelope import GENESIS_HASH, SYSTEM_ACTOR, Envelope, format_time, seal
-from shared.kafka import ALL_TOPICS, INTAKE_TOPIC, KafkaPublisher, dlq_topic, envelope_message
+from shared.model.envelope import GENESIS_HASH, SYSTEM_ACTOR, Envelope, format_time, seal
+from shared.messaging.kafka import ALL_TOPICS, INTAKE_TOPIC, KafkaPublisher, dlq_topic, envelope_message
 from tests.support import Stack, auth, eventually, start_intake_journey
 
 
@@ -84,7 +84,7 @@ async def test_a_garbage_message_goes_to_the_dlq_and_the_next_one_is_processed(
     garbage = b'{"event_id": "not an envelope"'
     publisher = KafkaPublisher(stack.settings.kafka_bootstrap or "", "tests")
     try:
-        from shared.kafka import OutboundMessage
+        from shared.messaging.kafka import OutboundMessage
 
         await publisher.publish(
             [OutboundMessage(INTAKE_TOPIC, engagement_id.encode(), garbage, [])]

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from services.notifications.bootstrap import create_app as notifications_app
-from shared.envelope import format_time, parse_time
-from shared.kafka import ENGAGEMENT_TOPIC, KafkaPublisher, envelope_message
+from shared.model.envelope import format_time, parse_time
+from shared.messaging.kafka import ENGAGEMENT_TOPIC, KafkaPublisher, envelope_message
 from tests.integration.webhook_support import holds, receiver, sealed
 from tests.support import Stack, auth, eventually, start_intake_journey
 

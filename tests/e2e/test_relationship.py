@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from services.engagement.domain.events import FACTORS
-from shared.envelope import format_time, parse_time
+from shared.model.envelope import format_time, parse_time
 from tests.e2e.engagement_support import Journey, open_engagement
 from tests.support import Stack, auth, eventually
 

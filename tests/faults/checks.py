@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer
 
 from services.engagement.application.services import EngagementService
 from services.notifications.domain.rules import HANDLED
-from shared.kafka import ALL_TOPICS
+from shared.messaging.kafka import ALL_TOPICS
 
 TOPIC_OF = dict(zip(("intake", "engagement", "notifications"), ALL_TOPICS, strict=True))
 CONSUMERS = {

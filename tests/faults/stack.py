@@ -17,7 +17,7 @@ import httpx
 
 from rapport.infra.postgres import PostgresControl
 from rapport.infra.tansu import BrokerControl
-from shared.crypto import generate_master_key
+from shared.security.crypto import generate_master_key
 from tests.support import JWT_SECRET, free_port
 
 SCHEMAS = ("intake", "engagement", "notifications")

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from shared.crypto import KeyVault, Record, decode_master_key
+from shared.security.crypto import KeyVault, Record, decode_master_key
 from tests.faults import checks
 from tests.faults.stack import FaultStack
 from tests.faults.test_fault_run import until

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.config import Settings
-from shared.kafka import KafkaPublisher
+from shared.runtime.config import Settings
+from shared.messaging.kafka import KafkaPublisher
 
 
 @pytest.fixture

@@ -22,14 +22,14 @@ from services.intake.domain.events import (
     registry,
 )
 from services.intake.projections import PROJECTIONS
-from shared.audit import live_digests, replay, verify_events
-from shared.clock import SystemClock
-from shared.db import migrate
-from shared.envelope import Actor
-from shared.events import DomainEvent
-from shared.eventstore import EventMetadata, EventStore
-from shared.projection_runner import ProjectionRunner
-from shared.projections import load_document
+from shared.reads.audit import live_digests, replay, verify_events
+from shared.model.clock import SystemClock
+from shared.storage.db import migrate
+from shared.model.envelope import Actor
+from shared.model.events import DomainEvent
+from shared.storage.eventstore import EventMetadata, EventStore
+from shared.reads.runner import ProjectionRunner
+from shared.model.projections import load_document
 
 STREAM = str(uuid.uuid4())
 CLIENT = str(uuid.uuid4())

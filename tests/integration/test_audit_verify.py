@@ -14,11 +14,11 @@ from typer.testing import CliRunner, Result
 
 from rapport.cli import app
 from rapport.infra import Endpoints
-from shared.audit import verify_events
-from shared.clock import SystemClock
-from shared.envelope import GENESIS_HASH, Actor, seal
-from shared.events import DomainEvent
-from shared.eventstore import EventMetadata, EventStore
+from shared.reads.audit import verify_events
+from shared.model.clock import SystemClock
+from shared.model.envelope import GENESIS_HASH, Actor, seal
+from shared.model.events import DomainEvent
+from shared.storage.eventstore import EventMetadata, EventStore
 
 META = EventMetadata(actor=Actor(role="admin", id="auditor-test"), correlation_id="c-audit")
 

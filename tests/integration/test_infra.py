@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from rapport.infra import running_infrastructure
-from shared.kafka import create_topics
+from shared.messaging.kafka import create_topics
 
 
 def _processes_mentioning(fragment: str) -> list[psutil.Process]:

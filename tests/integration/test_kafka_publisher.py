@@ -7,8 +7,8 @@ import uuid
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared.config import Settings
-from shared.kafka import BATCH_BYTES, KafkaPublisher, OutboundMessage, create_topics
+from shared.runtime.config import Settings
+from shared.messaging.kafka import BATCH_BYTES, KafkaPublisher, OutboundMessage, create_topics
 from tests.integration.test_outbox_and_inbox import read_topic
 
 

@@ -10,7 +10,7 @@ import uuid
 import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.crypto import KeyVault, Record, decode_master_key, generate_master_key, is_token
+from shared.security.crypto import KeyVault, Record, decode_master_key, generate_master_key, is_token
 
 
 def clients() -> tuple[Record, Record]:

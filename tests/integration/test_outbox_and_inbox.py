@@ -10,14 +10,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.clock import SystemClock
-from shared.config import Settings
-from shared.envelope import Actor, Envelope
-from shared.events import DomainEvent
-from shared.eventstore import EventMetadata, EventStore
-from shared.inbox import Inbox
-from shared.kafka import KafkaPublisher, create_topics, dlq_topic
-from shared.outbox import BrokerLostHistory, OutboxRelay
+from shared.model.clock import SystemClock
+from shared.runtime.config import Settings
+from shared.model.envelope import Actor, Envelope
+from shared.model.events import DomainEvent
+from shared.storage.eventstore import EventMetadata, EventStore
+from shared.messaging.inbox import Inbox
+from shared.messaging.kafka import KafkaPublisher, create_topics, dlq_topic
+from shared.messaging.outbox import BrokerLostHistory, OutboxRelay
 from tests.support import eventually
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-outbox")

@@ -13,19 +13,19 @@ from typer.testing import CliRunner
 
 from rapport.cli import app
 from rapport.infra import Endpoints
-from shared.clock import SystemClock
-from shared.config import Settings
-from shared.db import create_pool, migrate
-from shared.envelope import Actor, Envelope, new_id
-from shared.errors import ForbiddenByState
-from shared.events import DomainEvent
-from shared.eventstore import EventMetadata, EventStore
-from shared.inbox import Inbox
-from shared.kafka import KafkaPublisher, create_topics, dlq_topic
-from shared.parked_admin import ParkedEvents, RetryFailed
-from shared.parking import PARKED
-from shared.projection_runner import ProjectionRunner
-from shared.projections import Document, Projection, load_document
+from shared.model.clock import SystemClock
+from shared.runtime.config import Settings
+from shared.storage.db import create_pool, migrate
+from shared.model.envelope import Actor, Envelope, new_id
+from shared.model.errors import ForbiddenByState
+from shared.model.events import DomainEvent
+from shared.storage.eventstore import EventMetadata, EventStore
+from shared.messaging.inbox import Inbox
+from shared.messaging.kafka import KafkaPublisher, create_topics, dlq_topic
+from shared.runtime.parked import ParkedEvents, RetryFailed
+from shared.storage.parking import PARKED
+from shared.reads.runner import ProjectionRunner
+from shared.model.projections import Document, Projection, load_document
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-parking")
 
@@ -138,7 +138,7 @@ async def test_a_consumer_parks_what_it_cannot_apply_and_an_admin_retries_or_ski
 
 
 def sample_envelope() -> Envelope:
-    from shared.envelope import format_time, seal
+    from shared.model.envelope import format_time, seal
 
     return seal(
         {

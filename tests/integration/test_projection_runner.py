@@ -9,13 +9,13 @@ import uuid
 
 import asyncpg
 
-from shared.clock import SystemClock
-from shared.envelope import Actor, Envelope
-from shared.events import DomainEvent
-from shared.eventstore import START, EventMetadata, EventStore, load_checkpoint
-from shared.parking import ParkedEvent, list_parked
-from shared.projection_runner import ProjectionRunner
-from shared.projections import Document, Projection, load_document
+from shared.model.clock import SystemClock
+from shared.model.envelope import Actor, Envelope
+from shared.model.events import DomainEvent
+from shared.storage.eventstore import START, EventMetadata, EventStore, load_checkpoint
+from shared.storage.parking import ParkedEvent, list_parked
+from shared.reads.runner import ProjectionRunner
+from shared.model.projections import Document, Projection, load_document
 from tests.support import eventually
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-runner")

@@ -15,11 +15,11 @@ from prometheus_client import REGISTRY
 
 from rapport.infra import Endpoints
 from services.notifications.domain.webhooks import MAX_WEBHOOKS_PER_RECIPIENT
-from shared.auth import PermissionDenied, Principal
-from shared.db import migrate
-from shared.envelope import format_time
-from shared.errors import ForbiddenByState
-from shared.eventstore import START
+from shared.security.tokens import PermissionDenied, Principal
+from shared.storage.db import migrate
+from shared.model.envelope import format_time
+from shared.model.errors import ForbiddenByState
+from shared.storage.eventstore import START
 from tests.integration.webhook_support import (
     ADMIN,
     Notifier,
@@ -334,8 +334,8 @@ async def test_a_webhook_secret_is_stored_sealed_and_still_signs_deliveries(
 async def test_concurrent_registrations_with_one_idempotency_key_register_once(
     infra: Endpoints,
 ) -> None:
-    from shared.crypto import decode_master_key, generate_master_key
-    from shared.idempotency import IdempotencyKeys
+    from shared.security.crypto import decode_master_key, generate_master_key
+    from shared.usecases.idempotency import IdempotencyKeys
     from tests.integration.webhook_support import ADMIN
 
     async with notifier(infra.database_url) as n:

@@ -21,13 +21,13 @@ from services.notifications import bootstrap
 from services.notifications.application.delivery import DeliveryWorker
 from services.notifications.application.services import NotificationService
 from services.notifications.projections import PROJECTIONS
-from shared.auth import Principal
-from shared.config import Settings
-from shared.crypto import KeyVault, decode_master_key, generate_master_key
-from shared.db import create_pool, migrate
-from shared.envelope import GENESIS_HASH, Envelope, format_time, seal
-from shared.eventstore import EventStore
-from shared.projection_runner import ProjectionRunner
+from shared.security.tokens import Principal
+from shared.runtime.config import Settings
+from shared.security.crypto import KeyVault, decode_master_key, generate_master_key
+from shared.storage.db import create_pool, migrate
+from shared.model.envelope import GENESIS_HASH, Envelope, format_time, seal
+from shared.storage.eventstore import EventStore
+from shared.reads.runner import ProjectionRunner
 from tests.support import MovableClock
 
 ADMIN = Principal(role="admin", sub="ops")

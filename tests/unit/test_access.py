@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
-from shared import ports
-from shared.access import (
+from shared.usecases import ports
+from shared.usecases.access import (
     Parties,
     may_act,
     may_act_for_coach,
@@ -21,7 +21,7 @@ from shared.access import (
     reads_everything,
     recipient_key,
 )
-from shared.auth import Principal
+from shared.security.tokens import Principal
 from tests import fakes
 
 ENGAGEMENT = Parties("co-1", "cl-1", "su-1")

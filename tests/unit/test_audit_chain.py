@@ -6,8 +6,8 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from shared.audit import ChainVerifier, StoredRow
-from shared.envelope import GENESIS_HASH, canonical_json, seal
+from shared.reads.audit import ChainVerifier, StoredRow
+from shared.model.envelope import GENESIS_HASH, canonical_json, seal
 
 
 def chain(stream_id: str, count: int) -> list[StoredRow]:

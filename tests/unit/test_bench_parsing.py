@@ -88,16 +88,16 @@ def test_a_single_value_is_every_percentile(p: float) -> None:
 def test_collapsed_stacks_sum_up_by_frame_without_the_common_trunk() -> None:
     collapsed = "\n".join(
         [
-            "<module> (/x/run.py:7);handle (/work/main/shared/commands.py:120);"
+            "<module> (/x/run.py:7);handle (/work/main/shared/usecases/commands.py:120);"
             "execute (/venv/lib/python3.11/site-packages/asyncpg/connection.py:350) 6",
-            "<module> (/x/run.py:7);handle (/work/main/shared/commands.py:121) 3",
+            "<module> (/x/run.py:7);handle (/work/main/shared/usecases/commands.py:121) 3",
             "<module> (/x/run.py:7);encode (/usr/lib/python3.11/json/encoder.py:200) 1",
             "not a sample line",
         ]
     )
     shares = {share.frame: share for share in summarize(collapsed)}
     assert "<module> (/x/run.py)" not in shares  # in every sample
-    assert shares["handle (shared/commands.py)"].inclusive == pytest.approx(0.9)
-    assert shares["handle (shared/commands.py)"].own == pytest.approx(0.3)
+    assert shares["handle (shared/usecases/commands.py)"].inclusive == pytest.approx(0.9)
+    assert shares["handle (shared/usecases/commands.py)"].own == pytest.approx(0.3)
     assert shares["execute (asyncpg/connection.py)"].own == pytest.approx(0.6)
     assert summarize("") == []

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rapport.cli import app
-from shared.auth import TokenVerifier
+from shared.security.tokens import TokenVerifier
 from tests.support import JWT_SECRET
 
 

@@ -16,16 +16,16 @@ from starlette.routing import Match
 
 from services.engagement.domain import commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES
-from shared.app import create_app
-from shared.auth import REPEATED
-from shared.body_limit import MAX_BODY_BYTES
-from shared.config import Settings
-from shared.errors import DomainError
-from shared.eventstore import ConcurrencyConflict
-from shared.gate import ServiceApp
-from shared.operations import REQUESTS
-from shared.problems import PROBLEM
-from shared.routes import add_command_routes
+from shared.http.app import create_app
+from shared.security.tokens import REPEATED
+from shared.http.body_limit import MAX_BODY_BYTES
+from shared.runtime.config import Settings
+from shared.model.errors import DomainError
+from shared.storage.eventstore import ConcurrencyConflict
+from shared.http.gate import ServiceApp
+from shared.http.operations import REQUESTS
+from shared.http.problems import PROBLEM
+from shared.http.routes import add_command_routes
 from tests.fakes import RecordingCommands
 from tests.support import auth, routes_edge
 

@@ -10,13 +10,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from shared.auth import PermissionDenied
-from shared.clock import FixedClock
-from shared.commands import CommandRunner, Decider, Reply
-from shared.envelope import SYSTEM_ACTOR, Envelope
-from shared.errors import ForbiddenByState
-from shared.events import DomainEvent, EventRegistry
-from shared.eventstore import EventMetadata
+from shared.security.tokens import PermissionDenied
+from shared.model.clock import FixedClock
+from shared.usecases.commands import CommandRunner, Decider, Reply
+from shared.model.envelope import SYSTEM_ACTOR, Envelope
+from shared.model.errors import ForbiddenByState
+from shared.model.events import DomainEvent, EventRegistry
+from shared.storage.eventstore import EventMetadata
 from tests.fakes import MemoryConnection, MemoryEventStore, MemoryVault
 
 STREAM = "tally-1"

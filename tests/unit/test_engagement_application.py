@@ -13,12 +13,12 @@ from services.engagement.domain import commands
 from services.engagement.domain.events import FACTORS
 from services.engagement.projections import PROJECTIONS
 from services.engagement.projections.trust_view import trust_view
-from shared.access import Who
-from shared.application import Sent
-from shared.auth import PermissionDenied, Principal
-from shared.clock import FixedClock
-from shared.errors import InvalidCommand, NotFound
-from shared.events import Command
+from shared.usecases.access import Who
+from shared.usecases.application import Sent
+from shared.security.tokens import PermissionDenied, Principal
+from shared.model.clock import FixedClock
+from shared.model.errors import InvalidCommand, NotFound
+from shared.model.events import Command
 from tests.fakes import MemoryEventStore, ports
 from tests.integration.webhook_support import client_committed
 

@@ -29,8 +29,8 @@ from services.engagement.domain.commands import (
 )
 from services.engagement.domain.events import ENGAGEMENT_EVENTS
 from services.engagement.domain.state import Engagement
-from shared.errors import DomainError, ForbiddenByState, InvalidCommand, NotFound
-from shared.events import Command, DomainEvent, personal_fields_of
+from shared.model.errors import DomainError, ForbiddenByState, InvalidCommand, NotFound
+from shared.model.events import Command, DomainEvent, personal_fields_of
 
 T0 = datetime(2030, 1, 1, 9, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from services.engagement.domain import engagement
 from services.engagement.domain.commands import EraseClientData
 from services.engagement.projections import stage_view, trust_view
-from shared.envelope import GENESIS_HASH, Actor, Envelope, format_time, seal
+from shared.model.envelope import GENESIS_HASH, Actor, Envelope, format_time, seal
 from tests.unit.test_engagement_domain import T0, apply, homework, opened, run, types, verify
 
 

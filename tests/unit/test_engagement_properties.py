@@ -37,10 +37,10 @@ from services.engagement.domain.state import TRANSITIONS, Engagement
 from services.engagement.projections.relationship_view import relationship_view
 from services.engagement.projections.stage_view import stage_view
 from services.engagement.projections.trust_view import trust_view
-from shared.envelope import Actor, Envelope, format_time
-from shared.errors import DomainError
-from shared.events import Command, DomainEvent
-from shared.projections import fold_stream
+from shared.model.envelope import Actor, Envelope, format_time
+from shared.model.errors import DomainError
+from shared.model.events import Command, DomainEvent
+from shared.model.projections import fold_stream
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 OPEN = OpenEngagement(

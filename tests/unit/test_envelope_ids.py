@@ -7,7 +7,7 @@ import uuid
 
 import orjson
 
-from shared.envelope import GENESIS_HASH, Envelope, canonical_json, new_id, seal
+from shared.model.envelope import GENESIS_HASH, Envelope, canonical_json, new_id, seal
 
 
 def test_a_new_id_is_a_random_version_4_uuid_spelt_canonically() -> None:

@@ -30,9 +30,9 @@ from services.intake.domain.events import (
     GoalSetV1,
     IntakeStarted,
 )
-from shared.crypto import Record, protector
-from shared.envelope import GENESIS_HASH, Envelope, format_time, new_id, seal
-from shared.event_schemas import (
+from shared.security.crypto import Record, protector
+from shared.model.envelope import GENESIS_HASH, Envelope, format_time, new_id, seal
+from shared.model.event_schemas import (
     DIALECT,
     EventSchemas,
     InvalidEventData,
@@ -41,7 +41,7 @@ from shared.event_schemas import (
     data_schema,
     published_schemas,
 )
-from shared.events import (
+from shared.model.events import (
     PERSONAL_SCHEMA_KEY,
     DomainEvent,
     EventRegistry,

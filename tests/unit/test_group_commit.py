@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.group_commit import GroupCommit
+from shared.storage.group_commit import GroupCommit
 
 CONN: Any = object()  # the leader's connection, passed through untouched
 

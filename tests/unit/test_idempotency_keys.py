@@ -9,14 +9,14 @@ import re
 
 import pytest
 
-from shared.auth import ROLES, SUB_MAX_LENGTH, Principal
-from shared.commands import KEYED_HASH_PREFIX
-from shared.crypto import decode_master_key, generate_master_key
-from shared.envelope import canonical_json
-from shared.errors import InvalidCommand
-from shared.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKeys
-from shared.routes import idempotency_for
-from shared.schemas import ID_LENGTH
+from shared.security.tokens import ROLES, SUB_MAX_LENGTH, Principal
+from shared.usecases.commands import KEYED_HASH_PREFIX
+from shared.security.crypto import decode_master_key, generate_master_key
+from shared.model.envelope import canonical_json
+from shared.model.errors import InvalidCommand
+from shared.usecases.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKeys
+from shared.http.routes import idempotency_for
+from shared.http.schemas import ID_LENGTH
 
 # PostgreSQL's largest B-tree entry on 8 kB pages (a third of a page, less its headers).
 INDEX_ROW_BYTES = 2704

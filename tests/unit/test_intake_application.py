@@ -11,10 +11,10 @@ import pytest
 from services.intake.application.services import IntakeService
 from services.intake.domain import commands
 from services.intake.projections import PROJECTIONS
-from shared.application import Sent
-from shared.auth import PermissionDenied, Principal
-from shared.clock import FixedClock
-from shared.errors import NotFound
+from shared.usecases.application import Sent
+from shared.security.tokens import PermissionDenied, Principal
+from shared.model.clock import FixedClock
+from shared.model.errors import NotFound
 from tests.fakes import MemoryEventStore, ports
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)

@@ -25,8 +25,8 @@ from services.notifications.domain.notifications import (
     RecordAttempt,
 )
 from services.notifications.domain.rules import KINDS, Parties, notifications_for
-from shared.envelope import Envelope, format_time
-from shared.events import DomainEvent
+from shared.model.envelope import Envelope, format_time
+from shared.model.events import DomainEvent
 from tests.integration.webhook_support import sealed
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from services.notifications.domain.delivery import Notice, headers, retry_delay, signature
 from services.notifications.projections.schedule import public, schedule
-from shared.projections import fold_stream
+from shared.model.projections import fold_stream
 from tests.unit.test_notification_rules import envelope
 
 NOTIFICATION = "9b7f1c9e-8a70-5a11-9d35-1f1e5c8f1a01"

@@ -12,10 +12,10 @@ import pytest
 
 from services.notifications.application.services import NotificationService
 from services.notifications.projections import PROJECTIONS
-from shared.auth import PermissionDenied, Principal
-from shared.clock import FixedClock
-from shared.envelope import Envelope
-from shared.errors import ForbiddenByState, InvalidCommand
+from shared.security.tokens import PermissionDenied, Principal
+from shared.model.clock import FixedClock
+from shared.model.envelope import Envelope
+from shared.model.errors import ForbiddenByState, InvalidCommand
 from tests.fakes import MemoryEventStore, ports
 from tests.integration.webhook_support import client_committed, sealed
 

@@ -6,7 +6,7 @@ import uuid
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared.kafka import RememberingPartitioner
+from shared.messaging.kafka import RememberingPartitioner
 
 
 def test_every_key_goes_to_the_partition_kafkas_default_gives_it_however_often_it_comes() -> None:

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.crypto import (
+from shared.security.crypto import (
     UNREADABLE,
     Record,
     is_token,

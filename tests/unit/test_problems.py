@@ -17,12 +17,12 @@ from services.engagement.domain import commands as engagement_commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES as ENGAGEMENT_ROUTES
 from services.intake.domain import commands as intake_commands
 from services.intake.entrypoints.http import COMMAND_ROUTES as INTAKE_ROUTES
-from shared.app import create_app
-from shared.body_limit import MAX_BODY_BYTES
-from shared.errors import InvalidCommand, NotFound
-from shared.gate import ServiceApp
-from shared.problems import PROBLEM, TITLES, title_of, type_of
-from shared.routes import add_command_routes
+from shared.http.app import create_app
+from shared.http.body_limit import MAX_BODY_BYTES
+from shared.model.errors import InvalidCommand, NotFound
+from shared.http.gate import ServiceApp
+from shared.http.problems import PROBLEM, TITLES, title_of, type_of
+from shared.http.routes import add_command_routes
 from tests.fakes import RecordingCommands
 from tests.support import auth, routes_edge
 

@@ -31,10 +31,10 @@ from services.engagement.projections.coach_relationship import coach_relationshi
 from services.engagement.projections.coach_relationship import public as public_rollup
 from services.engagement.projections.relationship_view import public as public_view
 from services.engagement.projections.relationship_view import relationship_view
-from shared.envelope import Actor, Envelope, format_time
-from shared.errors import ForbiddenByState, InvalidCommand
-from shared.events import Command, DomainEvent
-from shared.projections import Document, fold_stream
+from shared.model.envelope import Actor, Envelope, format_time
+from shared.model.errors import ForbiddenByState, InvalidCommand
+from shared.model.events import Command, DomainEvent
+from shared.model.projections import Document, fold_stream
 
 T0 = datetime(2030, 1, 1, 9, tzinfo=UTC)
 CONCERN_EVENTS = {"RelationshipConcernRaised", "RelationshipConcernResolved"}

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from services.engagement.projections import PROJECTIONS
-from shared.envelope import GENESIS_HASH, Envelope, new_id, seal
-from shared.events import DomainEvent, EventRegistry
-from shared.projections import Document, Projection
-from shared.rebuild import SEGMENTS_PER_WORKER, _counts_the_log, _fold, _folds, plan_passes
+from shared.model.envelope import GENESIS_HASH, Envelope, new_id, seal
+from shared.model.events import DomainEvent, EventRegistry
+from shared.model.projections import Document, Projection
+from shared.reads.rebuild import SEGMENTS_PER_WORKER, _counts_the_log, _fold, _folds, plan_passes
 
 
 def test_the_spanning_pass_comes_first_and_segments_are_shared_out_finely() -> None:

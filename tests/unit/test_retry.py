@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.faults import DependencyUnavailable
-from shared.retry import Backoff, Retry, retrying
+from shared.resilience.faults import DependencyUnavailable
+from shared.resilience.retry import Backoff, Retry, retrying
 
 QUICK = Backoff(first=0.0001, most=0.001)
 

@@ -9,9 +9,9 @@ import pytest
 
 from services.engagement.domain.events import SupervisionRecommended, SupervisionRecommendedV1
 from services.intake.domain.events import GoalSet, GoalSetV1
-from shared.event_schemas import data_schema
-from shared.events import DomainEvent, OptionalPersonalStr, PersonalStr
-from shared.schema_compatibility import breaking_changes
+from shared.model.event_schemas import data_schema
+from shared.model.events import DomainEvent, OptionalPersonalStr, PersonalStr
+from shared.model.schema_compatibility import breaking_changes
 
 STRING: dict[str, Any] = {"type": "string"}
 NULLABLE_STRING: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.clock import FixedClock
+from shared.model.clock import FixedClock
 from shared.transparency.cosignature import (
     Ed25519Cosigner,
     cosignature_time,

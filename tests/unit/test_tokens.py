@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.auth import (
+from shared.security.tokens import (
     EXPIRED,
     FORGED,
     MALFORMED,
@@ -28,7 +28,7 @@ from shared.auth import (
     issue_token,
     valid_subject,
 )
-from shared.bearer import bearer_token
+from shared.http.bearer import bearer_token
 from tests.support import JWT_SECRET
 
 INVALID_CLAIMS = "The bearer token's claims are not valid"

@@ -6,9 +6,9 @@ import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError, RequestTimedOutError, UnknownTopicOrPartitionError
 
-from shared.eventstore import ConcurrencyConflict
-from shared.faults import DependencyUnavailable, is_connection_lost, is_transient
-from shared.inbox import is_retryable
+from shared.storage.eventstore import ConcurrencyConflict
+from shared.resilience.faults import DependencyUnavailable, is_connection_lost, is_transient
+from shared.messaging.inbox import is_retryable
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.clock import FixedClock
+from shared.model.clock import FixedClock
 from shared.transparency.checkpoint import Checkpoint, sign_checkpoint, signer_from_seed
 from shared.transparency.cosignature import Ed25519Cosigner, cosignature_time
 from shared.transparency.merkle import EMPTY_ROOT, MerkleTree

@@ -11,7 +11,7 @@ fields carry fake tokens shaped like the store's ciphertexts (the replay does no
 Envelopes follow the contract's canonical JSON. The JSON text is assembled here (the top
 level in sorted key order, `data` through `json.dumps`), which is several times cheaper than
 going through the envelope model, and a sample of envelopes is checked against
-`shared.envelope.seal` so the fast path cannot drift from the project's rule.
+`shared.model.envelope.seal` so the fast path cannot drift from the project's rule.
 
 Workers generate chunks of interleaved engagements (each chunk's events in time order, as a
 busy platform writes them); the parent COPYs each chunk in its own transaction.
@@ -39,8 +39,8 @@ import asyncpg
 
 from services.engagement.domain import commands as c
 from services.engagement.domain.engagement import decide, evolve, initial
-from shared.db import migrate
-from shared.envelope import canonical_json, seal
+from shared.storage.db import migrate
+from shared.model.envelope import canonical_json, seal
 
 MARK = "BENCH-RESULT "
 SCHEMA = "engagement"

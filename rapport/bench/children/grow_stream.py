@@ -2,7 +2,7 @@
 
 Usage: grow_stream.py DSN STREAM_ID LENGTH COACH_ID
 
-Appends `HomeworkAssigned` events (the domain's event, sealed with `shared.envelope.seal`,
+Appends `HomeworkAssigned` events (the domain's event, sealed with `shared.model.envelope.seal`,
 chained on the stream's head) in one transaction, as the engagement service itself would
 have written them, so a command on that stream meets a stream of LENGTH events. The engagement
 must already be working the plan (one homework assigned through HTTP does that).
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from services.engagement.domain.events import HomeworkAssigned
-from shared.envelope import canonical_json, seal
+from shared.model.envelope import canonical_json, seal
 
 MARK = "BENCH-RESULT "
 COLUMNS = [

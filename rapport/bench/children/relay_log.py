@@ -21,11 +21,11 @@ from typing import Any
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.clock import SystemClock
-from shared.db import migrate
-from shared.eventstore import EventStore
-from shared.kafka import KafkaPublisher
-from shared.outbox import OutboxRelay
+from shared.model.clock import SystemClock
+from shared.storage.db import migrate
+from shared.storage.eventstore import EventStore
+from shared.messaging.kafka import KafkaPublisher
+from shared.messaging.outbox import OutboxRelay
 
 MARK = "BENCH-RESULT "
 COLUMNS = (
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args(argv)
     try:
-        from shared.logs import configure_logging
+        from shared.runtime.logs import configure_logging
 
         configure_logging("warning")
     except ImportError:  # pragma: no cover

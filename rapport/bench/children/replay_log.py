@@ -1,4 +1,4 @@
-"""Child: time `shared.audit.replay` of the `engagement` log with every engagement projection.
+"""Child: time `shared.reads.audit.replay` of the `engagement` log with every engagement projection.
 
 Usage: replay_log.py DSN
 
@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from services.engagement.projections import PROJECTIONS
-from shared.audit import replay
+from shared.reads.audit import replay
 
 MARK = "BENCH-RESULT "
 
@@ -25,7 +25,7 @@ MARK = "BENCH-RESULT "
 def quiet_logs() -> None:
     """Warnings only, as `rapport audit replay` runs."""
     try:
-        from shared.logs import configure_logging
+        from shared.runtime.logs import configure_logging
     except ImportError:  # pragma: no cover - a tree without it logs at its default
         return
     configure_logging("warning")

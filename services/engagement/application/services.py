@@ -16,7 +16,7 @@ from services.engagement.projections.coach_relationship import public as public_
 from services.engagement.projections.relationship_view import public as public_relationship
 from services.engagement.projections.relationship_view import relationship_view
 from services.engagement.projections.stage_view import stage_view
-from shared.access import (
+from shared.usecases.access import (
     Parties,
     Who,
     may_act,
@@ -24,17 +24,17 @@ from shared.access import (
     may_read,
     may_read_coach_rollup,
 )
-from shared.application import ApplicationService
-from shared.auth import PermissionDenied, Principal
-from shared.clock import Clock
-from shared.commands import Decider, Reply
-from shared.crypto import Record
-from shared.envelope import Envelope
-from shared.errors import InvalidCommand, NotFound
-from shared.events import Command
-from shared.eventstore import EventMetadata
-from shared.ports import Documents, EventLog, Vault
-from shared.projections import Projection
+from shared.usecases.application import ApplicationService
+from shared.security.tokens import PermissionDenied, Principal
+from shared.model.clock import Clock
+from shared.usecases.commands import Decider, Reply
+from shared.security.crypto import Record
+from shared.model.envelope import Envelope
+from shared.model.errors import InvalidCommand, NotFound
+from shared.model.events import Command
+from shared.storage.eventstore import EventMetadata
+from shared.usecases.ports import Documents, EventLog, Vault
+from shared.model.projections import Projection
 
 DECIDER = Decider(initial=engagement.initial, evolve=engagement.evolve, owner=engagement.owner)
 # Who sent a command, recorded in its event, where the command has such a field.

@@ -18,8 +18,8 @@ from services.engagement.domain.events import (
 )
 from services.engagement.domain.lifecycle import NOT_TERMINATED, require_stage
 from services.engagement.domain.state import Engagement
-from shared.errors import ForbiddenByState, NotFound
-from shared.events import DomainEvent
+from shared.model.errors import ForbiddenByState, NotFound
+from shared.model.events import DomainEvent
 
 PERSISTENCE_WINDOW = timedelta(days=90)
 PERSISTENT_COUNT = 3

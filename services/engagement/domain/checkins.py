@@ -19,8 +19,8 @@ from services.engagement.domain.events import (
 )
 from services.engagement.domain.lifecycle import require_stage
 from services.engagement.domain.state import Engagement
-from shared.errors import InvalidCommand
-from shared.events import DomainEvent
+from shared.model.errors import InvalidCommand
+from shared.model.events import DomainEvent
 
 CHECK_IN_STAGES: tuple[Stage, ...] = ("working_the_plan", "transformation", "graduation")
 

@@ -16,7 +16,7 @@ from services.engagement.domain.events import (
     TerminationReason,
     ViolationKind,
 )
-from shared.events import Command
+from shared.model.events import Command
 
 
 class OpenEngagement(Command):

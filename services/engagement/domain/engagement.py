@@ -32,7 +32,7 @@ from services.engagement.domain.commands import (
     VerifyHomework,
 )
 from services.engagement.domain.state import Engagement, evolve, initial, owner
-from shared.events import Command, DomainEvent
+from shared.model.events import Command, DomainEvent
 
 __all__ = ["Engagement", "decide", "evolve", "initial", "owner"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
 
-from shared.events import DomainEvent, EventRegistry, OptionalPersonalStr, PersonalStr
+from shared.model.events import DomainEvent, EventRegistry, OptionalPersonalStr, PersonalStr
 
 Stage = Literal[
     "commitment", "working_the_plan", "transformation", "graduation", "graduated", "terminated"

@@ -18,8 +18,8 @@ from services.engagement.domain.events import (
 )
 from services.engagement.domain.lifecycle import require_stage
 from services.engagement.domain.state import Engagement
-from shared.errors import InvalidCommand
-from shared.events import DomainEvent
+from shared.model.errors import InvalidCommand
+from shared.model.events import DomainEvent
 
 
 def start_graduation(state: Engagement, command: StartGraduation) -> Sequence[DomainEvent]:

@@ -17,8 +17,8 @@ from services.engagement.domain.events import (
 )
 from services.engagement.domain.lifecycle import ACTIVE, CLOCK_SKEW, require_stage
 from services.engagement.domain.state import Engagement, Homework
-from shared.errors import ForbiddenByState, InvalidCommand, NotFound
-from shared.events import DomainEvent
+from shared.model.errors import ForbiddenByState, InvalidCommand, NotFound
+from shared.model.events import DomainEvent
 
 WORKING: tuple[Stage, ...] = ("working_the_plan", "transformation", "graduation")
 

@@ -30,8 +30,8 @@ from services.engagement.domain.events import (
     TransformationAchieved,
 )
 from services.engagement.domain.state import Engagement
-from shared.errors import ForbiddenByState, InvalidCommand, NotFound
-from shared.events import DomainEvent
+from shared.model.errors import ForbiddenByState, InvalidCommand, NotFound
+from shared.model.events import DomainEvent
 
 ACTIVE: tuple[Stage, ...] = ("commitment", "working_the_plan", "transformation", "graduation")
 NOT_TERMINATED: tuple[Stage, ...] = (*ACTIVE, "graduated")

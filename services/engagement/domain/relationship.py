@@ -25,7 +25,7 @@ from services.engagement.domain.events import (
     RelationshipConcernResolved,
     SupervisionRecommended,
 )
-from shared.events import DomainEvent
+from shared.model.events import DomainEvent
 
 LOWEST, HIGHEST = 1, 5
 LOW = 2  # a rating at or below this is low

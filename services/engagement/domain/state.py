@@ -31,7 +31,7 @@ from services.engagement.domain.events import (
     TransformationAchieved,
     ViolationKind,
 )
-from shared.events import DomainEvent
+from shared.model.events import DomainEvent
 
 # Every stage change the contract allows (`None` is before the engagement opened).
 TRANSITIONS: frozenset[tuple[Stage | None, Stage]] = frozenset(

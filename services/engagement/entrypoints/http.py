@@ -20,11 +20,11 @@ from services.engagement.domain.events import (
     ViolationKind,
 )
 from services.engagement.projections.trust_view import trust_view
-from shared.auth import Principal
-from shared.bearer import authenticated
-from shared.commands import Reply
-from shared.routes import CommandRoute, Edge, add_command_routes
-from shared.schemas import (
+from shared.security.tokens import Principal
+from shared.http.bearer import authenticated
+from shared.usecases.commands import Reply
+from shared.http.routes import CommandRoute, Edge, add_command_routes
+from shared.http.schemas import (
     CommandAccepted,
     LongText,
     PathId,

@@ -14,8 +14,8 @@ from typing import Any
 from services.engagement.domain import relationship
 from services.engagement.domain.events import FACTORS, registry
 from services.engagement.projections.stage_view import key
-from shared.envelope import Envelope
-from shared.projections import Document, Projection
+from shared.model.envelope import Envelope
+from shared.model.projections import Document, Projection
 
 RATERS = ("client", "coach")
 PUBLIC = (

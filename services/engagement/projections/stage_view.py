@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.engagement.domain.events import ENGAGEMENT_EVENTS, registry
-from shared.envelope import Envelope
-from shared.projections import Document, Projection
+from shared.model.envelope import Envelope
+from shared.model.projections import Document, Projection
 
 EVENT_TYPES = frozenset(event.event_type for event in ENGAGEMENT_EVENTS)
 STAGE_ENTERED = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 from services.engagement.domain import trust
 from services.engagement.domain.events import registry
 from services.engagement.projections.stage_view import key
-from shared.envelope import Envelope
-from shared.projections import Document, Projection
+from shared.model.envelope import Envelope
+from shared.model.projections import Document, Projection
 
 MOVES_TRUST = frozenset(
     {

@@ -6,15 +6,15 @@ from services.intake.domain import intake
 from services.intake.domain.commands import EraseClient, StartIntake
 from services.intake.domain.events import registry
 from services.intake.projections.intake_view import intake_view
-from shared.access import may_act_for_coach, may_read_intake
-from shared.application import ApplicationService, issued_by
-from shared.auth import PermissionDenied, Principal
-from shared.clock import Clock
-from shared.commands import Decider, Reply
-from shared.crypto import Record
-from shared.errors import NotFound
-from shared.events import Command
-from shared.ports import Documents, EventLog, Vault
+from shared.usecases.access import may_act_for_coach, may_read_intake
+from shared.usecases.application import ApplicationService, issued_by
+from shared.security.tokens import PermissionDenied, Principal
+from shared.model.clock import Clock
+from shared.usecases.commands import Decider, Reply
+from shared.security.crypto import Record
+from shared.model.errors import NotFound
+from shared.model.events import Command
+from shared.usecases.ports import Documents, EventLog, Vault
 
 DECIDER = Decider(initial=intake.initial, evolve=intake.evolve, owner=intake.owner)
 

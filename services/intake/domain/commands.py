@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from services.intake.domain.events import ClientDetails
-from shared.events import Command
+from shared.model.events import Command
 
 
 class StartIntake(Command):

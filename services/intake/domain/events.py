@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.events import DomainEvent, EventRegistry, OptionalPersonalStr, PersonalStr
+from shared.model.events import DomainEvent, EventRegistry, OptionalPersonalStr, PersonalStr
 
 
 class ClientDetails(BaseModel):

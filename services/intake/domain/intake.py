@@ -24,8 +24,8 @@ from services.intake.domain.events import (
     IntakeStarted,
     goal_direction,
 )
-from shared.errors import ForbiddenByState, InvalidCommand
-from shared.events import Command, DomainEvent
+from shared.model.errors import ForbiddenByState, InvalidCommand
+from shared.model.events import Command, DomainEvent
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from pydantic import Field, StrictBool, StrictInt
 
 from services.intake.application.services import IntakeService
 from services.intake.domain import commands
-from shared.auth import Principal
-from shared.bearer import authenticated
-from shared.commands import Reply
-from shared.routes import CommandRoute, Edge, add_command_routes
-from shared.schemas import (
+from shared.security.tokens import Principal
+from shared.http.bearer import authenticated
+from shared.usecases.commands import Reply
+from shared.http.routes import CommandRoute, Edge, add_command_routes
+from shared.http.schemas import (
     CommandAccepted,
     Email,
     Id,

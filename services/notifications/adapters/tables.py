@@ -15,7 +15,7 @@ from datetime import datetime
 import asyncpg
 
 from services.notifications.domain.delivery import Notice
-from shared.envelope import Envelope, parse_time
+from shared.model.envelope import Envelope, parse_time
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,12 @@ from services.notifications.application.services import DECIDER
 from services.notifications.domain import delivery, notifications
 from services.notifications.domain.events import registry
 from services.notifications.domain.notifications import DispatchNotification, RecordAttempt
-from shared.clock import Clock
-from shared.commands import CommandRunner, Reply, Then
-from shared.config import Settings
-from shared.crypto import KeyVault
-from shared.envelope import SYSTEM_ACTOR, Envelope, new_id
-from shared.eventstore import EventMetadata, EventStore
+from shared.model.clock import Clock
+from shared.usecases.commands import CommandRunner, Reply, Then
+from shared.runtime.config import Settings
+from shared.security.crypto import KeyVault
+from shared.model.envelope import SYSTEM_ACTOR, Envelope, new_id
+from shared.storage.eventstore import EventMetadata, EventStore
 
 log = structlog.get_logger(__name__)
 

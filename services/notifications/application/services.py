@@ -14,21 +14,21 @@ from services.notifications.domain.notifications import PlanNotifications
 from services.notifications.domain.rules import HANDLED, parties_in
 from services.notifications.domain.webhooks import MAX_WEBHOOKS_PER_RECIPIENT, url_problem
 from services.notifications.projections.schedule import public, schedule
-from shared.access import (
+from shared.usecases.access import (
     EVERY_RECIPIENT,
     may_list_notifications,
     may_register_webhook,
     recipient_key,
 )
-from shared.application import ApplicationService, Sent
-from shared.auth import PermissionDenied, Principal
-from shared.clock import Clock
-from shared.commands import Decider, IdempotencyKey, Reply
-from shared.envelope import Envelope, new_id, parse_time
-from shared.errors import ForbiddenByState, InvalidCommand
-from shared.events import Command
-from shared.eventstore import EventMetadata
-from shared.ports import Documents, EventLog, Vault
+from shared.usecases.application import ApplicationService, Sent
+from shared.security.tokens import PermissionDenied, Principal
+from shared.model.clock import Clock
+from shared.usecases.commands import Decider, IdempotencyKey, Reply
+from shared.model.envelope import Envelope, new_id, parse_time
+from shared.model.errors import ForbiddenByState, InvalidCommand
+from shared.model.events import Command
+from shared.storage.eventstore import EventMetadata
+from shared.usecases.ports import Documents, EventLog, Vault
 
 DECIDER = Decider(
     initial=notifications.initial, evolve=notifications.evolve, owner=notifications.owner

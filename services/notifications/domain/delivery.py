@@ -7,7 +7,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.envelope import canonical_json
+from shared.model.envelope import canonical_json
 
 SIGNATURE_HEADER = "X-Rapport-Signature"
 NOTIFICATION_ID_HEADER = "X-Rapport-Notification-Id"

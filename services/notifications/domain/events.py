@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.events import DomainEvent, EventRegistry
+from shared.model.events import DomainEvent, EventRegistry
 
 
 class EngagementPartiesRecorded(DomainEvent):

@@ -25,8 +25,8 @@ from services.notifications.domain.rules import (
     notifications_for,
     parties_in,
 )
-from shared.envelope import Envelope
-from shared.events import Command, DomainEvent
+from shared.model.envelope import Envelope
+from shared.model.events import Command, DomainEvent
 
 
 class PlanNotifications(Command):

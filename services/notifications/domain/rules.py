@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.envelope import Envelope, parse_time
+from shared.model.envelope import Envelope, parse_time
 
 NAMESPACE = uuid.UUID("7d0c5f1e-6c1f-4b8e-9a59-3f1d6f0b2a10")
 

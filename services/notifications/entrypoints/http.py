@@ -10,11 +10,11 @@ from pydantic import Field, field_validator
 
 from services.notifications.application.services import NotificationService, RegisterWebhook
 from services.notifications.domain.webhooks import MAX_URL_LENGTH, url_problem
-from shared.auth import Principal
-from shared.bearer import authenticated
-from shared.commands import Reply
-from shared.routes import CommandRoute, Edge, add_command_routes
-from shared.schemas import CommandAccepted, RequestBody
+from shared.security.tokens import Principal
+from shared.http.bearer import authenticated
+from shared.usecases.commands import Reply
+from shared.http.routes import CommandRoute, Edge, add_command_routes
+from shared.http.schemas import CommandAccepted, RequestBody
 
 RECIPIENT_PATTERN = r"^(\*|(coach|client|supervisor):[A-Za-z0-9_.:@-]{1,100})$"
 

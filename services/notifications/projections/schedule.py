@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.notifications.domain.events import registry
-from shared.envelope import Envelope
-from shared.projections import Document, Projection
+from shared.model.envelope import Envelope
+from shared.model.projections import Document, Projection
 
 EVENTS = {
     "NotificationScheduled",

@@ -1,0 +1,224 @@
+"""The one route style of every service: a command is a row of a `CommandRoute` table, and
+`add_command_routes` turns the table into `POST` routes.
+
+Each route authenticates the caller, validates the body, scopes the `Idempotency-Key` to the
+caller and the path, chooses the ids of what the command creates, and calls the service's
+`act`; the service answers a `Reply`, returned with 201. What the routes need of the running
+service (its token verifier and idempotency keys) comes through its `Edge`.
+
+Command routes are the hot path, and every one has the same shape, so each is also a `Lane`
+of the service's command gate (`shared.http.gate`): a request that is in order (a verified bearer
+token, valid path ids, a JSON body its model accepts) goes straight to the endpoint instead of
+through Starlette's middleware and FastAPI's general dependency solver. Anything else takes
+FastAPI's own path, which gives the contract's error answers; OpenAPI is generated from the
+declared signature as for any route.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+import orjson
+from fastapi import Depends, FastAPI, Header
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from shared.usecases.access import recipient_key
+from shared.usecases.application import Sent
+from shared.security.tokens import Principal, TokenVerifier
+from shared.http.bearer import Bearer
+from shared.usecases.commands import IdempotencyKey, Reply
+from shared.model.envelope import new_id
+from shared.model.events import Command
+from shared.http.gate import Answer, Headers, Lane, ServiceApp
+from shared.usecases.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKeys
+from shared.http.schemas import ID_LENGTH, ID_PATTERN, CommandAccepted, PathId, RequestBody
+
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "CommandRoute",
+    "Commands",
+    "Edge",
+    "add_command_routes",
+    "idempotency_for",
+]
+
+IDEMPOTENCY_HEADER = Header(
+    default=None,
+    alias="Idempotency-Key",
+    max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+    description="Retrying a command with the same key within the retention (24 hours by "
+    "default) returns the first answer; after it, the key is a new request.",
+)
+_ID = re.compile(ID_PATTERN)
+
+
+class Endpoint(Protocol):
+    """A command route's endpoint, as the gate calls it."""
+
+    async def __call__(
+        self,
+        principal: Principal,
+        idempotency_key: str | None,
+        body: RequestBody | None = None,
+        **ids: str,
+    ) -> Response: ...
+
+
+@dataclass(frozen=True)
+class Edge:
+    """What a service's routes need of it once it runs: who a bearer token names, and how an
+    `Idempotency-Key` is kept."""
+
+    tokens: Callable[[], TokenVerifier]
+    idempotency: Callable[[], IdempotencyKeys]
+
+
+def idempotency_for(
+    keys: IdempotencyKeys, principal: Principal, target: str, value: str | None, request: Any
+) -> IdempotencyKey | None:
+    """The caller's `Idempotency-Key` for one target (a path without `/v1/`), or None. Its
+    scope fits an index row whatever the request: a role, a `sub` of at most 200 characters
+    and a route's path of ids of at most 100 ASCII characters each."""
+    return keys.of(f"{recipient_key(principal)}:{target}", value, request)
+
+
+@dataclass(frozen=True)
+class CommandRoute:
+    """One command of the contract: `POST <path>`.
+
+    The first `{id}` of the path names the stream; other path ids and `new_ids` (ids chosen
+    here for the things the command creates, and answered) join the body's fields. Without a
+    path id the command creates its stream, named by the first new id (or runs on none).
+    """
+
+    path: str
+    command: type[Command]
+    who: str  # who may send it, in the service's access policy
+    body: type[RequestBody] | None = None
+    body_optional: bool = False
+    new_ids: tuple[str, ...] = ()
+    response: type[CommandAccepted] = CommandAccepted
+
+    @property
+    def path_ids(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.path)
+
+    @property
+    def name(self) -> str:
+        return self.command.__name__
+
+
+class Commands(Protocol):
+    """A service's application object, as the command routes call it."""
+
+    async def act(self, sent: Sent) -> Reply:
+        """Run the command; the reply is `sent.reply` and the stream's version."""
+        ...
+
+
+def _valid_id(value: str) -> bool:
+    return 0 < len(value) <= ID_LENGTH and _ID.fullmatch(value) is not None
+
+
+def add_command_routes(
+    app: FastAPI,
+    routes: Sequence[CommandRoute],
+    *,
+    edge: Edge,
+    service: Callable[[], Commands],
+    tags: Sequence[str | Enum],
+) -> None:
+    """Attach one `POST` route per row; `service()` runs the command."""
+    caller = Bearer(edge.tokens)
+    for route in routes:
+        _add(app, route, caller, edge.idempotency, service, [*tags])
+
+
+def _add(
+    app: FastAPI,
+    route: CommandRoute,
+    caller: Bearer,
+    idempotency: Callable[[], IdempotencyKeys],
+    service: Callable[[], Commands],
+    tags: list[str | Enum],
+) -> None:
+    path_ids = route.path_ids
+
+    async def endpoint(
+        principal: Principal,
+        idempotency_key: str | None,
+        body: RequestBody | None = None,
+        **ids: str,
+    ) -> Response:
+        target = route.path.removeprefix("/v1/").format(**ids)
+        new = {name: new_id() for name in route.new_ids}
+        fields = {
+            **(body.model_dump() if body is not None else {}),
+            **{name: ids[name] for name in path_ids[1:]},
+            **new,
+        }
+        stream_id = ids[path_ids[0]] if path_ids else next(iter(new.values()), None)
+        key = None
+        if idempotency_key is not None:  # the request, as its key's hash covers it
+            request = body.model_dump(mode="json") if body is not None else {}
+            key = idempotency_for(idempotency(), principal, target, idempotency_key, request)
+        reply = await service().act(
+            Sent(principal, stream_id, route.command, fields, route.who, key, dict(new))
+        )
+        # the reply has the route's response model's shape already: sent as it is
+        return Response(orjson.dumps(reply), status_code=201, media_type="application/json")
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [inspect.Parameter(name, keyword, annotation=PathId) for name in path_ids]
+    if route.body is not None:
+        annotation: Any = route.body | None if route.body_optional else route.body
+        default = None if route.body_optional else inspect.Parameter.empty
+        parameters.append(
+            inspect.Parameter("body", keyword, annotation=annotation, default=default)
+        )
+    parameters += [
+        inspect.Parameter("principal", keyword, annotation=Principal, default=Depends(caller)),
+        inspect.Parameter(
+            "idempotency_key", keyword, annotation=str | None, default=IDEMPOTENCY_HEADER
+        ),
+    ]
+    endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    app.router.add_api_route(
+        route.path,
+        endpoint,
+        methods=["POST"],
+        status_code=201,
+        response_model=route.response,
+        tags=tags,
+        name=route.name,
+        summary=f"{route.name} ({route.who})",
+    )
+    if isinstance(app, ServiceApp) and route.body is not None and not route.body_optional:
+        app.add_lane(Lane(route.path, _answer(endpoint, caller, route.body)))
+
+
+def _answer(endpoint: Endpoint, caller: Bearer, body_model: type[RequestBody]) -> Answer:
+    """A command route's lane: the endpoint's answer to a request in order, None for FastAPI
+    to answer any other."""
+
+    async def answer(headers: Headers, ids: dict[str, str], raw: bytes) -> Response | None:
+        authorization = headers.get(b"authorization")
+        key = headers.get(b"idempotency-key")
+        principal = caller.principal_of(authorization.decode("latin-1") if authorization else None)
+        if principal is None or (key is not None and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH):
+            return None
+        if not all(_valid_id(value) for value in ids.values()):
+            return None
+        try:
+            body = body_model.model_validate_json(raw)
+        except ValidationError:
+            return None
+        return await endpoint(principal, key.decode("latin-1") if key else None, body, **ids)
+
+    return answer

@@ -1,0 +1,3 @@
+"""The read side: keeping projections caught up, rebuilding them, auditing a log."""
+
+__all__: list[str] = []

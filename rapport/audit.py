@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,10 +25,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from rapport.cli_help import Command, Group
 from rapport.registry import SERVICES, projections_of
+from rapport.terminal import output, progress
 from shared.reads.folding import Unapplied
 
-app = typer.Typer(help="Auditors: verify the hash chains, replay projections, write reports.")
+app = typer.Typer(
+    cls=Group, help="Auditors: verify the hash chains, replay projections, write reports."
+)
 
 
 @app.callback()
@@ -57,11 +60,6 @@ def database(data_dir: Path) -> Iterator[str]:
         raise typer.Exit(2) from error
 
 
-def console() -> Console:
-    """Wide enough for full digests when the output is not a terminal."""
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
-
-
 def chosen(services: Sequence[str] | None) -> list[str]:
     unknown = [name for name in services or () if name not in SERVICES]
     if unknown:
@@ -70,7 +68,7 @@ def chosen(services: Sequence[str] | None) -> list[str]:
     return list(services or SERVICES)
 
 
-@app.command()
+@app.command(cls=Command)
 def verify(
     service: list[str] | None = SERVICE,
     schema: list[str] | None = typer.Option(
@@ -80,7 +78,7 @@ def verify(
 ) -> None:
     """Recompute every hash and check every prev_hash link and version sequence."""
     targets = list(schema) if schema else chosen(service)
-    out = console()
+    out = output()
     with database(data_dir) as database_url:
         outcome = asyncio.run(_verify(database_url, targets, out, named=bool(schema or service)))
     if outcome == "missing":
@@ -126,7 +124,7 @@ async def _verify(database_url: str, schemas: Sequence[str], out: Console, *, na
     return "intact"
 
 
-@app.command()
+@app.command(cls=Command)
 def replay(
     service: list[str] | None = SERVICE,
     keep: bool = typer.Option(False, "--keep", help="Keep the replay schemas for inspection."),
@@ -139,7 +137,7 @@ def replay(
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Rebuild every projection from the log into fresh tables and print their digests."""
-    out = console()
+    out = output()
     with database(data_dir) as database_url:
         unapplied = asyncio.run(_replay(database_url, chosen(service), keep, out, workers))
     if unapplied:
@@ -173,13 +171,14 @@ async def _replay(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=out) as progress:
+    bars = progress()
+    with Progress(*columns, console=bars, disable=bars is None) as shown:
         for name in present:
-            task = progress.add_task(f"replaying {name}", total=totals[name])
+            task = shown.add_task(f"replaying {name}", total=totals[name])
             projections = projections_of(name)
 
             def advance(count: int, task: TaskID = task) -> None:
-                progress.advance(task, count)
+                shown.advance(task, count)
 
             result = await replay(
                 database_url,
@@ -190,7 +189,7 @@ async def _replay(
                 workers=workers,
                 progress=advance,
             )
-            progress.update(task, completed=result.events, total=max(result.events, 1))
+            shown.update(task, completed=result.events, total=max(result.events, 1))
             replayed += result.events
             unapplied.extend((name, failure) for failure in result.unapplied)
             live = {d.projection: d for d in await live_digests(database_url, name, projections)}
@@ -231,7 +230,7 @@ async def _replay(
     return len(unapplied)
 
 
-@app.command()
+@app.command(cls=Command)
 def report(
     engagement_id: str = typer.Argument(..., help="The engagement to report on."),
     out: Path = typer.Option(..., "--out", help="Where to write the HTML file."),
@@ -240,7 +239,15 @@ def report(
     ),
     data_dir: Path = DATA_DIR,
 ) -> None:
-    """Write a self-contained HTML report: stages, events and the trust score over time."""
+    """Write a self-contained HTML report: stages, events, the trust score and the client's
+    six factors over time.
+
+    The six factors of the relationship (empathy, active listening, non-judgment,
+    confidentiality, collaboration, boundaries) are the client's ratings at each check-in,
+    drawn under the trust score on the same time axis. The summary lists what an auditor looks
+    for first: boundary violations (open and addressed), supervision recommendations, claimed
+    against verified homework, and the gaps between the coach's and the client's ratings.
+    """
     from rapport.report import build_report
     from shared.http.schemas import in_utc
     from shared.model.envelope import parse_time

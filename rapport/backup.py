@@ -178,7 +178,9 @@ async def restore(database_url: str, source: Path, master_key: str | None) -> Ou
     if expected_key and fingerprint(master_key) != expected_key:
         lines.append(
             "warning: the configured master key is not the one of the backup: personal data"
-            " will read as erased until RAPPORT_MASTER_KEY is the backup's"
+            " will read as erased until the services run with the backup's key. Set"
+            " RAPPORT_MASTER_KEY to it, or copy the source's secrets.json into this --data-dir"
+            " before `rapport dev` starts there (without one it generates a new key)"
         )
     return Outcome(lines)
 
@@ -205,7 +207,10 @@ async def _catch_up_transaction_ids(
         )
     for _ in range(gap):
         await conn.fetchval("SELECT pg_current_xact_id()")
-    lines.append(f"advanced this cluster's transaction ids by {gap} to pass the log's")
+    lines.append(
+        f"advanced this cluster's transaction ids by {gap}, past the highest in the restored"
+        f" log ({highest}), so that readers see every restored event"
+    )
 
 
 def _manifest(source: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from rapport.audit import app as audit_app
+from rapport.cli_help import Command, Group
 from rapport.schemas import schemas
 from shared.runtime.logs import configure_logging
 from shared.security.tokens import ROLES, SUB_MAX_LENGTH, issue_token, valid_subject
@@ -21,13 +22,15 @@ if TYPE_CHECKING:
     from rapport.backup import Outcome
 
 app = typer.Typer(
-    help="Rapport: the event-sourced backend for coaching platforms.", no_args_is_help=True
+    cls=Group,
+    help="Rapport: the event-sourced backend for coaching platforms.",
+    no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
-app.command()(schemas)
+app.command(cls=Command)(schemas)
 
 
-@app.command()
+@app.command(cls=Command)
 def dev(
     data_dir: Path = typer.Option(Path(".rapport"), help="Where the embedded database lives."),
 ) -> None:
@@ -38,7 +41,7 @@ def dev(
     run_dev(data_dir)
 
 
-@app.command()
+@app.command(cls=Command)
 def token(
     role: str = typer.Option(..., help=f"One of: {', '.join(ROLES)}"),
     sub: str = typer.Option(..., help="The subject: coach, client or supervisor id, or a name."),
@@ -75,16 +78,16 @@ def token(
         )
         raise typer.Exit(2)
     if not secret:
-        from rapport.secrets import stored_jwt_secret
+        from rapport.secrets import no_secrets, stored_jwt_secret
 
         secret = stored_jwt_secret(data_dir)
         if secret is None:
-            typer.echo("error: set RAPPORT_JWT_SECRET or run `rapport dev` first", err=True)
+            typer.echo(f"error: {no_secrets(data_dir)}", err=True)
             raise typer.Exit(2)
     typer.echo(issue_token(secret, role, sub, now=datetime.now(UTC), ttl=ttl))
 
 
-@app.command()
+@app.command(cls=Command)
 def backup(
     out: Path = typer.Option(..., "--out", help="A new, empty folder for the backup."),
     data_dir: Path = typer.Option(Path(".rapport"), help="Where `rapport dev` keeps its data."),
@@ -95,7 +98,7 @@ def backup(
     _backup_tool(data_dir, lambda url, key: run_backup(url, out, key), create=False)
 
 
-@app.command()
+@app.command(cls=Command)
 def restore(
     source: Path = typer.Argument(..., help="A folder written by `rapport backup`."),
     data_dir: Path = typer.Option(
@@ -148,7 +151,7 @@ def _master_key(data_dir: Path) -> str | None:
     return master_key(data_dir)
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(
     intake_url: str | None = typer.Option(
         None, envvar="RAPPORT_INTAKE_URL", help="Default: 127.0.0.1 at RAPPORT_INTAKE_PORT."

@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from rapport.terminal import output
 from services.engagement.domain.events import FACTORS
 from shared.security.tokens import Role, issue_token
 
@@ -194,7 +196,7 @@ async def run_demo(
     intake_url: str, engagement_url: str, secret: str, *, console: Console | None = None
 ) -> list[DemoStep]:
     """Walk one client through the stages; print each step and the stage timeline."""
-    console = console or Console()
+    console = console or output()
     async with httpx.AsyncClient(timeout=10.0) as http:
         walk = _Walk(http, (intake_url.rstrip("/"), engagement_url.rstrip("/")), secret)
         try:
@@ -224,18 +226,33 @@ async def run_demo(
     for entry in final["stage_history"]:
         timeline.add_row(entry["stage"], entry["entered_at"])
     console.print(timeline)
+    console.print(next_steps(walk.engagement_id, walk.coach_id, engagement_url), soft_wrap=True)
     return walk.steps
+
+
+def next_steps(engagement_id: str, coach_id: str, engagement_url: str) -> Text:
+    """What to try after the demo, on the engagement it walked."""
+    lines = [
+        "Try next:",
+        f"  rapport audit report {engagement_id} --out report.html"
+        "   # its timeline, trust and six factors, for a browser",
+        "  rapport audit verify     # every hash chain of every service",
+        "  rapport audit replay     # rebuild every projection and compare",
+        f"  rapport token --role coach --sub {coach_id}"
+        f"   # a token for the API: {engagement_url.rstrip('/')}/docs",
+    ]
+    return Text("\n".join(lines))
 
 
 def main(intake_url: str, engagement_url: str, secret: str | None, data_dir: Path) -> int:
     """`rapport demo`: the exit status (0 when the walk went through)."""
-    console = Console()
+    console = output()
     if not secret:
-        from rapport.secrets import stored_jwt_secret
+        from rapport.secrets import no_secrets, stored_jwt_secret
 
         secret = stored_jwt_secret(data_dir)
         if secret is None:
-            console.print("[red]error:[/] set RAPPORT_JWT_SECRET or run `rapport dev` first")
+            console.print(f"[red]error:[/] {no_secrets(data_dir)}", soft_wrap=True)
             return 2
     try:
         asyncio.run(run_demo(intake_url, engagement_url, secret, console=console))

@@ -1,11 +1,12 @@
 """`rapport dev`: the whole stack on one machine, no Docker.
 
-Embedded PostgreSQL and the embedded Kafka-protocol broker (or the servers named by
+First the services' ports are checked (a taken one: exit 1 at once, naming it and what holds
+it). Then embedded PostgreSQL and the embedded Kafka-protocol broker (or the servers named by
 `RAPPORT_DATABASE_URL` / `RAPPORT_KAFKA_BOOTSTRAP`), then the three services as supervised
-child processes: a child that exits is logged and started again with backoff; the stack stops
-on Ctrl-C or SIGTERM, or when a child keeps failing at start. Nothing outlives `rapport dev`:
-children get a death signal, and a watchdog process stops what is left (PostgreSQL included)
-if `rapport dev` itself is killed, even by SIGKILL.
+child processes: a child that exits is logged and started again after a growing pause; the
+stack stops on Ctrl-C or SIGTERM, or when a child keeps failing at start. Nothing outlives
+`rapport dev`: children get a death signal, and a watchdog process stops what is left
+(PostgreSQL included) if `rapport dev` itself is killed, even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -34,18 +35,55 @@ from rapport.infra import (
     install_signal_handlers,
     running_infrastructure,
 )
+from rapport.listeners import busy_ports, listens_on
 from rapport.registry import SERVICES
 from rapport.secrets import DevSecrets, dev_secrets
 from shared.runtime.config import Settings
 from shared.security.tokens import issue_token
 
 console = Console()
+error_console = Console(stderr=True)
 
-# A child that exits this soon after its start without ever answering /health failed at start.
-START_WINDOW_SECONDS = 30.0
-# After this many failed starts in a row the stack gives up on that child, and stops.
-MAX_FAILED_STARTS = 5
-MAX_BACKOFF_SECONDS = 30.0
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When a child that exited starts again, and when the stack gives up on it.
+
+    The pause before a restart doubles with each exit that comes less than `stable_after`
+    seconds after its start, from `first_delay` up to `max_delay`; a child that ran that long
+    starts again after `first_delay`. A child that exits `max_failed_starts` times in a row
+    within `start_window` of its start, without its own process ever answering `/health`,
+    failed at start: the stack gives up."""
+
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+    stable_after: float = 60.0
+    start_window: float = 30.0
+    max_failed_starts: int = 5
+
+
+@dataclass
+class Restarts:
+    """One child's exits so far, under a policy."""
+
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    quick_exits: int = 0  # in a row, each before `stable_after`
+    failed_starts: int = 0  # in a row, each within `start_window` and never healthy
+
+    def healthy(self) -> None:
+        """The child's own process answered `/health`: it did not fail at start."""
+        self.failed_starts = 0
+
+    def exited(self, ran_for: float, was_healthy: bool) -> float | None:
+        """The pause before the next start of a child that exited after `ran_for` seconds;
+        None: it failed at start too often, give up."""
+        policy = self.policy
+        self.quick_exits = self.quick_exits + 1 if ran_for < policy.stable_after else 1
+        failed_at_start = not was_healthy and ran_for < policy.start_window
+        self.failed_starts = self.failed_starts + 1 if failed_at_start else 0
+        if self.failed_starts >= policy.max_failed_starts:
+            return None
+        return min(policy.max_delay, policy.first_delay * 2.0 ** (self.quick_exits - 1))
 
 
 def service_environment(
@@ -102,14 +140,17 @@ class Child:
     """One supervised service process and its restart bookkeeping."""
 
     name: str
-    url: str
+    port: int
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     healthy_once: bool = False
-    failed_starts: int = 0
-    restarts: int = 0
+    restarts: Restarts = field(default_factory=Restarts)
     restart_at: float | None = None
     exit_codes: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 class GaveUp(RuntimeError):
@@ -120,12 +161,12 @@ class Supervisor:
     """Starts the services, restarts any that exits (backoff), stops them all at the end."""
 
     def __init__(
-        self, environment: dict[str, str], log_dir: Path, urls: dict[str, str], watchdog: Watchdog
+        self, environment: dict[str, str], log_dir: Path, ports: dict[str, int], watchdog: Watchdog
     ) -> None:
         self._environment = environment
         self._log_dir = log_dir
         self._watchdog = watchdog
-        self.children = {name: Child(name, url) for name, url in urls.items()}
+        self.children = {name: Child(name, port) for name, port in ports.items()}
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, child: Child) -> None:
@@ -148,6 +189,10 @@ class Supervisor:
             self.start(child)
 
     def _healthy(self, child: Child) -> bool:
+        """Whether the child answers `/health`: its own process, not whatever else listens
+        on its port (another stack's service, say)."""
+        if child.process is None or not listens_on(child.process.pid, child.port):
+            return False
         try:
             return httpx.get(f"{child.url}/health", timeout=1.0).status_code == 200
         except httpx.HTTPError:
@@ -171,27 +216,25 @@ class Supervisor:
             if process is not None and process.poll() is not None:
                 self._exited(child, process.returncode, now)
             if child.process is None and child.restart_at is not None and now >= child.restart_at:
-                child.restarts += 1
-                console.print(f"[yellow]restarting {child.name} (restart {child.restarts})[/]")
+                restart = len(child.exit_codes)
+                console.print(f"[yellow]restarting {child.name} (restart {restart})[/]")
                 self.start(child)
             elif child.process is not None and not child.healthy_once and self._healthy(child):
                 child.healthy_once = True
-                child.failed_starts = 0
+                child.restarts.healthy()
 
     def _exited(self, child: Child, code: int, now: float) -> None:
         assert child.process is not None
         self._watchdog.say(f"forget {child.process.pid}")
         child.process = None
         child.exit_codes.append(code)
-        failed_at_start = not child.healthy_once and now - child.started_at < START_WINDOW_SECONDS
-        child.failed_starts = child.failed_starts + 1 if failed_at_start else 0
-        if child.failed_starts >= MAX_FAILED_STARTS:
+        delay = child.restarts.exited(now - child.started_at, child.healthy_once)
+        if delay is None:
+            failed = child.restarts.failed_starts
             raise GaveUp(
-                f"{child.name} failed at start {child.failed_starts} times in a row"
-                f" (exit codes {child.exit_codes[-MAX_FAILED_STARTS:]}); see its log in"
-                f" {self._log_dir}"
+                f"{child.name} failed at start {failed} times in a row"
+                f" (exit codes {child.exit_codes[-failed:]}); see its log in {self._log_dir}"
             )
-        delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**child.failed_starts)
         child.restart_at = now + delay
         console.print(f"[red]{child.name} exited with code {code}[/]; restarting in {delay:.1f} s")
 
@@ -211,9 +254,9 @@ class Supervisor:
 
 @contextmanager
 def supervised(
-    environment: dict[str, str], log_dir: Path, urls: dict[str, str], watchdog: Watchdog
+    environment: dict[str, str], log_dir: Path, ports: dict[str, int], watchdog: Watchdog
 ) -> Iterator[Supervisor]:
-    supervisor = Supervisor(environment, log_dir, urls, watchdog)
+    supervisor = Supervisor(environment, log_dir, ports, watchdog)
     try:
         supervisor.start_all()
         yield supervisor
@@ -222,9 +265,21 @@ def supervised(
 
 
 def run_dev(data_dir: Path) -> None:
-    """Start everything, print how to reach it, and run until interrupted."""
+    """Check the services' ports, start everything, print how to reach it, and run until
+    interrupted. Exit 1 at once, having started nothing, when a port is taken."""
     install_signal_handlers()
     settings = Settings()
+    ports = {name: settings.port_of(name) for name in SERVICES}
+    busy = busy_ports(settings.host, ports)
+    if busy:
+        for port in busy:
+            error_console.print(f"[red]error:[/] {port}", soft_wrap=True, highlight=False)
+        error_console.print(
+            "Is another `rapport dev` running? Stop it, or give this one other ports"
+            " (RAPPORT_INTAKE_PORT, RAPPORT_ENGAGEMENT_PORT, RAPPORT_NOTIFICATIONS_PORT).",
+            soft_wrap=True,
+        )
+        raise SystemExit(1)
     secrets = dev_secrets(data_dir)
     started = time.monotonic()
     watchdog = Watchdog()
@@ -236,10 +291,10 @@ def run_dev(data_dir: Path) -> None:
             if endpoints.broker_pid is not None:
                 watchdog.say(f"group {endpoints.broker_pid}")
             environment = service_environment(endpoints, secrets, settings)
-            urls = {name: f"http://127.0.0.1:{settings.port_of(name)}" for name in SERVICES}
-            with supervised(environment, data_dir / "logs", urls, watchdog) as supervisor:
+            with supervised(environment, data_dir / "logs", ports, watchdog) as supervisor:
                 try:
                     supervisor.wait_healthy()
+                    urls = {name: child.url for name, child in supervisor.children.items()}
                     announce(endpoints, secrets, urls, data_dir, time.monotonic() - started)
                     while True:
                         supervisor.tend()

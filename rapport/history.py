@@ -24,7 +24,16 @@ from shared.security.crypto import Record, decode_master_key, is_token
 from shared.storage.eventstore import EventStore
 from shared.storage.keyvault import KeyVault
 
-__all__ = ["SOURCES", "History", "Row", "chain_status", "load_history"]
+__all__ = [
+    "SOURCES",
+    "History",
+    "HomeworkRecord",
+    "Recommendation",
+    "Row",
+    "ViolationRecord",
+    "chain_status",
+    "load_history",
+]
 
 SOURCES = ("intake", "engagement")
 
@@ -51,6 +60,40 @@ class Row:
 
 
 @dataclass
+class ViolationRecord:
+    """A boundary violation as the report lists it (personal fields as shown)."""
+
+    violation_id: str
+    violated_by: str
+    kind: str
+    description: Any
+    reported_at: datetime
+    addressed_at: datetime | None = None
+    steps: Any = None
+
+
+@dataclass
+class HomeworkRecord:
+    """One homework: assigned, claimed by the client, verified by the coach."""
+
+    homework_id: str
+    title: Any
+    due_at: str
+    claimed_at: datetime | None = None
+    outcome: str | None = None
+    verified_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A supervision recommendation: for whom, why, when."""
+
+    at: datetime
+    party: str
+    reason: str
+
+
+@dataclass
 class History:
     """What the report is made of."""
 
@@ -62,6 +105,9 @@ class History:
     scores: list[tuple[datetime, int]] = field(default_factory=list)
     factors: list[tuple[datetime, dict[str, int]]] = field(default_factory=list)
     concerns: list[tuple[datetime, str, str]] = field(default_factory=list)  # when, what, factor
+    violations: dict[str, ViolationRecord] = field(default_factory=dict)
+    homework: dict[str, HomeworkRecord] = field(default_factory=dict)
+    recommendations: list[Recommendation] = field(default_factory=list)
     stage_view: Document | None = None
     trust_view: Document | None = None
     relationship_view: Document | None = None
@@ -126,9 +172,40 @@ def folded(projection: Projection | None, document: Document | None, envelope: E
     return projection.apply(document, envelope) or document
 
 
+def note_finding(history: History, envelope: Envelope, shown_data: Any) -> None:
+    """Keep what the findings list from one engagement event: its violations, homework and
+    supervision recommendations (personal fields as the report shows them)."""
+    data, at = envelope.data, envelope.occurred
+    match envelope.event_type:
+        case "BoundaryViolated":
+            history.violations[data["violation_id"]] = ViolationRecord(
+                data["violation_id"],
+                data["violated_by"],
+                data["kind"],
+                shown_data.get("description"),
+                at,
+            )
+        case "BoundaryViolationAddressed" if data["violation_id"] in history.violations:
+            violation = history.violations[data["violation_id"]]
+            violation.addressed_at, violation.steps = at, shown_data.get("steps")
+        case "HomeworkAssigned":
+            history.homework[data["homework_id"]] = HomeworkRecord(
+                data["homework_id"], shown_data.get("title"), str(data["due_at"])
+            )
+        case "HomeworkClaimed" if data["homework_id"] in history.homework:
+            history.homework[data["homework_id"]].claimed_at = at
+        case "HomeworkVerified" if data["homework_id"] in history.homework:
+            item = history.homework[data["homework_id"]]
+            item.outcome, item.verified_at = str(data["outcome"]), at
+        case "SupervisionRecommended":
+            history.recommendations.append(
+                Recommendation(at, str(data["party"]), str(data["reason"]))
+            )
+
+
 def fold_history(history: History, engagement: Sequence[Envelope]) -> None:
     """Fold the engagement stream with its own projections, noting stage and score after each,
-    and the client's six ratings after each client check-in."""
+    the client's six ratings after each client check-in, and the findings."""
     projections = projections_of("engagement")
     stage_view, trust_view = by_name(projections, "stage_view"), by_name(projections, "trust_view")
     relationship_view = by_name(projections, "relationship_view")
@@ -146,6 +223,7 @@ def fold_history(history: History, engagement: Sequence[Envelope]) -> None:
             what = "raised" if kind.endswith("Raised") else "resolved"
             history.concerns.append((envelope.occurred, what, str(data.get("factor"))))
         row = rows[envelope.event_id]
+        note_finding(history, envelope, row.data)
         moment = envelope.occurred
         if history.stage_view is not None:
             row.stage = str(history.stage_view["stage"])

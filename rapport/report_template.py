@@ -21,16 +21,35 @@ PAGE = Template(
   th, td { text-align: left; vertical-align: top; padding: 4px 8px;
            border-bottom: 1px solid #e4e7eb; }
   th { background: #f5f7fa; font-weight: 600; }
-  pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 12px;
-        max-width: 460px; }
+  table.events { table-layout: fixed; }
+  table.events col.number { width: 36px; }
+  table.events col.occurred { width: 130px; }
+  table.events col.event { width: 270px; }
+  table.events col.after { width: 110px; }
+  table.events col.hash { width: 100px; }
+  dl.data { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 1px 10px;
+            margin: 0; font: 12px/1.4 ui-monospace, monospace; }
+  dl.data dt { color: #52606d; }
+  dl.data dd { margin: 0; overflow-wrap: break-word; }
+  code.value { font: 12px/1.4 ui-monospace, monospace; overflow-wrap: break-word; }
+  .word { display: inline-block; max-width: 100%; overflow-wrap: anywhere; }
+  .actor { font-size: 12px; }
+  .actor .word { font: 11px/1.45 ui-monospace, monospace; }  /* an id: one width a letter */
+  .number { color: #7b8794; }
   .type { font-weight: 600; }
+  .alert { color: #b91c1c; font-weight: 600; }
+  .good { color: #166534; }
+  .findings { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 4px 32px; }
+  .findings h3 { font-size: 15px; margin: 12px 0 4px; }
+  .findings .figures { margin: 0 0 6px; }
+  .findings .figures b { font-size: 16px; }
   .hash { font-family: ui-monospace, monospace; font-size: 12px; color: #52606d; }
   .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px;
             margin-right: 6px; vertical-align: -1px; border: 1px solid #c8ccd2; }
   .chart { max-width: 100%; height: auto; background: #fff; border: 1px solid #e4e7eb; }
   .chart .axis { font-size: 11px; fill: #52606d; }
   .chart .stage-label { font-size: 11px; fill: #5b21b6; }
-  .chart .legend { font-size: 11px; fill: #1f2933; }
+  .chart .lane-label { font-size: 12px; font-weight: 600; }
   .charts { display: flex; flex-direction: column; gap: 8px; }
   ul.chains { margin: 4px 0; padding-left: 18px; }
 </style>
@@ -45,14 +64,41 @@ PAGE = Template(
   <div>open relationship concerns<b id="concerns">$concerns</b></div>
   <div>events<b>$events</b></div>
 </div>
+<h2>Findings</h2>
+<div class="findings">
+<section>
+<h3>Boundary violations</h3>
+<p class="figures"><b id="violations-open">$violations_open</b> open,
+<b id="violations-addressed">$violations_addressed</b> addressed</p>
+$violations
+</section>
+<section>
+<h3>Supervision recommendations</h3>
+<p class="figures"><b id="recommendations">$recommendations</b> recommended</p>
+$supervision
+</section>
+<section>
+<h3>Homework: claimed and verified</h3>
+<p class="figures"><b id="assigned">$assigned</b> assigned, <b id="claimed">$claimed</b> claimed
+by the client: <b id="confirmed">$confirmed</b> confirmed, <b id="refuted">$refuted</b>
+refuted, <b id="awaiting">$awaiting</b> awaiting verification</p>
+$homework
+</section>
+<section>
+<h3>Coach and client: how each rates the relationship</h3>
+<p class="figures"><b id="wide-gaps">$wide_gaps</b> factor(s) rated 2 or more points apart
+in the latest check-ins</p>
+$gaps
+</section>
+</div>
 <h2>Hash chains</h2>
 <ul class="chains">$chains</ul>
 <h2>Trust score and the relationship over time</h2>
 <p class="muted">Above, the blue line is the trust score after each event; shaded bands are
 stages and dashed lines mark stage changes. Below, on the same time axis, the client's ratings
-of the six factors of the relationship (1 to 5) at each of their check-ins; the red zone is a
-low rating (2 or less), red dotted lines mark concerns raised and green ones concerns resolved.
-</p>
+of each of the six factors of the relationship (1 to 5) at each of their check-ins, a lane a
+factor; the red zone is a low rating (2 or less), a red dotted line marks a concern raised on
+that factor and a green one a concern resolved.</p>
 <div class="charts">
 $chart
 $factors_chart
@@ -63,8 +109,10 @@ $stages
 <p class="muted">Personal fields are shown only where the client's key still exists; otherwise
 they read "erased".</p>
 <table class="events">
-<thead><tr><th>#</th><th>service</th><th>version</th><th>occurred</th><th>event</th>
-<th>actor</th><th>data</th><th>stage after</th><th>trust after</th><th>hash</th></tr></thead>
+<colgroup><col class="number"><col class="occurred"><col class="event"><col class="data">
+<col class="after"><col class="hash"></colgroup>
+<thead><tr><th>#</th><th>occurred</th><th>event</th><th>data</th><th>stage after</th>
+<th>hash</th></tr></thead>
 <tbody>$rows</tbody>
 </table>
 </body>

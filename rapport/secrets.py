@@ -10,7 +10,14 @@ from pathlib import Path
 
 from shared.security.crypto import generate_master_key
 
-__all__ = ["DevSecrets", "dev_secrets", "master_key", "secrets_file", "stored_jwt_secret"]
+__all__ = [
+    "DevSecrets",
+    "dev_secrets",
+    "master_key",
+    "no_secrets",
+    "secrets_file",
+    "stored_jwt_secret",
+]
 
 
 @dataclass(frozen=True)
@@ -58,3 +65,13 @@ def stored_jwt_secret(data_dir: Path) -> str | None:
     if not secrets_file(data_dir).exists():
         return None
     return dev_secrets(data_dir).jwt_secret
+
+
+def no_secrets(data_dir: Path) -> str:
+    """What to do when `data_dir` holds no secrets of `rapport dev` (run from another folder,
+    most often: `rapport dev` keeps them in its own `--data-dir`, `.rapport` where it runs)."""
+    return (
+        f"no secrets of `rapport dev` in {secrets_file(data_dir.expanduser().resolve())}:"
+        " pass --data-dir with the folder `rapport dev` uses (its --data-dir, by default"
+        " .rapport in the folder it runs in), or set RAPPORT_JWT_SECRET"
+    )

@@ -25,6 +25,8 @@ from shared.model.events import DomainEvent, dump_protected
 from shared.model.log import ConcurrencyConflict, EventMetadata, Head
 from shared.model.projections import Document, Projection
 from shared.security.crypto import Protect, Record, Revealed, protector, reveal_tree
+from shared.usecases.application import Sent
+from shared.usecases.commands import Reply
 from shared.usecases.ports import Found
 
 
@@ -238,3 +240,18 @@ def ports(
     """The three ports of one service, in memory."""
     store = MemoryEventStore(producer, clock)
     return store, MemoryDocuments(store, projections), MemoryVault()
+
+
+class RecordingCommands:
+    """A service behind command routes (`shared.http.routes.Commands`): remembers what it was
+    sent, and answers version 2 or raises `refusal` when one is set."""
+
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+        self.refusal: Exception | None = None
+
+    async def act(self, sent: Sent) -> Reply:
+        self.sent.append(sent)
+        if self.refusal is not None:
+            raise self.refusal
+        return {**sent.reply, "stream_version": 2}

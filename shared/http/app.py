@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.http.api_docs import serve_docs
 from shared.http.body_limit import BodyLimit
 from shared.http.gate import ServiceApp
 from shared.http.operations import HealthCheck, Observe, add_operations
@@ -34,7 +35,10 @@ def create_app(
         version=version,
         lifespan=lifespan,
         description=description,
+        docs_url=None,  # `serve_docs` serves it, from a package instead of a CDN
+        redoc_url=None,  # ReDoc would load from a CDN too; Swagger UI is the one docs page
     )
+    serve_docs(app)
     add_problem_handlers(app, on_connection_lost)
     app.add_middleware(BodyLimit)
     app.add_middleware(Observe, metrics=app.metrics)

@@ -7,9 +7,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http.problems import problem
 
-__all__ = ["MAX_BODY_BYTES", "BodyLimit", "is_json"]
+__all__ = ["MAX_BODY_BYTES", "BodyLimit", "is_json", "too_large"]
 
 MAX_BODY_BYTES = 256 * 1024
+NOT_JSON = "Request bodies must be application/json"
+
+
+def too_large(limit: int) -> str:
+    """The 413's detail, naming the limit (the same whether the body declared its length)."""
+    return f"The request body is larger than the limit of {limit:,} bytes ({limit / 1024:g} KiB)."
 
 
 def is_json(content_type: bytes) -> bool:
@@ -33,16 +39,16 @@ class BodyLimit:
         headers = dict(scope.get("headers") or {})
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await problem(413, "Content Too Large", "The request body is too large.")(
-                scope, receive, send
-            )
+            await problem(413, too_large(self.limit))(scope, receive, send)
             return
         content_type = headers.get(b"content-type")
-        sends_body = scope.get("method") in ("POST", "PUT", "PATCH") and declared != b"0"
+        has_body = declared != b"0" if declared is not None else b"transfer-encoding" in headers
+        sends_body = scope.get("method") in ("POST", "PUT", "PATCH") and has_body
+        if sends_body and content_type is None:
+            await problem(415, f"{NOT_JSON}; this one has no Content-Type.")(scope, receive, send)
+            return
         if sends_body and content_type is not None and not is_json(content_type):
-            await problem(
-                415, "Unsupported Media Type", "Request bodies must be application/json."
-            )(scope, receive, send)
+            await problem(415, f"{NOT_JSON}.")(scope, receive, send)
             return
         received = 0
 
@@ -52,7 +58,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise StarletteHTTPException(413, "The request body is too large.")
+                    raise StarletteHTTPException(413, too_large(self.limit))
             return message
 
         await self.app(scope, limited, send)

@@ -58,7 +58,6 @@ class HttpLimits:
 @dataclass(frozen=True)
 class _Refusal:
     status: int
-    title: str
     detail: str
 
 
@@ -140,7 +139,6 @@ class BoundedHttpTools(HttpToolsProtocol):
             self._stop(
                 _Refusal(
                     431,
-                    "Request Header Fields Too Large",
                     f"The request has more than {self.limits.max_headers} headers.",
                 )
             )
@@ -166,7 +164,6 @@ class BoundedHttpTools(HttpToolsProtocol):
     def _too_large(self) -> _Refusal:
         return _Refusal(
             431,
-            "Request Header Fields Too Large",
             f"The request's line and headers take more than {self.limits.max_head_bytes} bytes.",
         )
 
@@ -177,12 +174,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     def _refuse(self, refusal: _Refusal) -> None:
         """Answer `refusal` in problem+json and close the connection."""
         self._disarm()
-        answer = problem(
-            refusal.status,
-            refusal.title,
-            refusal.detail,
-            headers={"Connection": "close"},
-        )
+        answer = problem(refusal.status, refusal.detail, headers={"Connection": "close"})
         content = [STATUS_LINE[refusal.status]]
         for name, value in [*self.server_state.default_headers, *answer.raw_headers]:
             content += [name, b": ", value, b"\r\n"]
@@ -221,7 +213,6 @@ class BoundedHttpTools(HttpToolsProtocol):
             self._refuse(
                 _Refusal(
                     408,
-                    "Request Timeout",
                     f"The request's {part} did not arrive within {timeout:g} s.",
                 )
             )

@@ -30,6 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from shared.http.body_limit import MAX_BODY_BYTES, is_json
 from shared.http.operations import RequestMetrics
+from shared.http.paths import ENCODED_SLASH, has_encoded_slash
 from shared.http.problems import problem
 
 __all__ = ["Answer", "Headers", "Lane", "ServiceApp"]
@@ -64,6 +65,9 @@ class ServiceApp(FastAPI):
         self._lanes.append((lane.pattern, lane))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and has_encoded_slash(scope):
+            await problem(404, ENCODED_SLASH)(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             for pattern, lane in self._lanes:
@@ -120,7 +124,7 @@ class ServiceApp(FastAPI):
                     answered = await answered
                 if isinstance(answered, Response):
                     return answered, error if kind is Exception else None
-        answer = problem(500, "Internal Server Error", "An unexpected error occurred.")
+        answer = problem(500, "An unexpected error occurred.")
         return answer, error
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from shared.http.problems import PROBLEM
+from shared.http.problems import PROBLEM, title_of
 
 __all__ = [
     "COMMAND_PROBLEMS",
@@ -45,7 +44,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` declaring problem+json answers with these statuses."""
     return {
         status: {
-            "description": HTTPStatus(status).phrase,
+            "description": title_of(status),
             "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}},
         }
         for status in statuses

@@ -3,7 +3,7 @@ handlers that turn errors into it (validation, HTTP, domain, auth, races, depend
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.http.schemas import PATTERN_MESSAGES
 from shared.model.errors import DomainError
 from shared.model.log import ConcurrencyConflict
 from shared.resilience.faults import DependencyUnavailable, is_connection_lost, is_transient
@@ -24,29 +25,64 @@ from shared.usecases.commands import IdempotencyRace
 __all__ = [
     "DEPENDENCY_ERRORS",
     "PROBLEM",
+    "PROBLEM_TYPES",
     "RETRY_AFTER_SECONDS",
+    "TITLES",
     "ConnectionLost",
     "add_problem_handlers",
     "problem",
+    "title_of",
+    "type_of",
 ]
 
 log = structlog.get_logger(__name__)
 
 PROBLEM = "application/problem+json"
+PROBLEM_TYPES = "https://rapport.dev/problems/"
+# One title (and so one `type`) per status, whichever layer answers it: RFC 9110's names.
+TITLES: dict[int, str] = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def title_of(status: int) -> str:
+    """The problem title of a status: `TITLES`, else the standard reason phrase."""
+    if status in TITLES:
+        return TITLES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def type_of(status: int) -> str:
+    """The problem `type` URI of a status, named after its title."""
+    return PROBLEM_TYPES + title_of(status).lower().replace(" ", "-")
 
 
 def problem(
     status: int,
-    title: str,
     detail: str,
     *,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document; its type and title follow from the status."""
     body: dict[str, Any] = {
-        "type": f"https://rapport.dev/problems/{title.lower().replace(' ', '-')}",
-        "title": title,
+        "type": type_of(status),
+        "title": title_of(status),
         "status": status,
         "detail": detail,
     }
@@ -62,6 +98,21 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _message(item: Mapping[str, Any]) -> str:
+    """A validation error in our words: the text of the rule that failed, without the
+    framework's wording around it ("Value error, ...", a regular expression)."""
+    context = item.get("ctx") or {}
+    match item.get("type"):
+        case "value_error" | "assertion_error" if "error" in context:
+            return str(context["error"])
+        case "string_pattern_mismatch":
+            pattern = str(context.get("pattern"))
+            return PATTERN_MESSAGES.get(pattern, f"must match the pattern {pattern}")
+        case "extra_forbidden":
+            return "unknown field"
+    return str(item.get("msg", "invalid"))
+
+
 async def _validation_problem(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     items = error.errors()
@@ -74,71 +125,63 @@ async def _validation_problem(request: Request, error: Exception) -> Response:
         message = f"{reason} at character {position}"
         return problem(
             422,
-            "Unprocessable Content",
             f"The request body is not valid JSON: {message}.",
             errors=[{"field": "body", "message": message}],
         )
     errors = [
-        {"field": _field_name(item.get("loc", ())), "message": str(item.get("msg", "invalid"))}
-        for item in items
+        {"field": _field_name(item.get("loc", ())), "message": _message(item)} for item in items
     ]
-    return problem(422, "Unprocessable Content", "The request is not valid.", errors=errors)
+    return problem(422, "The request is not valid.", errors=errors)
 
 
 def _unparsable_body(cause: BaseException | None) -> str | None:
-    """Why a body FastAPI could not parse was refused, from the parser's error."""
+    """Why the JSON parser refused a body FastAPI could not parse (None: not the parser)."""
     match cause:
         case RecursionError():
-            return "The request body is not acceptable JSON: it is nested too deeply."
+            return "it is nested too deeply"
         case UnicodeDecodeError():
-            return "The request body is not acceptable JSON: it is not valid UTF-8."
+            return "it is not valid UTF-8"
         case ValueError():
-            return "The request body is not acceptable JSON: a number in it is too long."
-        case None:
-            return None
-    return "The request body could not be parsed as JSON."
+            return "a number in it is too long"
+    return None
 
 
 async def _http_problem(request: Request, error: Exception) -> Response:
+    """Starlette's and FastAPI's own errors. A body the JSON parser refused is invalid input
+    like any other (422, as malformed JSON is), not a 400."""
     assert isinstance(error, StarletteHTTPException)
-    try:
-        title = HTTPStatus(error.status_code).phrase
-    except ValueError:
-        title = "Error"
-    detail = str(error.detail)
-    if error.status_code == 400:
-        detail = _unparsable_body(error.__cause__) or detail
-    return problem(
-        error.status_code,
-        title,
-        detail,
-        headers=getattr(error, "headers", None),
-    )
+    if error.status_code == 400 and (reason := _unparsable_body(error.__cause__)) is not None:
+        return problem(
+            422,
+            f"The request body is not acceptable JSON: {reason}.",
+            errors=[{"field": "body", "message": reason}],
+        )
+    return problem(error.status_code, str(error.detail), headers=getattr(error, "headers", None))
 
 
 async def _domain_problem(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)
     errors = [{"field": error.field, "message": error.detail}] if error.field else None
-    return problem(error.status, error.title, error.detail, errors=errors)
+    return problem(error.status, error.detail, errors=errors)
 
 
 async def _unauthenticated(request: Request, error: Exception) -> Response:
     """401, one type and title; the detail says what is wrong with the token
     (`shared.security.tokens`)."""
-    return problem(401, "Unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"})
+    return problem(401, str(error), headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _forbidden(request: Request, error: Exception) -> Response:
-    return problem(403, "Forbidden", "This token does not grant that action.")
+    return problem(403, "This token does not grant that action.")
 
 
 async def _conflict(request: Request, error: Exception) -> Response:
-    return problem(409, "Conflict", "The stream changed concurrently; retry the command.")
+    return problem(409, "The stream changed concurrently; retry the command.")
 
 
 async def _unexpected(request: Request, error: Exception) -> Response:
     log.error("unhandled_error", path=request.url.path, error=repr(error))
-    return problem(500, "Internal Server Error", "An unexpected error occurred.")
+    return problem(500, "An unexpected error occurred.")
 
 
 RETRY_AFTER_SECONDS = 2
@@ -174,7 +217,6 @@ def _unavailable(on_connection_lost: ConnectionLost | None) -> Callable[..., Awa
             dependency = "broker"
         return problem(
             503,
-            "Service Unavailable",
             f"The {dependency} cannot be reached right now; nothing was written. Retry later.",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )

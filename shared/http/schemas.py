@@ -3,7 +3,9 @@ of every request body."""
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -16,11 +18,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 __all__ = [
+    "EMAIL_PATTERN",
     "ID_PATTERN",
+    "PATTERN_MESSAGES",
     "CommandAccepted",
     "Email",
     "Id",
@@ -31,6 +36,7 @@ __all__ = [
     "Rfc3339Time",
     "Scores",
     "ShortText",
+    "TimeZoneName",
     "in_utc",
 ]
 
@@ -42,7 +48,13 @@ PathId = Annotated[str, Path(min_length=1, max_length=ID_LENGTH, pattern=ID_PATT
 """The same id as a path parameter (`/v1/engagements/{engagement_id}`...)."""
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=10_000)]
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)]
+# What a value that does not match one of these patterns is told (the problem's `errors`).
+PATTERN_MESSAGES = {
+    ID_PATTERN: "an id has only letters, digits and _ . : @ -",
+    EMAIL_PATTERN: "not a valid email address",
+}
 # Strict: `true` or `"5"` is not a number (lax mode would read them as 1.0 and 5.0).
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e12, le=1e12)]
 Scores = Annotated[
@@ -63,16 +75,23 @@ def _has_nul(value: Any) -> bool:
 
 class RequestBody(BaseModel):
     """Base of request bodies: unknown fields are refused, and so are NUL characters anywhere
-    (PostgreSQL's jsonb, where projections keep documents, cannot hold them)."""
+    (PostgreSQL's jsonb, where projections keep documents, cannot hold them), each reported
+    against the field that holds it."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    @model_validator(mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def no_nul_characters(cls, data: Any) -> Any:
-        if _has_nul(data):
+    def no_nul_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        if _is_body(cls.model_fields[str(info.field_name)].annotation):
+            return value  # a nested body checks its own fields
+        if _has_nul(value):
             raise ValueError("text must not contain NUL (\\u0000) characters")
-        return data
+        return value
+
+
+def _is_body(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, RequestBody)
 
 
 class CommandAccepted(BaseModel):
@@ -102,3 +121,19 @@ def in_utc(moment: datetime) -> datetime:
 
 Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(in_utc)]
 """A point in time as RFC 3339 text with an offset, held in UTC."""
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _iana_time_zone(name: str) -> str:
+    if name not in _time_zones():
+        raise ValueError("not an IANA time zone name, e.g. Europe/London or America/New_York")
+    return name
+
+
+TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_time_zone)]
+"""An IANA time zone name (`Europe/London`), as the time zone database on this machine or the
+`tzdata` package knows it."""

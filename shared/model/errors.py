@@ -14,7 +14,6 @@ class DomainError(Exception):
     """A command the rules refuse."""
 
     status = 409
-    title = "Conflict"
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
@@ -30,11 +29,9 @@ class InvalidCommand(DomainError):
     """The command is well-formed but its values break a rule: 422."""
 
     status = 422
-    title = "Unprocessable Content"
 
 
 class NotFound(DomainError):
     """The addressed thing does not exist: 404."""
 
     status = 404
-    title = "Not Found"

@@ -51,7 +51,10 @@ def issued_by(
 
 
 class ApplicationService(Generic[S]):
-    """A service's use cases over its ports; `runner` runs commands on its streams."""
+    """A service's use cases over its ports; `runner` runs commands on its streams, each
+    one `noun` (an intake, an engagement, ...)."""
+
+    noun = "stream"
 
     def __init__(
         self,
@@ -68,7 +71,7 @@ class ApplicationService(Generic[S]):
         self.vault = vault
         self.clock = clock
         self.rules = rules
-        self.runner = CommandRunner(store, registry, decider, vault)
+        self.runner = CommandRunner(store, registry, decider, vault, noun=self.noun)
 
     async def act(self, sent: Sent) -> Reply:
         """Run one command a caller sent to a stream: the time comes from the clock once, for

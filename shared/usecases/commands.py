@@ -223,7 +223,8 @@ async def fold(
 
 
 class CommandRunner(Generic[S]):
-    """Executes commands on one kind of stream for a service."""
+    """Executes commands on one kind of stream for a service; `noun` names that kind in the
+    404 of an unknown id ("no engagement <id>")."""
 
     def __init__(
         self,
@@ -232,6 +233,7 @@ class CommandRunner(Generic[S]):
         decider: Decider[S],
         vault: Vault,
         *,
+        noun: str = "stream",
         retries: int = 12,
         cache: StateCache[S] | None = None,
     ) -> None:
@@ -239,6 +241,7 @@ class CommandRunner(Generic[S]):
         self.registry = registry
         self.decider = decider
         self.vault = vault
+        self.noun = noun
         self.retries = retries
         self.cache: StateCache[S] = cache or StateCache()
 
@@ -355,7 +358,7 @@ class CommandRunner(Generic[S]):
             if since is not None and since.appended and current.version == since.version:
                 self.cache.settle(stream_id)
             if current.version == 0 and not creates:
-                raise NotFound(f"no such stream: {stream_id}")
+                raise NotFound(f"no {self.noun} {stream_id}")
             if current.version:
                 read = current
                 self.store.after_commit(conn, lambda: self.cache.put(stream_id, read))

@@ -189,3 +189,4 @@ def trust_numbers(view: dict[str, Any]) -> tuple[int, int, int, int, int, bool]:
 
 
 DUE = "2030-01-01T09:00:00Z"
+HELD = "2025-01-01T09:00:00Z"  # a session is recorded once held: in the past

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,3 +199,27 @@ async def test_a_replay_asked_for_no_worker_process_is_refused_before_it_starts(
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert "--workers" in result.output
+
+
+async def test_a_replay_written_to_a_file_holds_the_results_and_no_progress_bars(
+    stack: Stack, tmp_path: Path
+) -> None:
+    await journeys_reached_every_service(stack, 1)
+    await caught_up(stack)
+    out, err = tmp_path / "replay.txt", tmp_path / "replay.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "rapport.cli", "audit", "replay", "--service", "intake"],
+            stdout=stdout,
+            stderr=stderr,
+            env={**os.environ, "RAPPORT_DATABASE_URL": str(stack.settings.database_url)},
+            timeout=300,
+            check=False,
+        )
+    written = out.read_text()
+    assert done.returncode == 0, written + err.read_text()
+    assert digests(written) and "every digest equals the live projection's" in written
+    for progress in ("replaying intake", "0:00:", "\r", "\x1b["):
+        assert progress not in written, progress
+        assert progress not in err.read_text(), progress  # no terminal there either

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import itertools
+import json
+import re
 import shutil
 import struct
 import subprocess
@@ -25,7 +29,7 @@ from tests.support import Stack, auth, eventually, start_intake_journey
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TRUST_BLUE = (0x25, 0x63, 0xEB)
-SCREEN = (1200, 1400)  # tall enough for both charts
+SCREEN = (1300, 2000)  # the width the report is read at; tall enough for both charts
 
 
 async def cli(*args: str) -> Result:
@@ -178,7 +182,7 @@ async def test_the_report_shows_stages_events_and_the_trust_chart_and_needs_no_n
     assert "<svg" in page and 'class="trust-line"' in page
     assert page.count('class="stage-change"') == 2  # working_the_plan, transformation
     assert page.count('class="stage-band"') == 3
-    assert page.count('<tr class="event">') == len(log) + lived_intake_events(page)
+    assert page.count('<tr class="event"') == len(log) + lived_intake_events(page)
     final_stage, final_trust = lived.live[max(lived.live)]
     assert f'<b id="stage">{final_stage["stage"]}</b>' in page
     assert f'<b id="score">{final_trust["score"]}</b>' in page
@@ -204,13 +208,14 @@ async def test_the_report_draws_the_clients_six_factors_on_the_trust_charts_time
         assert page.count(f'r="3.5" fill="{colour}"') == 3  # a point per client check-in
     assert page.count('class="concern-raised"') == 1
     assert page.count('class="concern-resolved"') == 1
-    assert page.count('class="factor-stage-band"') == page.count('class="stage-band"') == 3
+    assert page.count('class="stage-band"') == 3
+    assert page.count('class="factor-stage-band"') == 3 * len(FACTORS)  # in each factor's lane
     assert "concern raised: active_listening" in page
     assert page.count("&quot;how it feels&quot;") == 4  # each comment, decrypted, in the events
 
 
 def lived_intake_events(page: str) -> int:
-    return page.count("<td>intake</td>")
+    return page.count('<tr class="event" data-service="intake"')
 
 
 async def test_a_report_as_of_a_past_moment_shows_the_engagement_as_it_stood_then(
@@ -303,16 +308,17 @@ def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
     return width, height, pixels
 
 
-@pytest.mark.chromium
-async def test_headless_chromium_renders_the_trust_chart_and_the_six_factors_of_the_report(
-    stack: Stack, lived: Engagement, tmp_path: Path
-) -> None:
-    assert shutil.which(CHROMIUM), "headless Chromium is missing: `make chromium` installs it"
+async def written_report(lived: Engagement, tmp_path: Path) -> Path:
     out = tmp_path / "report.html"
     result = await cli("audit", "report", lived.id, "--out", str(out))
     assert result.exit_code == 0, result.output
-    screenshot = tmp_path / "report.png"
-    await asyncio.to_thread(
+    return out
+
+
+async def chromium(page: Path, tmp_path: Path, *args: str) -> str:
+    """Run headless Chromium on a page at the report's reading width; its standard output."""
+    assert shutil.which(CHROMIUM), "headless Chromium is missing: `make chromium` installs it"
+    done = await asyncio.to_thread(
         subprocess.run,
         [
             CHROMIUM,
@@ -326,14 +332,25 @@ async def test_headless_chromium_renders_the_trust_chart_and_the_six_factors_of_
             "--disable-sync",
             "--hide-scrollbars",
             f"--user-data-dir={tmp_path / 'profile'}",
-            f"--screenshot={screenshot}",
             f"--window-size={SCREEN[0]},{SCREEN[1]}",
-            out.as_uri(),
+            *args,
+            page.as_uri(),
         ],
         check=True,
         capture_output=True,
+        text=True,
         timeout=120,
     )
+    return done.stdout
+
+
+@pytest.mark.chromium
+async def test_headless_chromium_renders_the_trust_chart_and_the_six_factors_of_the_report(
+    stack: Stack, lived: Engagement, tmp_path: Path
+) -> None:
+    out = await written_report(lived, tmp_path)
+    screenshot = tmp_path / "report.png"
+    await chromium(out, tmp_path, f"--screenshot={screenshot}")
     width, height, pixels = png_pixels(screenshot.read_bytes())
     assert (width, height) == SCREEN
     colours = Counter(pixels)
@@ -343,7 +360,64 @@ async def test_headless_chromium_renders_the_trust_chart_and_the_six_factors_of_
     assert all(colours[band] > 2000 for band in bands)  # the stages, shaded in both charts
     drawn = {factor: near(colours, rgb(colour)) for factor, colour in FACTOR_COLOURS.items()}
     assert all(count > 150 for count in drawn.values()), drawn  # each factor's line and points
+    # Five factors end rated 5 alike: each is drawn in a lane of its own, one under the other
+    # in the legend's order, so none hides another.
+    middles = middle_rows(pixels, width)
+    assert all(lower - upper > 40 for upper, lower in itertools.pairwise(middles)), middles
     print(f"screenshot: {screenshot}; {len(colours)} colours, {near_blue} trust-blue, {drawn}")
+
+
+# Measures the events table as laid out: the data column's width, the values that wrapped
+# inside a word (a `.word` taller than a line), and the table's height.
+LAYOUT_PROBE = """<script>
+const words = [...document.querySelectorAll(".word")];
+const broken = words.filter(
+  (w) => w.getBoundingClientRect().height > 1.5 * parseFloat(getComputedStyle(w).lineHeight));
+document.body.dataset.layout = JSON.stringify({
+  data: document.querySelector("dl.data").getBoundingClientRect().width,
+  words: words.length,
+  broken: broken.map((w) => w.textContent),
+  events: document.querySelectorAll("tr.event").length,
+  height: document.querySelector("table.events").getBoundingClientRect().height,
+});
+</script>"""
+
+
+@pytest.mark.chromium
+async def test_at_1300_pixels_the_events_data_is_wide_and_no_value_wraps_inside_a_word(
+    stack: Stack, lived: Engagement, tmp_path: Path
+) -> None:
+    out = await written_report(lived, tmp_path)
+    probed = tmp_path / "probed.html"
+    probed.write_text(out.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    dom = await chromium(probed, tmp_path, "--dump-dom")
+    found = re.search(r'data-layout="([^"]*)"', dom)
+    assert found is not None, dom[-2000:]
+    layout = json.loads(html.unescape(found.group(1)))
+    assert layout["data"] > 400, layout  # the widest column, not 80 px beside empty ones
+    assert layout["words"] > 100 and layout["broken"] == [], layout
+    assert layout["height"] / layout["events"] < 200, layout  # 21 events, not 6,000 px
+
+
+def middle_rows(pixels: list[tuple[int, int, int]], width: int) -> list[int]:
+    """The median row of each factor's pixels (those near its colour), in the legend's order."""
+    of_colour = {
+        pixel: factor
+        for pixel in set(pixels)
+        for factor, colour in FACTOR_COLOURS.items()
+        if close(pixel, rgb(colour))
+    }
+    rows: dict[str, list[int]] = {factor: [] for factor in FACTORS}
+    for index, pixel in enumerate(pixels):
+        factor = of_colour.get(pixel)
+        if factor is not None:
+            rows[factor].append(index // width)
+    assert all(rows.values()), {factor: len(found) for factor, found in rows.items()}
+    return [sorted(found)[len(found) // 2] for found in rows.values()]
+
+
+def close(pixel: tuple[int, int, int], target: tuple[int, int, int]) -> bool:
+    return all(abs(channel - wanted) < 30 for channel, wanted in zip(pixel, target, strict=True))
 
 
 def rgb(colour: str) -> tuple[int, int, int]:
@@ -352,8 +426,4 @@ def rgb(colour: str) -> tuple[int, int, int]:
 
 def near(colours: Counter[tuple[int, int, int]], target: tuple[int, int, int]) -> int:
     """Pixels within a small distance of a colour (anti-aliasing blurs the edges)."""
-    return sum(
-        count
-        for (r, g, b), count in colours.items()
-        if abs(r - target[0]) < 30 and abs(g - target[1]) < 30 and abs(b - target[2]) < 30
-    )
+    return sum(count for colour, count in colours.items() if close(colour, target))

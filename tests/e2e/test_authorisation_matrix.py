@@ -18,7 +18,8 @@ import jwt
 import pytest
 from starlette.routing import Route
 
-from tests.e2e.engagement_support import DUE
+from shared.http.api_docs import ASSETS, ASSETS_PATH
+from tests.e2e.engagement_support import DUE, HELD
 from tests.support import JWT_SECRET, Stack, auth, eventually, start_intake_journey, token
 
 # The callers of the matrix: a role, and whether it is a party of the engagement addressed.
@@ -49,8 +50,7 @@ PUBLIC = (
     "/openapi.json",
     "/asyncapi.json",
     "/docs",
-    "/docs/oauth2-redirect",
-    "/redoc",
+    *(f"{ASSETS_PATH}/{name}" for name in ASSETS),
 )
 
 
@@ -156,7 +156,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/engagements/{engagement_id}/homework": {"title": "h", "due_at": DUE},
     "/v1/engagements/{engagement_id}/homework/{homework_id}/claim": {"note": "done"},
     "/v1/engagements/{engagement_id}/homework/{homework_id}/verification": {"outcome": "confirmed"},
-    "/v1/engagements/{engagement_id}/sessions": {"held_at": DUE, "duration_minutes": 50},
+    "/v1/engagements/{engagement_id}/sessions": {"held_at": HELD, "duration_minutes": 50},
     "/v1/engagements/{engagement_id}/boundary-violations": {
         "violated_by": "client",
         "kind": "other",

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 from rapport.cli import app as rapport_cli
 from services.engagement.domain.events import FACTORS
 from shared.model.envelope import GENESIS_HASH, Envelope
-from tests.e2e.engagement_support import DUE, Journey
+from tests.e2e.engagement_support import DUE, HELD, Journey
 from tests.integration.webhook_support import Receiver, receiver
 from tests.support import Stack, auth, eventually, start_intake_journey
 
@@ -178,7 +178,7 @@ async def drive_to_graduation(journey: Journey, values: dict[str, str]) -> None:
         f"homework/{hw}/verification", {"outcome": "confirmed", "evidence": values["evidence"]}
     )
     await journey.send(
-        "sessions", {"held_at": DUE, "duration_minutes": 45, "notes": values["session notes"]}
+        "sessions", {"held_at": HELD, "duration_minutes": 45, "notes": values["session notes"]}
     )
     violation = await journey.send(
         "boundary-violations",
@@ -342,7 +342,7 @@ async def test_erasure_reaches_intake_and_engagement_keeps_every_chain_and_chang
                 "description": values["violation description"],
             },
         )
-        await journey.send("sessions", {"held_at": DUE, "duration_minutes": 30, "notes": "x"})
+        await journey.send("sessions", {"held_at": HELD, "duration_minutes": 30, "notes": "x"})
         for _ in range(2):  # the second opens concerns: two consecutive low ratings
             await journey.send(
                 "relationship-checkins",

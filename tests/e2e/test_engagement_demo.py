@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import re
+import subprocess
+import sys
 
 from rich.console import Console
 
@@ -39,6 +44,7 @@ async def test_the_demo_walks_one_client_through_every_stage_and_prints_the_scor
     printed = output.getvalue()
     for text in ("Stage timeline", "Coach refutes the claim", "graduated", "75", "concern"):
         assert text in printed
+    assert "rapport audit report" in printed and "Try next" in printed
 
 
 async def test_the_demo_says_so_when_no_stack_is_running() -> None:
@@ -49,3 +55,34 @@ async def test_the_demo_says_so_when_no_stack_is_running() -> None:
         assert "make run" in str(error)
     else:
         raise AssertionError("the demo should fail without a stack")
+
+
+async def test_the_demo_in_a_pipe_keeps_every_table_cell_whole_and_says_what_to_try_next(
+    stack: Stack,
+) -> None:
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "rapport.cli",
+            "demo",
+            "--intake-url",
+            stack.url("intake"),
+            "--engagement-url",
+            stack.url("engagement"),
+        ],
+        capture_output=True,  # `rapport demo | cat`: stdout is a pipe, not a terminal
+        text=True,
+        env={**os.environ, "RAPPORT_JWT_SECRET": JWT_SECRET, "COLUMNS": "80"},
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = done.stdout
+    assert "…" not in printed  # no cell cut short
+    for cell in ("working_the_plan", "transformation", "Client: listening 1, concern raised"):
+        assert cell in printed
+    suggested = re.search(r"rapport audit report ([0-9a-f-]{36}) --out report\.html", printed)
+    assert suggested is not None, printed
+    assert f"Engagement {suggested.group(1)}" in printed  # the engagement the demo walked

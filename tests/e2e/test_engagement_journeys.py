@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from shared.model.envelope import format_time, parse_time
 from shared.security.tokens import Role
-from tests.e2e.engagement_support import DUE, open_engagement, stages, trust_numbers
+from tests.e2e.engagement_support import DUE, HELD, open_engagement, stages, trust_numbers
 from tests.support import Stack
 
 
@@ -44,7 +44,7 @@ async def test_a_client_graduates_through_every_stage_with_follow_ups_and_a_test
         assert trust_numbers(await journey.trust()) == (100, 1, 0, 0, 0, False)
 
         await journey.send(
-            "sessions", {"held_at": DUE, "duration_minutes": 50, "notes": "good progress"}
+            "sessions", {"held_at": HELD, "duration_minutes": 50, "notes": "good progress"}
         )
         second = (await journey.send("homework", {"title": "Journal", "due_at": DUE}))[
             "homework_id"
@@ -153,7 +153,7 @@ async def test_refuted_claims_reach_the_deception_pattern_and_the_coach_ends_for
         for path, body in (
             ("plan", None),
             ("homework", {"title": "again", "due_at": DUE}),
-            ("sessions", {"held_at": DUE, "duration_minutes": 30}),
+            ("sessions", {"held_at": HELD, "duration_minutes": 30}),
             ("transformation", {"summary": "no"}),
             ("termination", {"reason": "other"}),
         ):

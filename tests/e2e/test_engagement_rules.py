@@ -11,7 +11,7 @@ from typing import Any
 from services.engagement.domain.events import FACTORS
 from services.engagement.projections import PROJECTIONS
 from shared.reads.audit import live_digests, replay
-from tests.e2e.engagement_support import DUE, Journey, open_engagement
+from tests.e2e.engagement_support import DUE, HELD, Journey, open_engagement
 from tests.support import Stack, auth, eventually
 
 
@@ -49,8 +49,8 @@ async def test_every_invalid_body_is_a_422_problem_naming_the_field(stack: Stack
             ("homework", {"title": "", "due_at": DUE}, "title"),
             ("homework", {"title": "t", "due_at": DUE, "extra": 1}, "extra"),
             ("homework/h/verification", {"outcome": "maybe"}, "outcome"),
-            ("sessions", {"held_at": DUE, "duration_minutes": 0}, "duration_minutes"),
-            ("sessions", {"held_at": DUE, "duration_minutes": "50"}, "duration_minutes"),
+            ("sessions", {"held_at": HELD, "duration_minutes": 0}, "duration_minutes"),
+            ("sessions", {"held_at": HELD, "duration_minutes": "50"}, "duration_minutes"),
             (
                 "boundary-violations",
                 {"violated_by": "supervisor", "kind": "other", "description": "d"},
@@ -185,13 +185,13 @@ async def test_racing_commands_never_apply_against_the_same_version(stack: Stack
 
         sessions = await asyncio.gather(
             *(
-                journey.post("sessions", {"held_at": DUE, "duration_minutes": 30 + n})
+                journey.post("sessions", {"held_at": HELD, "duration_minutes": 30 + n})
                 for n in range(8)
             )
         )
         sessions += await asyncio.gather(
             *(
-                journey.post("sessions", {"held_at": DUE, "duration_minutes": 60 + n})
+                journey.post("sessions", {"held_at": HELD, "duration_minutes": 60 + n})
                 for n in range(20)
             )
         )

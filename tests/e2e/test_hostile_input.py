@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.engagement.domain.events import FACTORS
-from tests.e2e.engagement_support import DUE, Journey, open_engagement
+from tests.e2e.engagement_support import DUE, HELD, Journey, open_engagement
 from tests.support import Stack, auth
 
 JSON = {"content-type": "application/json"}
@@ -57,9 +57,9 @@ def hostile_requests(target: Target) -> list[Hostile]:
         Hostile("an oversized body", b'{"x": "' + b"a" * (300 * 1024) + b'"}', JSON, 413),
         Hostile("a one-megabyte string", with_(**{text: "a" * MEGABYTE}), JSON, 413),
         Hostile("a string over its limit", with_(**{text: "a" * (200 * 1024)}), JSON, 422),
-        Hostile("deeply nested arrays", b"[" * 100_000 + b"]" * 100_000, JSON, 400),
-        Hostile("deeply nested objects", b'{"a":' * 30_000 + b"1" + b"}" * 30_000, JSON, 400),
-        Hostile("a nested value deep inside a field", raw("[" * 60_000 + "]" * 60_000), JSON, 400),
+        Hostile("deeply nested arrays", b"[" * 100_000 + b"]" * 100_000, JSON, 422),
+        Hostile("deeply nested objects", b'{"a":' * 30_000 + b"1" + b"}" * 30_000, JSON, 422),
+        Hostile("a nested value deep inside a field", raw("[" * 60_000 + "]" * 60_000), JSON, 422),
         Hostile("truncated JSON", json.dumps(body).encode()[:-3], JSON, 422),
         Hostile("not JSON at all", b"hello=world&x=1", JSON, 422),
         Hostile("an empty body", b"", JSON, 422),
@@ -72,7 +72,7 @@ def hostile_requests(target: Target) -> list[Hostile]:
         Hostile("an unknown field", with_(is_admin=True), JSON, 422),
         Hostile("a NUL character", raw('"a\\u0000b"'), JSON, 422),
         Hostile("a lone surrogate", raw('"\\ud800"'), JSON, 422),
-        Hostile("bytes that are not UTF-8", raw('"').rstrip(b"}") + b'\xff\xfe"}', JSON, 400),
+        Hostile("bytes that are not UTF-8", raw('"').rstrip(b"}") + b'\xff\xfe"}', JSON, 422),
         Hostile(
             "JSON sent as text/plain",
             json.dumps(body).encode(),
@@ -99,7 +99,7 @@ def hostile_requests(target: Target) -> list[Hostile]:
             Hostile("-Infinity", number("-Infinity"), JSON, 422),
             Hostile("a number that overflows a float", number("1e999"), JSON, 422),
             Hostile("a number beyond the allowed range", number("1e300"), JSON, 422),
-            Hostile("an integer of five thousand digits", number("9" * 5000), JSON, 400),
+            Hostile("an integer of five thousand digits", number("9" * 5000), JSON, 422),
             Hostile("text where a number goes", number('"five"'), JSON, 422),
             Hostile("true where a number goes", number("true"), JSON, 422),
         ]
@@ -200,7 +200,7 @@ async def world(stack: Stack) -> AsyncIterator[World]:
             Target(
                 "engagement",
                 f"{eng}/sessions",
-                {"held_at": DUE, "duration_minutes": 30, "notes": "n"},
+                {"held_at": HELD, "duration_minutes": 30, "notes": "n"},
                 journey.headers("coach"),
                 "notes",
                 "duration_minutes",
@@ -350,6 +350,36 @@ async def test_bad_query_values_are_refused_with_problems(stack: Stack, world: W
                 "/v1/notifications", params={"recipient": recipient}, headers=headers
             )
             assert_problem(response, 422, f"recipient={recipient}")
+
+
+async def test_an_encoded_slash_in_a_path_routes_nowhere_even_on_the_command_path(
+    stack: Stack, world: World
+) -> None:
+    before = await written(stack, world)
+    eng = world.journey.engagement_id
+    headers = world.journey.headers("coach")
+    async with stack.client("engagement") as engagement, stack.client("intake") as intake:
+        trust = await engagement.get(f"/v1/engagements/{eng}%2Ftrust", headers=headers)
+        assert_problem(trust, 404, "an encoded slash before trust")
+        for spelled in ("%2F", "%2f"):
+            command = await engagement.post(
+                f"/v1/engagements/{eng}{spelled}homework",
+                json={"title": "t", "due_at": DUE},
+                headers=headers,
+            )
+            assert_problem(command, 404, f"an encoded slash ({spelled}) before homework")
+        goal = await intake.post(
+            f"/v1/intakes/{world.intake_id}%2Fgoals",
+            json={"title": "t", "measure": "m", "baseline": 0, "target": 1},
+            headers=auth("coach", world.coach_id),
+        )
+        assert_problem(goal, 404, "an encoded slash before goals")
+        listed = await engagement.get(
+            f"/v1/coaches/{world.coach_id}/engagements?stage=a%2Fb", headers=headers
+        )
+        assert "%2Fb" in str(listed.request.url)
+        assert_problem(listed, 422, "an encoded slash in the query is only a value")
+    assert await written(stack, world) == before
 
 
 async def test_after_the_barrage_every_service_is_healthy_and_accepts_valid_commands(

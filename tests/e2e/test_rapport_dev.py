@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from rapport.listeners import listens_on
 from tests.support import free_port
 
 
@@ -20,12 +22,7 @@ def test_rapport_dev_starts_three_healthy_services_and_stops_cleanly_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
     ports = {name: free_port() for name in ("intake", "engagement", "notifications")}
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("RAPPORT_DATABASE_URL", "RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_JWT_SECRET")
-    }
-    environment.update({f"RAPPORT_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    environment = embedded_default(ports)
     output = tmp_path / "dev.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -70,12 +67,7 @@ def test_rapport_dev_restarts_a_dead_child_and_leaves_nothing_behind_when_killed
     tmp_path: Path,
 ) -> None:
     ports = {name: free_port() for name in ("intake", "engagement", "notifications")}
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("RAPPORT_DATABASE_URL", "RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_JWT_SECRET")
-    }
-    environment.update({f"RAPPORT_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    environment = embedded_default(ports)
     output = tmp_path / "dev.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -109,6 +101,17 @@ def test_rapport_dev_restarts_a_dead_child_and_leaves_nothing_behind_when_killed
             process.wait()
 
 
+def embedded_default(ports: dict[str, int]) -> dict[str, str]:
+    """The environment of a `rapport dev` on the embedded default, its services on `ports`."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("RAPPORT_DATABASE_URL", "RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_JWT_SECRET")
+    }
+    environment.update({f"RAPPORT_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    return environment
+
+
 def zombie(process: psutil.Process) -> bool:
     try:
         return bool(process.status() == psutil.STATUS_ZOMBIE)
@@ -128,3 +131,43 @@ def wait_for(condition: Callable[[], bool], timeout: float, output: Path) -> Non
     while not condition():
         assert time.monotonic() < deadline, output.read_text()
         time.sleep(0.2)
+
+
+def test_rapport_dev_with_a_port_taken_exits_at_once_naming_it_and_what_holds_it(
+    tmp_path: Path,
+) -> None:
+    ports = {name: free_port() for name in ("intake", "engagement", "notifications")}
+    with socket.socket() as squatter:  # another stack's engagement service, say
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        ports["engagement"] = squatter.getsockname()[1]
+        environment = embedded_default(ports)
+        done = subprocess.run(
+            [sys.executable, "-m", "rapport.cli", "dev", "--data-dir", str(tmp_path / "data")],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+            check=False,
+        )
+    told = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stdout + done.stderr
+    taken = ports["engagement"]
+    assert f"port {taken} (engagement, RAPPORT_ENGAGEMENT_PORT) is in use by pid" in told
+    assert f"pid {os.getpid()} (" in told  # the process that holds it, by its command line
+    assert "Rapport is running" not in done.stdout
+    assert not (tmp_path / "data").exists()  # nothing was started: no database, no secrets
+
+
+def test_a_process_is_known_to_listen_on_a_port_only_when_the_socket_is_its_own() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert listens_on(os.getpid(), port)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            assert not listens_on(child.pid, port)  # a health check there answers someone else
+        finally:
+            child.kill()
+            child.wait()

@@ -26,8 +26,7 @@ from shared.model.errors import DomainError
 from shared.model.log import ConcurrencyConflict
 from shared.runtime.config import Settings
 from shared.security.tokens import REPEATED
-from shared.usecases.application import Sent
-from shared.usecases.commands import Reply
+from tests.fakes import RecordingCommands
 from tests.support import auth, routes_edge
 
 HOMEWORK = next(r for r in COMMAND_ROUTES if r.command is commands.AssignHomework)
@@ -35,27 +34,13 @@ PATH = "/v1/engagements/eng-1/homework"
 BODY = {"title": "Journal three wins a day", "due_at": "2027-01-10T09:00:00Z"}
 
 
-class Recorder:
-    """The service behind the routes: remembers what it was sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[Sent] = []
-        self.refusal: Exception | None = None
-
-    async def act(self, sent: Sent) -> Reply:
-        self.sent.append(sent)
-        if self.refusal is not None:
-            raise self.refusal
-        return {**sent.reply, "stream_version": 2}
+@pytest.fixture
+def service() -> RecordingCommands:
+    return RecordingCommands()
 
 
 @pytest.fixture
-def service() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def app(service: Recorder) -> ServiceApp:
+def app(service: RecordingCommands) -> ServiceApp:
     app = create_app("test", health_checks={})
     add_command_routes(
         app,
@@ -97,7 +82,7 @@ def solved(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 
 async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
-    app: FastAPI, service: Recorder, monkeypatch: pytest.MonkeyPatch, solved: list[object]
+    app: FastAPI, service: RecordingCommands, monkeypatch: pytest.MonkeyPatch, solved: list[object]
 ) -> None:
     headers = {**auth("coach", "coach-1"), "Idempotency-Key": "k-1"}
     fast = await post(app, BODY, headers)
@@ -129,7 +114,7 @@ async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
 )
 async def test_a_request_out_of_order_is_answered_by_fastapi_in_problem_json(
     app: FastAPI,
-    service: Recorder,
+    service: RecordingCommands,
     body: Any,
     headers: dict[str, str] | None,
     status: int,
@@ -149,7 +134,7 @@ async def test_a_request_out_of_order_is_answered_by_fastapi_in_problem_json(
 
 
 async def test_an_invalid_path_id_never_reaches_the_service(
-    app: FastAPI, service: Recorder
+    app: FastAPI, service: RecordingCommands
 ) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
@@ -172,7 +157,7 @@ async def test_an_invalid_path_id_never_reaches_the_service(
 )
 async def test_an_error_raised_by_the_service_is_answered_by_the_apps_handlers(
     app: FastAPI,
-    service: Recorder,
+    service: RecordingCommands,
     monkeypatch: pytest.MonkeyPatch,
     refusal: Exception,
     status: int,
@@ -189,7 +174,7 @@ async def test_an_error_raised_by_the_service_is_answered_by_the_apps_handlers(
 
 
 async def test_a_body_longer_than_it_declared_is_refused_whole(
-    app: FastAPI, service: Recorder
+    app: FastAPI, service: RecordingCommands
 ) -> None:
     async def receive() -> dict[str, Any]:
         chunk = b" " * (MAX_BODY_BYTES // 2 + 1)
@@ -246,7 +231,7 @@ async def test_a_command_answered_by_the_gate_is_counted_in_the_metrics(app: Fas
 
 
 async def test_two_authorization_headers_are_refused_by_the_gate_and_by_fastapi_alike(
-    app: FastAPI, service: Recorder, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, service: RecordingCommands, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     both = [
         ("Authorization", auth("admin", "ops")["Authorization"]),

@@ -141,3 +141,21 @@ async def test_a_coach_lists_their_engagements_by_stage_and_reads_their_roll_up(
     assert rollup["coach_id"] == "co-1"
     with pytest.raises(PermissionDenied):
         await service.coach_relationship(CLIENT, "co-1")
+
+
+async def test_a_session_in_the_future_is_judged_against_the_services_clock() -> None:
+    service, store = await opened()
+    held = {"session_id": "s-1", "held_at": AT + timedelta(days=2), "duration_minutes": 50}
+    with pytest.raises(InvalidCommand, match="once it was held"):
+        await act(service, COACH, "coach", commands.HoldSession, held)
+    assert [e.event_type for e in store.events("e-1")] == ["EngagementOpened"]
+    assert isinstance(service.clock, FixedClock)
+    service.clock.set(AT + timedelta(days=2, minutes=1))  # the session is over now
+    await act(service, COACH, "coach", commands.HoldSession, held)
+    assert store.events("e-1")[-1].event_type == "SessionHeld"
+
+
+async def test_a_command_on_an_unknown_engagement_names_it_like_every_other_404() -> None:
+    service, _ = await opened()
+    with pytest.raises(NotFound, match=r"^no engagement e-404$"):
+        await act(service, COACH, "coach", commands.StartPlan, engagement_id="e-404")

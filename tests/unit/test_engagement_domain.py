@@ -340,3 +340,31 @@ def _fields(event_type: str) -> dict[str, Any]:
 def test_domain_errors_carry_the_statuses_the_edge_answers() -> None:
     assert (ForbiddenByState.status, InvalidCommand.status, NotFound.status) == (409, 422, 404)
     assert issubclass(ForbiddenByState, DomainError)
+
+
+def test_a_session_is_recorded_once_held_five_minutes_of_clock_skew_allowed() -> None:
+    state = opened()
+
+    def session(held_at: datetime) -> HoldSession:
+        return HoldSession(session_id="s", held_at=held_at, duration_minutes=50, at=T0)
+
+    for held_at in (T0 - timedelta(days=2), T0, T0 + timedelta(minutes=5)):
+        assert types(apply(state, session(held_at))[1]) == ["SessionHeld"]
+    for held_at in (T0 + timedelta(minutes=5, seconds=1), T0 + timedelta(days=2)):
+        with pytest.raises(InvalidCommand, match="once it was held") as refused:
+            engagement.decide(state, session(held_at))
+        assert refused.value.field == "held_at"
+
+
+def test_homework_is_due_after_it_is_assigned_five_minutes_of_clock_skew_allowed() -> None:
+    state = opened()
+
+    def assigned(due_at: datetime) -> AssignHomework:
+        return AssignHomework(homework_id="h", title="walk", due_at=due_at, at=T0)
+
+    for due_at in (T0 - timedelta(minutes=5), T0, T0 + timedelta(days=7)):
+        assert "HomeworkAssigned" in types(apply(state, assigned(due_at))[1])
+    for due_at in (T0 - timedelta(minutes=5, seconds=1), datetime(1990, 1, 1, tzinfo=UTC)):
+        with pytest.raises(InvalidCommand, match="due after it is assigned") as refused:
+            engagement.decide(state, assigned(due_at))
+        assert refused.value.field == "due_at"

@@ -66,6 +66,7 @@ def parties(state: engagement.Engagement) -> Parties:
 class EngagementService(ApplicationService[engagement.Engagement]):
     """The engagement's reactions, commands and reads, with the contract's access rules."""
 
+    noun = "engagement"
     INTAKE_EVENTS = frozenset({"ClientCommitted", "ClientErased"})
 
     def __init__(self, store: EventLog, documents: Documents, vault: Vault, clock: Clock) -> None:

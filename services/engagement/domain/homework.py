@@ -15,9 +15,9 @@ from services.engagement.domain.events import (
     PlanStarted,
     Stage,
 )
-from services.engagement.domain.lifecycle import ACTIVE, require_stage
+from services.engagement.domain.lifecycle import ACTIVE, CLOCK_SKEW, require_stage
 from services.engagement.domain.state import Engagement, Homework
-from shared.model.errors import ForbiddenByState, NotFound
+from shared.model.errors import ForbiddenByState, InvalidCommand, NotFound
 from shared.model.events import DomainEvent
 
 WORKING: tuple[Stage, ...] = ("working_the_plan", "transformation", "graduation")
@@ -34,6 +34,12 @@ def assign(state: Engagement, command: AssignHomework) -> Sequence[DomainEvent]:
     stage = require_stage(state, ACTIVE, "assigning homework")
     if command.homework_id in state.homework:
         raise ForbiddenByState(f"homework {command.homework_id} is already assigned")
+    if command.due_at < command.at - CLOCK_SKEW:
+        raise InvalidCommand(
+            "homework is due after it is assigned: due_at is earlier than the time of the"
+            " request (by more than 5 minutes of clock skew)",
+            field="due_at",
+        )
     assigned = HomeworkAssigned(
         homework_id=command.homework_id, title=command.title, due_at=command.due_at
     )

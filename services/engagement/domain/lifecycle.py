@@ -7,6 +7,7 @@ transformation → working_the_plan on a regression; any stage but graduated →
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from services.engagement.domain.commands import (
     AchieveTransformation,
@@ -29,11 +30,14 @@ from services.engagement.domain.events import (
     TransformationAchieved,
 )
 from services.engagement.domain.state import Engagement
-from shared.model.errors import ForbiddenByState, NotFound
+from shared.model.errors import ForbiddenByState, InvalidCommand, NotFound
 from shared.model.events import DomainEvent
 
 ACTIVE: tuple[Stage, ...] = ("commitment", "working_the_plan", "transformation", "graduation")
 NOT_TERMINATED: tuple[Stage, ...] = (*ACTIVE, "graduated")
+# How far a caller's clock may be ahead of ours (or a time it sends behind): a time up to
+# this much on the wrong side of the request's time is taken as meant.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def require_stage(state: Engagement, stages: Sequence[Stage], action: str) -> Stage:
@@ -71,6 +75,12 @@ def start_plan(state: Engagement, command: StartPlan) -> Sequence[DomainEvent]:
 
 def hold_session(state: Engagement, command: HoldSession) -> Sequence[DomainEvent]:
     require_stage(state, ACTIVE, "recording a session")
+    if command.held_at > command.at + CLOCK_SKEW:
+        raise InvalidCommand(
+            "a session is recorded once it was held: held_at is later than the time of the"
+            " request (by more than 5 minutes of clock skew)",
+            field="held_at",
+        )
     return [
         SessionHeld(
             session_id=command.session_id,

@@ -22,6 +22,8 @@ DECIDER = Decider(initial=intake.initial, evolve=intake.evolve, owner=intake.own
 class IntakeService(ApplicationService[intake.Intake]):
     """The intake's commands and reads, with the contract's access rules."""
 
+    noun = "intake"
+
     def __init__(self, store: EventLog, documents: Documents, vault: Vault, clock: Clock) -> None:
         super().__init__(store, documents, vault, clock, registry, DECIDER, intake.decide)
 

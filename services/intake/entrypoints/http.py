@@ -23,6 +23,7 @@ from shared.http.schemas import (
     RequestBody,
     Scores,
     ShortText,
+    TimeZoneName,
 )
 from shared.security.tokens import Principal
 from shared.usecases.commands import Reply
@@ -32,7 +33,7 @@ class ClientIn(RequestBody):
     name: ShortText
     email: Email
     phone: Annotated[str, Field(max_length=40)] | None = None
-    timezone: Annotated[str, Field(max_length=64)] | None = None
+    timezone: TimeZoneName | None = None
 
 
 class StartIntakeIn(RequestBody):

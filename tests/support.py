@@ -18,6 +18,9 @@ from shared.runtime.config import Settings
 from shared.runtime.server import embedded_server, http_limits
 from shared.security.crypto import decode_master_key, generate_master_key
 from shared.security.tokens import Role, TokenVerifier, issue_token
+from shared.storage.eventstore import EventStore
+from shared.storage.keyvault import KeyVault
+from shared.storage.units import PostgresUnitsOfWork
 from shared.usecases.idempotency import IdempotencyKeys
 
 T = TypeVar("T")
@@ -35,6 +38,13 @@ class MovableClock:
 
     def advance(self, delta: timedelta) -> None:
         self.offset += delta
+
+
+def units_of(store: EventStore) -> PostgresUnitsOfWork:
+    """Units of work over a test's own event store, with a key vault of their own."""
+    return PostgresUnitsOfWork(
+        store, KeyVault(store.pool, decode_master_key(generate_master_key()))
+    )
 
 
 def free_port() -> int:

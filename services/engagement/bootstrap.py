@@ -14,13 +14,16 @@ from shared.runtime.service import ServiceDefinition
 from shared.storage.documents import StoredDocuments
 from shared.storage.eventstore import EventStore
 from shared.storage.keyvault import KeyVault
+from shared.storage.units import PostgresUnitsOfWork
 
 NAME = "engagement"
 
 
 def build(store: EventStore, vault: KeyVault, clock: Clock) -> EngagementService:
     """The engagement's application object, built once per running service."""
-    return EngagementService(store, StoredDocuments(store), vault, clock)
+    return EngagementService(
+        PostgresUnitsOfWork(store, vault), StoredDocuments(store), vault, clock
+    )
 
 
 def subscriptions(service: EngagementService) -> Sequence[Subscription]:

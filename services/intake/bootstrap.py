@@ -11,13 +11,14 @@ from shared.runtime.service import ServiceDefinition
 from shared.storage.documents import StoredDocuments
 from shared.storage.eventstore import EventStore
 from shared.storage.keyvault import KeyVault
+from shared.storage.units import PostgresUnitsOfWork
 
 NAME = "intake"
 
 
 def build(store: EventStore, vault: KeyVault, clock: Clock) -> IntakeService:
     """The intake's application object, built once per running service."""
-    return IntakeService(store, StoredDocuments(store), vault, clock)
+    return IntakeService(PostgresUnitsOfWork(store, vault), StoredDocuments(store), vault, clock)
 
 
 SERVICE = ServiceDefinition(

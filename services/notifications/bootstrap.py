@@ -19,20 +19,25 @@ from shared.runtime.service import ServiceDefinition
 from shared.storage.documents import StoredDocuments
 from shared.storage.eventstore import EventStore
 from shared.storage.keyvault import KeyVault
+from shared.storage.units import PostgresUnitsOfWork
 
 NAME = "notifications"
 
 
 def build(store: EventStore, vault: KeyVault, clock: Clock) -> NotificationService:
     """The notifications' application object, built once per running service."""
-    return NotificationService(store, StoredDocuments(store), vault, clock, tables)
+    units = PostgresUnitsOfWork(store, vault)
+    return NotificationService(units, StoredDocuments(store), vault, clock, tables)
 
 
 def delivery_worker(
     store: EventStore, vault: KeyVault, clock: Clock, settings: Settings, **options: Any
 ) -> DeliveryWorker:
-    """A worker delivering due notifications to their webhooks (`options`: its knobs)."""
-    return DeliveryWorker(store, vault, clock, settings, **options)
+    """A worker delivering due notifications to their webhooks (`options`: its knobs), woken
+    by every commit of this instance."""
+    units = PostgresUnitsOfWork(store, vault)
+    wake = store.appended.subscribe()
+    return DeliveryWorker(units, vault, clock, settings, wake=wake, **options)
 
 
 def subscriptions(service: NotificationService) -> Sequence[Subscription]:

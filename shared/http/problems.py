@@ -20,7 +20,7 @@ from shared.model.errors import DomainError
 from shared.model.log import ConcurrencyConflict
 from shared.resilience.faults import DependencyUnavailable, is_connection_lost, is_transient
 from shared.security.tokens import AuthenticationFailed, PermissionDenied
-from shared.usecases.commands import IdempotencyRace
+from shared.usecases.idempotency import IdempotencyRace
 
 __all__ = [
     "DEPENDENCY_ERRORS",

@@ -36,8 +36,8 @@ from shared.model.events import Command
 from shared.security.tokens import Principal, TokenVerifier
 from shared.usecases.access import recipient_key
 from shared.usecases.application import Sent
-from shared.usecases.commands import IdempotencyKey, Reply
-from shared.usecases.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKeys
+from shared.usecases.commands import Reply
+from shared.usecases.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKey, IdempotencyKeys
 
 __all__ = [
     "IDEMPOTENCY_HEADER",

@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 
-import asyncpg
 import structlog
 from prometheus_client import Counter
 
@@ -21,8 +20,9 @@ from shared.messaging.kafka import Headers, OutboundMessage, Publisher, dlq_topi
 from shared.model.envelope import Envelope
 from shared.model.log import ConcurrencyConflict
 from shared.resilience.faults import is_transient
-from shared.storage.eventstore import EventStore
 from shared.storage.parking import ParkedEvent, Parking, park
+from shared.storage.units import PostgresUnitsOfWork
+from shared.usecases.ports import UnitOfWork
 
 __all__ = ["CONSUMED", "Handler", "Inbox", "NotApplied", "is_retryable"]
 
@@ -32,7 +32,8 @@ CONSUMED = Counter(
     "rapport_inbox_messages_total", "Consumed messages by outcome", ["consumer", "outcome"]
 )
 
-Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+"""A consumer's use case: applies one event in the inbox's unit of work."""
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -56,14 +57,15 @@ class Inbox:
 
     def __init__(
         self,
-        store: EventStore,
+        units: PostgresUnitsOfWork,
         consumer: str,
         dead_letters: Publisher,
         *,
         attempts: int = 3,
         handles: frozenset[str] | None = None,
     ) -> None:
-        self._store = store
+        self._units = units
+        self._store = units.store
         self._consumer = consumer
         self._dead_letters = dead_letters
         self._attempts = attempts
@@ -130,7 +132,7 @@ class Inbox:
             )
             if seen:
                 return "duplicate"
-            await handler(conn, envelope)
+            await handler(self._units.within(conn), envelope)
             inserted = await conn.execute(
                 "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 self._consumer,

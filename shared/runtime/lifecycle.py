@@ -34,8 +34,10 @@ from shared.security.crypto import decode_master_key
 from shared.security.tokens import TokenVerifier
 from shared.storage.db import create_pool, migrate
 from shared.storage.eventstore import EventStore
+from shared.storage.idempotency import pruner
 from shared.storage.keyvault import KeyVault
-from shared.usecases.idempotency import IdempotencyKeys, pruner
+from shared.storage.units import PostgresUnitsOfWork
+from shared.usecases.idempotency import IdempotencyKeys
 
 __all__ = [
     "CONSUMER_BATCH",
@@ -82,6 +84,7 @@ class ServiceCore:
     pool: asyncpg.Pool
     store: EventStore
     vault: KeyVault
+    units: PostgresUnitsOfWork
     publisher: KafkaPublisher
     broker: KafkaBroker
     runner: ProjectionRunner
@@ -107,7 +110,7 @@ class ServiceCore:
     def subscribe(self, subscription: Subscription) -> None:
         """Consume the subscription's topics through an inbox (before `start_core`)."""
         inbox = Inbox(
-            self.store, subscription.consumer, self.publisher, handles=subscription.handles
+            self.units, subscription.consumer, self.publisher, handles=subscription.handles
         )
         self.consumers[subscription.consumer] = (inbox, subscription.handler)
 
@@ -255,6 +258,7 @@ async def open_core(
             "contract's headers (event_type, schema_version, CloudEvents ce_*).",
             schema=Envelope,
         )
+    vault = KeyVault(pool, master_key)
     relay = (
         OutboxRelay(
             store,
@@ -273,7 +277,8 @@ async def open_core(
         clock=clock,
         pool=pool,
         store=store,
-        vault=KeyVault(pool, master_key),
+        vault=vault,
+        units=PostgresUnitsOfWork(store, vault),
         publisher=publisher,
         broker=broker,
         runner=ProjectionRunner(store, projections, segments=settings.projection_segments),

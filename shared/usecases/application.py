@@ -1,5 +1,6 @@
-"""The base of every service's application object: its ports (event log, read documents, key
-vault, clock), a command runner for its kind of stream, and the steps every use case shares."""
+"""The base of every service's application object: its ports (units of work, read documents,
+the key vault's read side, a clock), a command runner for its kind of stream, and the steps
+every use case shares."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from shared.model.events import Command, DomainEvent, EventRegistry
 from shared.model.log import EventMetadata
 from shared.model.projections import Document, Projection
 from shared.security.tokens import Principal
-from shared.usecases.commands import CommandRunner, Decider, IdempotencyKey, Reply
-from shared.usecases.ports import Documents, EventLog, Vault
+from shared.usecases.commands import CommandRunner, Decider, Reply
+from shared.usecases.idempotency import IdempotencyKey
+from shared.usecases.ports import Documents, UnitsOfWork, Vault
 
 __all__ = ["ApplicationService", "Sent", "issued_by"]
 
@@ -58,7 +60,7 @@ class ApplicationService(Generic[S]):
 
     def __init__(
         self,
-        store: EventLog,
+        units: UnitsOfWork,
         documents: Documents,
         vault: Vault,
         clock: Clock,
@@ -66,12 +68,12 @@ class ApplicationService(Generic[S]):
         decider: Decider[S],
         rules: Callable[[S, Command], Sequence[DomainEvent]],
     ) -> None:
-        self.store = store
+        self.units = units
         self.documents = documents
         self.vault = vault
         self.clock = clock
         self.rules = rules
-        self.runner = CommandRunner(store, registry, decider, vault, noun=self.noun)
+        self.runner = CommandRunner(units, registry, decider, noun=self.noun)
 
     async def act(self, sent: Sent) -> Reply:
         """Run one command a caller sent to a stream: the time comes from the clock once, for

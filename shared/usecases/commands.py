@@ -11,58 +11,38 @@ so shares its retries.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
-import asyncpg
-
 from shared.model.envelope import GENESIS_HASH, Envelope
-from shared.model.errors import DomainError, InvalidCommand, NotFound
+from shared.model.errors import DomainError, NotFound
 from shared.model.events import DomainEvent, EventRegistry
 from shared.model.log import ConcurrencyConflict, EventMetadata, Head
 from shared.security.crypto import Protect, Record
 from shared.security.tokens import PermissionDenied
-from shared.usecases.ports import EventLog, Vault
+from shared.usecases.idempotency import IdempotencyKey, IdempotencyRace
+from shared.usecases.ports import UnitOfWork, UnitsOfWork
 
 __all__ = [
-    "KEYED_HASH_PREFIX",
     "CommandRunner",
     "Decider",
     "Folded",
-    "IdempotencyKey",
-    "IdempotencyRace",
     "Reply",
     "StateCache",
     "Then",
     "fold",
-    "remember",
-    "remembered",
 ]
 
 S = TypeVar("S")
 T = TypeVar("T")
 Reply = dict[str, Any]
 """What a command or read answers: a JSON object."""
-Then = Callable[[asyncpg.Connection, list[Envelope]], Awaitable[None]]
+Then = Callable[[UnitOfWork, list[Envelope]], Awaitable[None]]
 """Work run in a command's transaction after its append, given the appended envelopes."""
-KEYED_HASH_PREFIX = "v2:"
-"""How a stored request hash made under the server's key begins."""
-
-
-class IdempotencyRace(Exception):
-    """Two requests with the same `Idempotency-Key` ran at once and the other one committed
-    first: nothing was written; running again answers its reply."""
-
-    def __init__(self, key: IdempotencyKey) -> None:
-        super().__init__(f"Idempotency-Key {key.key!r} of {key.scope} answered concurrently")
-        self.key = key
 
 
 @dataclass(frozen=True)
@@ -72,71 +52,6 @@ class Decider(Generic[S]):
     initial: Callable[[], S]
     evolve: Callable[[S, DomainEvent], S]
     owner: Callable[[S], str | None]
-
-
-@dataclass(frozen=True)
-class IdempotencyKey:
-    """A client's `Idempotency-Key`, scoped to the caller and route, with the request's keyed
-    hash (`shared.usecases.idempotency`), how long its first answer is kept (`retention`), and
-    the plain SHA-256 of the request that rows written before keyed hashes hold
-    (`legacy_hash`)."""
-
-    scope: str
-    key: str
-    request_hash: str
-    legacy_hash: str
-    retention: timedelta
-
-
-def _same_request(stored: str, key: IdempotencyKey) -> bool:
-    """Whether a row's hash is this request's, by the row's version: a keyed hash
-    (`v2:<hmac>`), or a plain SHA-256 of the body from before them."""
-    if stored.startswith(KEYED_HASH_PREFIX):
-        return hmac.compare_digest(stored, key.request_hash)
-    return hmac.compare_digest(stored, key.legacy_hash)
-
-
-async def remembered(conn: asyncpg.Connection, key: IdempotencyKey) -> Reply | None:
-    """The first answer given under this key within its retention, or None; 422 if the
-    request differs. A key used longer ago than that is a new request."""
-    row = await conn.fetchrow(
-        "SELECT request_hash, response FROM idempotency_keys"
-        " WHERE scope = $1 AND key = $2 AND created_at > now() - $3::interval",
-        key.scope,
-        key.key,
-        key.retention,
-    )
-    if row is None:
-        return None
-    if not _same_request(row["request_hash"], key):
-        raise InvalidCommand(
-            "this Idempotency-Key was already used with a different request",
-            field="Idempotency-Key",
-        )
-    reply: Reply = json.loads(row["response"])
-    return reply
-
-
-async def remember(
-    conn: asyncpg.Connection, key: IdempotencyKey, status: int, reply: Reply
-) -> None:
-    """Keep the answer under this key, in the command's transaction (in place of an expired
-    one the pruner has not removed yet)."""
-    inserted = await conn.execute(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb)"
-        " ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
-        " status_code = EXCLUDED.status_code, response = EXCLUDED.response, created_at = now()"
-        " WHERE idempotency_keys.created_at <= now() - $6::interval",
-        key.scope,
-        key.key,
-        key.request_hash,
-        status,
-        json.dumps(reply),
-        key.retention,
-    )
-    if inserted.endswith(" 0"):
-        raise IdempotencyRace(key)
 
 
 @dataclass(frozen=True)
@@ -204,10 +119,9 @@ class StateCache(Generic[S]):
 
 
 async def fold(
-    store: EventLog,
+    unit: UnitOfWork,
     registry: EventRegistry,
     decider: Decider[S],
-    conn: asyncpg.Connection,
     stream_id: str,
     since: Folded[S] | None = None,
 ) -> Folded[S]:
@@ -216,7 +130,7 @@ async def fold(
     state = decider.initial() if since is None else since.state
     version = 0 if since is None else since.version
     last_hash = GENESIS_HASH if since is None else since.hash
-    for envelope in await store.read_stream_after(conn, stream_id, version):
+    for envelope in await unit.read_stream_after(stream_id, version):
         state = decider.evolve(state, registry.load(envelope))
         version, last_hash = envelope.stream_version, envelope.hash
     return Folded(state, version, last_hash)
@@ -228,19 +142,17 @@ class CommandRunner(Generic[S]):
 
     def __init__(
         self,
-        store: EventLog,
+        units: UnitsOfWork,
         registry: EventRegistry,
         decider: Decider[S],
-        vault: Vault,
         *,
         noun: str = "stream",
         retries: int = 12,
         cache: StateCache[S] | None = None,
     ) -> None:
-        self.store = store
+        self.units = units
         self.registry = registry
         self.decider = decider
-        self.vault = vault
         self.noun = noun
         self.retries = retries
         self.cache: StateCache[S] = cache or StateCache()
@@ -261,40 +173,40 @@ class CommandRunner(Generic[S]):
         statement that checks the stream still ends where the fold did.
         """
 
-        async def attempt(conn: asyncpg.Connection) -> Reply:
+        async def attempt(unit: UnitOfWork) -> Reply:
             return await self.execute_in(
-                conn, stream_id, decide, metadata, respond, creates=creates, idempotency=idempotency
+                unit, stream_id, decide, metadata, respond, creates=creates, idempotency=idempotency
             )
 
         if idempotency is None:
-            return await self._retrying(self.store.connection, attempt)
-        return await self._retrying(self.store.transaction, attempt)
+            return await self._retrying(self.units.statements, attempt)
+        return await self._retrying(self.units.transaction, attempt)
 
     async def transact(
         self,
-        work: Callable[[asyncpg.Connection], Awaitable[Reply]],
+        work: Callable[[UnitOfWork], Awaitable[Reply]],
         *,
         idempotency: IdempotencyKey | None = None,
     ) -> Reply:
         """Run `work` in one transaction, the in-transaction hook of the runner: with an
         `Idempotency-Key` the first reply is answered again (and `work` not run); a lost race
         (`ConcurrencyConflict`, `IdempotencyRace`) runs it again after a short pause. `work`
-        may run commands with `execute_in` on the connection it is given."""
+        may run commands with `execute_in` in the unit of work it is given."""
 
-        async def attempt(conn: asyncpg.Connection) -> Reply:
-            return await self._once(conn, idempotency, lambda: work(conn))
+        async def attempt(unit: UnitOfWork) -> Reply:
+            return await self._once(unit, idempotency, lambda: work(unit))
 
-        return await self._retrying(self.store.transaction, attempt)
+        return await self._retrying(self.units.transaction, attempt)
 
     async def _retrying(
         self,
-        connect: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
-        attempt: Callable[[asyncpg.Connection], Awaitable[T]],
+        begin: Callable[[], AbstractAsyncContextManager[UnitOfWork]],
+        attempt: Callable[[UnitOfWork], Awaitable[T]],
     ) -> T:
         for tried in range(self.retries + 1):
             try:
-                async with connect() as conn:
-                    return await attempt(conn)
+                async with begin() as unit:
+                    return await attempt(unit)
             except (ConcurrencyConflict, IdempotencyRace):
                 # the cached fold is still a true (older) state: the next attempt reads on
                 if tried == self.retries:
@@ -306,23 +218,23 @@ class CommandRunner(Generic[S]):
 
     async def _once(
         self,
-        conn: asyncpg.Connection,
+        unit: UnitOfWork,
         idempotency: IdempotencyKey | None,
         work: Callable[[], Awaitable[Reply]],
     ) -> Reply:
         """`work`'s reply, kept under the key; or the reply already kept under it."""
         if idempotency is None:
             return await work()
-        previous = await remembered(conn, idempotency)
+        previous = await unit.remembered(idempotency)
         if previous is not None:
             return previous
         reply = await work()
-        await remember(conn, idempotency, 201, reply)
+        await unit.remember(idempotency, 201, reply)
         return reply
 
     async def execute_in(
         self,
-        conn: asyncpg.Connection,
+        unit: UnitOfWork,
         stream_id: str,
         decide: Callable[[S], Sequence[DomainEvent]],
         metadata: EventMetadata,
@@ -332,18 +244,18 @@ class CommandRunner(Generic[S]):
         idempotency: IdempotencyKey | None = None,
         then: Then | None = None,
     ) -> Reply:
-        """One attempt on the caller's connection (inside its transaction, if it has one: a
-        consumer's inbox, say); `then` runs after the append, on the same connection. The new
+        """One attempt in the caller's unit of work (inside its transaction, if it has one: a
+        consumer's inbox, say); `then` runs after the append, in the same unit of work. The new
         state is cached once its events are committed."""
         return await self._once(
-            conn,
+            unit,
             idempotency,
-            lambda: self._decide(conn, stream_id, decide, metadata, respond, creates, then),
+            lambda: self._decide(unit, stream_id, decide, metadata, respond, creates, then),
         )
 
     async def _decide(
         self,
-        conn: asyncpg.Connection,
+        unit: UnitOfWork,
         stream_id: str,
         decide: Callable[[S], Sequence[DomainEvent]],
         metadata: EventMetadata,
@@ -354,14 +266,14 @@ class CommandRunner(Generic[S]):
         current, events = self._decide_cached(stream_id, decide)
         if current is None:
             since = self.cache.get(stream_id)
-            current = await fold(self.store, self.registry, self.decider, conn, stream_id, since)
+            current = await fold(unit, self.registry, self.decider, stream_id, since)
             if since is not None and since.appended and current.version == since.version:
                 self.cache.settle(stream_id)
             if current.version == 0 and not creates:
                 raise NotFound(f"no {self.noun} {stream_id}")
             if current.version:
                 read = current
-                self.store.after_commit(conn, lambda: self.cache.put(stream_id, read))
+                unit.after_commit(lambda: self.cache.put(stream_id, read))
             events = list(decide(current.state))
         state = current.state
         for event in events:
@@ -372,7 +284,7 @@ class CommandRunner(Generic[S]):
         async def sealing() -> Protect | None:
             if not owner or not events:
                 return None
-            seal_value = await self.vault.sealer(conn, Record(owner, stream_id))
+            seal_value = await unit.sealer(Record(owner, stream_id))
 
             def counted(field: str, value: str) -> str:
                 nonlocal sealed
@@ -382,8 +294,7 @@ class CommandRunner(Generic[S]):
             return counted
 
         try:
-            envelopes = await self.store.append(
-                conn,
+            envelopes = await unit.append(
                 stream_id,
                 current.version,
                 events,
@@ -401,9 +312,9 @@ class CommandRunner(Generic[S]):
                 for envelope in envelopes:
                     stored = self.decider.evolve(stored, self.registry.load(envelope))
             reached = Folded(stored, envelopes[-1].stream_version, envelopes[-1].hash, True)
-            self.store.after_commit(conn, lambda: self.cache.put(stream_id, reached))
+            unit.after_commit(lambda: self.cache.put(stream_id, reached))
         if then is not None:
-            await then(conn, envelopes)
+            await then(unit, envelopes)
         reply = respond(state, envelopes)
         if "stream_version" not in reply:
             reply["stream_version"] = envelopes[-1].stream_version if envelopes else current.version

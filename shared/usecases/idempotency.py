@@ -1,5 +1,6 @@
-"""Idempotency records: what the table keeps of a request sent with an `Idempotency-Key`, for
-how long, and the pruner that deletes it afterwards.
+"""Idempotency keys: what is kept of a request sent with an `Idempotency-Key`, for how long,
+and how a retry is recognised (the records themselves and their pruner are storage's:
+`shared.storage.idempotency`).
 
 A record is kept for a retention (`RAPPORT_IDEMPOTENCY_RETENTION`, 24 h by default, as payment
 APIs keep theirs); a key sent again after that is a new request. Every service's background
@@ -11,39 +12,74 @@ under a key derived from the master key (HKDF-SHA256, for this purpose only). A 
 table (a backup, a replica, an operator) cannot confirm a guessed body, a client's name or a
 webhook secret say, and two records of the same body do not even look alike. Records written
 before hold a plain SHA-256 of the body: a retry of one is still recognised by that form
-(`shared.usecases.commands.remembered`) until it expires.
+(`IdempotencyKey.matches`) until it expires.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.model.envelope import canonical_json
 from shared.model.errors import InvalidCommand
-from shared.usecases.commands import KEYED_HASH_PREFIX, IdempotencyKey
 
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "KEYED_HASH_PREFIX",
     "RETENTION",
+    "IdempotencyKey",
     "IdempotencyKeys",
-    "prune_expired",
-    "pruner",
+    "IdempotencyRace",
 ]
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
 RETENTION = timedelta(hours=24)
-PRUNE_BATCH = 1000
+KEYED_HASH_PREFIX = "v2:"
+"""How a stored request hash made under the server's key begins."""
 # HKDF's `info`: the derived key serves this one purpose, whatever else the master key does.
 _PURPOSE = b"rapport idempotency request hash v2"
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A client's `Idempotency-Key`, scoped to the caller and route, with the request's keyed
+    hash, how long its first answer is kept (`retention`), and the plain SHA-256 of the
+    request that records written before keyed hashes hold (`legacy_hash`)."""
+
+    scope: str
+    key: str
+    request_hash: str
+    legacy_hash: str
+    retention: timedelta
+
+    def matches(self, stored: str) -> bool:
+        """Whether a record's hash is this request's, by the record's version: a keyed hash
+        (`v2:<hmac>`), or a plain SHA-256 of the body from before them."""
+        if stored.startswith(KEYED_HASH_PREFIX):
+            return hmac.compare_digest(stored, self.request_hash)
+        return hmac.compare_digest(stored, self.legacy_hash)
+
+    def differs(self) -> InvalidCommand:
+        """The refusal of a key already used with another request."""
+        return InvalidCommand(
+            "this Idempotency-Key was already used with a different request",
+            field="Idempotency-Key",
+        )
+
+
+class IdempotencyRace(Exception):
+    """Two requests with the same `Idempotency-Key` ran at once and the other one committed
+    first: nothing was written; running again answers its reply."""
+
+    def __init__(self, key: IdempotencyKey) -> None:
+        super().__init__(f"Idempotency-Key {key.key!r} of {key.scope} answered concurrently")
+        self.key = key
 
 
 class IdempotencyKeys:
@@ -74,33 +110,3 @@ class IdempotencyKeys:
             legacy_hash=hashlib.sha256(canonical_json(request)).hexdigest(),
             retention=self.retention,
         )
-
-
-async def prune_expired(
-    pool: asyncpg.Pool, retention: timedelta, *, batch: int = PRUNE_BATCH
-) -> int:
-    """Delete up to `batch` records older than `retention` (skipping those another pruner or a
-    command holds); how many were deleted."""
-    status = await pool.execute(
-        "DELETE FROM idempotency_keys WHERE (scope, key) IN ("
-        " SELECT scope, key FROM idempotency_keys WHERE created_at <= now() - $1::interval"
-        " LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        retention,
-        batch,
-    )
-    return int(status.rsplit(" ", 1)[-1])
-
-
-def pruner(
-    pool: asyncpg.Pool, retention: timedelta, *, every: float
-) -> Callable[[], Awaitable[None]]:
-    """A background worker: prune expired records at once, then every `every` seconds (batch
-    after batch while full ones come)."""
-
-    async def run() -> None:
-        while True:
-            while await prune_expired(pool, retention) == PRUNE_BATCH:
-                pass
-            await asyncio.sleep(every)
-
-    return run

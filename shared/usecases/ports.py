@@ -1,12 +1,12 @@
-"""The ports of the application layer: what a service's use cases need of the event store, the
-key vault and the read documents, as Protocols.
+"""The ports of the application layer, in the domain's words: a unit of work on a service's log
+(appending, reading a stream, sealing personal data, remembering answers), the key vault's read
+side, and the read documents.
 
-PostgreSQL implements them (`shared.storage.eventstore.EventStore`,
-`shared.security.crypto.KeyVault`, `shared.storage.documents.StoredDocuments`); the unit
-tests' in-memory fakes (`tests/fakes.py`) implement the same ports, so each service's
-application layer is tested without a database.
-A connection is asyncpg's in production and the fake's own object in the unit tests: use
-cases only pass it back to the store, the vault and their own adapters.
+A use case asks `UnitsOfWork` for a unit of work and does everything that must commit together
+through it; it never holds a database connection. PostgreSQL implements the ports in
+`shared.storage` (`PostgresUnitsOfWork`, `KeyVault`, `StoredDocuments`), memory beside them in
+`shared.storage.memory` for fast unit tests. A service's own adapters (its tables) take the
+unit of work they were handed and reach their storage through it (`shared.storage.connection_of`).
 """
 
 from __future__ import annotations
@@ -16,35 +16,23 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-import asyncpg
-
 from shared.model.envelope import Envelope
 from shared.model.events import DomainEvent
 from shared.model.log import EventMetadata, Head
 from shared.model.projections import Document, Projection
 from shared.security.crypto import Protect, Record, Revealed
+from shared.usecases.idempotency import IdempotencyKey
 
-__all__ = ["Documents", "EventLog", "Found", "Vault"]
+__all__ = ["Documents", "Found", "UnitOfWork", "UnitsOfWork", "Vault"]
 
 
-class EventLog(Protocol):
-    """What running a command needs of an event store (`shared.usecases.commands.CommandRunner`)."""
-
-    def connection(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
-        """A connection on which each statement commits on its own."""
-        ...
-
-    def transaction(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
-        """A connection in a transaction, committed when the block ends without error."""
-        ...
-
-    def after_commit(self, conn: asyncpg.Connection, hook: Callable[[], None]) -> None:
-        """Run `hook` once what `conn` did so far is committed."""
-        ...
+class UnitOfWork(Protocol):
+    """What one unit of work does on a service's log: inside a transaction everything it does
+    commits together or not at all; outside one (`UnitsOfWork.statements`) each append commits
+    on its own."""
 
     async def append(
         self,
-        conn: asyncpg.Connection,
         stream_id: str,
         expected_version: int | None,
         events: Sequence[DomainEvent],
@@ -53,32 +41,56 @@ class EventLog(Protocol):
         protect: Protect | None = None,
         head: Head | None = None,
     ) -> list[Envelope]:
-        """Append events if the stream still ends at `expected_version`, else raise
-        `ConcurrencyConflict` and write nothing."""
+        """Append events if the stream still ends at `expected_version` (None: wherever it
+        ends), else raise `ConcurrencyConflict` and write nothing."""
         ...
 
-    async def read_stream_after(
-        self, conn: asyncpg.Connection, stream_id: str, version: int
-    ) -> list[Envelope]:
+    async def read_stream_after(self, stream_id: str, version: int) -> list[Envelope]:
         """A stream's events after `version`, in order."""
         ...
 
-    async def head(self, conn: asyncpg.Connection, stream_id: str) -> Head:
+    async def head(self, stream_id: str) -> Head:
         """Where the stream ends (version 0 and the genesis hash if empty)."""
+        ...
+
+    async def sealer(self, record: Record) -> Protect:
+        """Seals personal values into `record` with its client's key (created if new)."""
+        ...
+
+    async def erase_key(self, client_id: str) -> bool:
+        """Destroy the client's key; True if one was destroyed now."""
+        ...
+
+    async def remembered(self, key: IdempotencyKey) -> dict[str, Any] | None:
+        """The first answer given under this key within its retention, or None; 422 if the
+        request differs."""
+        ...
+
+    async def remember(self, key: IdempotencyKey, status: int, reply: dict[str, Any]) -> None:
+        """Keep the answer under this key (`IdempotencyRace` if another got there first)."""
+        ...
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` once what this unit of work did so far is committed."""
+        ...
+
+
+class UnitsOfWork(Protocol):
+    """Where units of work come from."""
+
+    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work in one transaction, committed when the block ends without error."""
+        ...
+
+    def statements(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work whose appends each commit on their own (one atomic statement each,
+        grouped with other commands' where the store can)."""
         ...
 
 
 class Vault(Protocol):
-    """Per-client data keys: personal data sealed on write, revealed on read, erased for good.
-    Values are sealed into, and opened from, one `Record` (a client's stream) only."""
-
-    async def sealer(self, conn: asyncpg.Connection, record: Record) -> Protect:
-        """Seals personal values into `record` with its client's key."""
-        ...
-
-    async def erase(self, conn: asyncpg.Connection, client_id: str) -> bool:
-        """Destroy the client's key."""
-        ...
+    """The key vault's read side: personal data opened from one `Record` (a client's stream)
+    only, erasure looked up, and service secrets sealed for storage."""
 
     async def is_erased(self, client_id: str) -> bool:
         """Whether the client's key was destroyed."""

@@ -16,8 +16,8 @@ from shared.model.envelope import canonical_json
 from shared.model.errors import InvalidCommand
 from shared.security.crypto import decode_master_key, generate_master_key
 from shared.storage.db import migrate
-from shared.usecases.commands import IdempotencyKey, IdempotencyRace, remember, remembered
-from shared.usecases.idempotency import IdempotencyKeys, prune_expired
+from shared.storage.idempotency import prune_expired, remember, remembered
+from shared.usecases.idempotency import IdempotencyKey, IdempotencyKeys, IdempotencyRace
 
 CLIENT = {"client": {"name": "Ada Lovelace", "email": "ada@example.org", "phone": "+44 1"}}
 DAY = timedelta(hours=24)

@@ -19,7 +19,9 @@ from shared.model.events import DomainEvent
 from shared.model.log import EventMetadata
 from shared.runtime.config import Settings
 from shared.storage.eventstore import EventStore
-from tests.support import eventually
+from shared.storage.units import connection_of
+from shared.usecases.ports import UnitOfWork
+from tests.support import eventually, units_of
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-outbox")
 
@@ -75,9 +77,9 @@ async def test_a_late_commit_is_published_and_consumed_in_per_stream_order(
     records = await read_topic(settings.kafka_bootstrap, topic, 4)
     assert len(records) == 4
     consumed: dict[str, list[int]] = {}
-    inbox = Inbox(store, f"consumer-{uuid.uuid4().hex[:6]}", publisher)
+    inbox = Inbox(units_of(store), f"consumer-{uuid.uuid4().hex[:6]}", publisher)
 
-    async def remember(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def remember(unit: UnitOfWork, envelope: Envelope) -> None:
         consumed.setdefault(envelope.stream_id, []).append(envelope.stream_version)
 
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
@@ -95,12 +97,13 @@ async def test_the_same_message_twice_is_applied_once(
         [envelope] = await store.append(conn, f"s-{uuid.uuid4()}", 0, [Pinged(n=1)], META)
     applied: list[str] = []
 
-    async def apply(conn: asyncpg.Connection, received: Envelope) -> None:
+    async def apply(unit: UnitOfWork, received: Envelope) -> None:
+        conn = connection_of(unit)
         await conn.execute("CREATE TABLE IF NOT EXISTS effects (event_id uuid)")
         await conn.execute("INSERT INTO effects VALUES ($1)", received.event_id)
         applied.append(received.event_id)
 
-    inbox = Inbox(store, "twice", publisher)
+    inbox = Inbox(units_of(store), "twice", publisher)
     outcomes = [
         await inbox.receive("t", b"k", envelope.to_json(), [], apply),
         await inbox.receive("t", b"k", envelope.to_json(), [], apply),
@@ -123,11 +126,11 @@ async def test_a_handler_error_dead_letters_the_message_and_rolls_its_effects_ba
     async with store.transaction() as conn:
         [envelope] = await store.append(conn, f"s-{uuid.uuid4()}", 0, [Pinged(n=1)], META)
 
-    async def explode(conn: asyncpg.Connection, received: Envelope) -> None:
-        await conn.execute("CREATE TABLE IF NOT EXISTS half_done (x int)")
+    async def explode(unit: UnitOfWork, received: Envelope) -> None:
+        await connection_of(unit).execute("CREATE TABLE IF NOT EXISTS half_done (x int)")
         raise ValueError("cannot apply this event")
 
-    inbox = Inbox(store, "poison", publisher)
+    inbox = Inbox(units_of(store), "poison", publisher)
     assert await inbox.receive(topic, b"k", envelope.to_json(), [], explode) == "dead_lettered"
     assert await scratch_pool.fetchval("SELECT to_regclass('half_done')") is None
     [dead] = await read_topic(settings.kafka_bootstrap, dlq_topic(topic), 1)

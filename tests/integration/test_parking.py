@@ -28,6 +28,8 @@ from shared.storage.db import create_pool, migrate
 from shared.storage.documents import load_document
 from shared.storage.eventstore import EventStore
 from shared.storage.parking import PARKED
+from shared.usecases.ports import UnitOfWork
+from tests.support import units_of
 
 META = EventMetadata(actor=Actor(role="admin", id="tester"), correlation_id="c-parking")
 
@@ -107,12 +109,12 @@ async def test_a_consumer_parks_what_it_cannot_apply_and_an_admin_retries_or_ski
     applied: list[str] = []
     mended = False
 
-    async def handler(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def handler(unit: UnitOfWork, envelope: Envelope) -> None:
         if not mended:
             raise KeyError("client_id")  # a message this consumer cannot apply
         applied.append(envelope.event_id)
 
-    inbox = Inbox(store, "rules", publisher)
+    inbox = Inbox(units_of(store), "rules", publisher)
     first, second = (sample_envelope() for _ in range(2))
     for envelope in (first, second):
         outcome = await inbox.receive(topic, b"k", envelope.to_json(), [], handler)

@@ -211,8 +211,8 @@ class Notifier:
 
     async def receive(self, envelope: Envelope) -> None:
         """What the Kafka consumer does with one event (inside the inbox's transaction)."""
-        async with self.store.transaction() as conn:
-            await self.service.on_event(conn, envelope)
+        async with self.service.units.transaction() as unit:
+            await self.service.on_event(unit, envelope)
 
     async def commit(self, coach_id: str, client_id: str | None = None) -> str:
         engagement_id = str(uuid.uuid4())

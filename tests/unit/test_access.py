@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
 from shared.security.tokens import Principal
-from shared.usecases import ports
 from shared.usecases.access import (
     Parties,
     may_act,
@@ -22,7 +19,6 @@ from shared.usecases.access import (
     reads_everything,
     recipient_key,
 )
-from tests import fakes
 
 ENGAGEMENT = Parties("co-1", "cl-1", "su-1")
 COACH, CLIENT, SUPERVISOR = (
@@ -90,22 +86,3 @@ def test_notifications_are_listed_and_webhooks_registered_for_oneself() -> None:
 def test_readers_read_everything_but_only_admins_act_on_parked_events() -> None:
     assert reads_everything(AUDITOR) and reads_everything(ADMIN) and not reads_everything(COACH)
     assert may_manage_parked(ADMIN) and not may_manage_parked(AUDITOR)
-
-
-@pytest.mark.parametrize(
-    ("port", "fake"),
-    [
-        (ports.EventLog, fakes.MemoryEventStore),
-        (ports.Documents, fakes.MemoryDocuments),
-        (ports.Vault, fakes.MemoryVault),
-    ],
-    ids=["event log", "documents", "vault"],
-)
-def test_each_in_memory_fake_offers_its_port_with_the_same_parameters(
-    port: type, fake: type
-) -> None:
-    members = [name for name in vars(port) if not name.startswith("_")]
-    assert members
-    for name in members:
-        wanted = list(inspect.signature(getattr(port, name)).parameters)
-        assert list(inspect.signature(getattr(fake, name)).parameters) == wanted, name

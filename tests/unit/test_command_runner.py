@@ -16,8 +16,13 @@ from shared.model.errors import ForbiddenByState
 from shared.model.events import DomainEvent, EventRegistry
 from shared.model.log import EventMetadata
 from shared.security.tokens import PermissionDenied
+from shared.storage.memory import (
+    MemoryEventStore,
+    MemoryUnitOfWork,
+    MemoryUnitsOfWork,
+    MemoryVault,
+)
 from shared.usecases.commands import CommandRunner, Decider, Reply
-from tests.fakes import MemoryConnection, MemoryEventStore, MemoryVault
 
 STREAM = "tally-1"
 
@@ -49,11 +54,17 @@ class CountingStore(MemoryEventStore):
         super().__init__("tally", FixedClock(datetime(2026, 12, 1, 9, tzinfo=UTC)))
         self.reads = 0
 
-    async def read_stream_after(
-        self, conn: MemoryConnection, stream_id: str, version: int
-    ) -> list[Envelope]:
-        self.reads += 1
-        return await super().read_stream_after(conn, stream_id, version)
+
+class CountingUnit(MemoryUnitOfWork):
+    async def read_stream_after(self, stream_id: str, version: int) -> list[Envelope]:
+        assert isinstance(self.store, CountingStore)
+        self.store.reads += 1
+        return await super().read_stream_after(stream_id, version)
+
+
+class CountingUnits(MemoryUnitsOfWork):
+    def unit(self, *, transactional: bool) -> MemoryUnitOfWork:
+        return CountingUnit(self.store, self.vault, transactional=transactional)
 
 
 def count(state: tuple[int, bool]) -> Sequence[DomainEvent]:
@@ -77,7 +88,7 @@ async def run(runner: CommandRunner[Any], decide: Any, *, creates: bool = False)
 
 
 def runner_over(store: CountingStore) -> CommandRunner[tuple[int, bool]]:
-    return CommandRunner(store, REGISTRY, DECIDER, MemoryVault())  # type: ignore[arg-type]
+    return CommandRunner(CountingUnits(store, MemoryVault()), REGISTRY, DECIDER)
 
 
 async def test_a_stream_this_runner_wrote_last_is_decided_without_a_read() -> None:

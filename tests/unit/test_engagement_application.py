@@ -31,11 +31,11 @@ SUPERVISOR = Principal("supervisor", "su-1")
 async def opened() -> tuple[EngagementService, MemoryEventStore]:
     """An engagement opened by the intake's ClientCommitted, as the consumer hands it over."""
     clock = FixedClock(AT)
-    store, documents, vault = ports("engagement", clock, PROJECTIONS)
-    service = EngagementService(store, documents, vault, clock)
+    units, documents, vault, store = ports("engagement", clock, PROJECTIONS)
+    service = EngagementService(units, documents, vault, clock)
     committed = client_committed("e-1", "co-1", "cl-1", at=AT, supervisor_id="su-1")
-    async with store.transaction() as conn:
-        await service.on_intake_event(conn, committed)
+    async with service.units.transaction() as unit:
+        await service.on_intake_event(unit, committed)
     return service, store
 
 
@@ -53,8 +53,8 @@ async def act(
 async def test_client_committed_opens_the_engagement_once() -> None:
     service, store = await opened()
     again = client_committed("e-1", "co-1", "cl-1", at=AT, supervisor_id="su-1")
-    async with store.transaction() as conn:
-        await service.on_intake_event(conn, again)
+    async with service.units.transaction() as unit:
+        await service.on_intake_event(unit, again)
     assert [e.event_type for e in store.events("e-1")] == ["EngagementOpened"]
     view = await service.read(CLIENT, "e-1")
     assert view["stage"] == "commitment" and view["version"] == 1

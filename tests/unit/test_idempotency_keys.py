@@ -15,8 +15,11 @@ from shared.model.envelope import canonical_json
 from shared.model.errors import InvalidCommand
 from shared.security.crypto import decode_master_key, generate_master_key
 from shared.security.tokens import ROLES, SUB_MAX_LENGTH, Principal
-from shared.usecases.commands import KEYED_HASH_PREFIX
-from shared.usecases.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyKeys
+from shared.usecases.idempotency import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    KEYED_HASH_PREFIX,
+    IdempotencyKeys,
+)
 
 # PostgreSQL's largest B-tree entry on 8 kB pages (a third of a page, less its headers).
 INDEX_ROW_BYTES = 2704

@@ -31,8 +31,8 @@ AGREEMENT = {
 
 
 def intake() -> tuple[IntakeService, MemoryEventStore]:
-    store, documents, vault = ports("intake", FixedClock(AT), PROJECTIONS)
-    return IntakeService(store, documents, vault, FixedClock(AT)), store
+    units, documents, vault, store = ports("intake", FixedClock(AT), PROJECTIONS)
+    return IntakeService(units, documents, vault, FixedClock(AT)), store
 
 
 async def start(service: IntakeService, principal: Principal = COACH) -> dict[str, Any]:

@@ -64,14 +64,14 @@ class MemoryTables:
 
 def notifier() -> tuple[NotificationService, MemoryEventStore, MemoryTables]:
     clock = FixedClock(AT)
-    store, documents, vault = ports("notifications", clock, PROJECTIONS)
+    units, documents, vault, store = ports("notifications", clock, PROJECTIONS)
     tables = MemoryTables()
-    return NotificationService(store, documents, vault, clock, tables), store, tables
+    return NotificationService(units, documents, vault, clock, tables), store, tables
 
 
 async def receive(service: NotificationService, store: MemoryEventStore, event: Envelope) -> None:
-    async with store.transaction() as conn:
-        await service.on_event(conn, event)
+    async with service.units.transaction() as unit:
+        await service.on_event(unit, event)
 
 
 def recipients(tables: MemoryTables) -> list[tuple[str, str]]:

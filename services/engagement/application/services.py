@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-import asyncpg
-
 from services.engagement.domain import commands, engagement
 from services.engagement.domain.commands import EraseClientData, OpenEngagement
 from services.engagement.domain.events import Party, Stage, registry
@@ -34,7 +32,7 @@ from shared.usecases.access import (
 )
 from shared.usecases.application import ApplicationService
 from shared.usecases.commands import Decider, Reply
-from shared.usecases.ports import Documents, EventLog, Vault
+from shared.usecases.ports import Documents, UnitOfWork, UnitsOfWork, Vault
 
 DECIDER = Decider(initial=engagement.initial, evolve=engagement.evolve, owner=engagement.owner)
 # Who sent a command, recorded in its event, where the command has such a field.
@@ -69,14 +67,16 @@ class EngagementService(ApplicationService[engagement.Engagement]):
     noun = "engagement"
     INTAKE_EVENTS = frozenset({"ClientCommitted", "ClientErased"})
 
-    def __init__(self, store: EventLog, documents: Documents, vault: Vault, clock: Clock) -> None:
-        super().__init__(store, documents, vault, clock, registry, DECIDER, engagement.decide)
+    def __init__(
+        self, units: UnitsOfWork, documents: Documents, vault: Vault, clock: Clock
+    ) -> None:
+        super().__init__(units, documents, vault, clock, registry, DECIDER, engagement.decide)
 
-    async def on_intake_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def on_intake_event(self, unit: UnitOfWork, envelope: Envelope) -> None:
         """Open the engagement when the intake's `ClientCommitted` arrives; record the erasure
         of its client's personal data when `ClientErased` does."""
         if envelope.event_type == "ClientErased":
-            await self._on_client_erased(conn, envelope)
+            await self._on_client_erased(unit, envelope)
             return
         if envelope.event_type != "ClientCommitted":
             return
@@ -92,7 +92,7 @@ class EngagementService(ApplicationService[engagement.Engagement]):
             at=envelope.occurred,
         )
         await self.runner.execute_in(
-            conn,
+            unit,
             command.engagement_id,
             lambda state: engagement.decide(state, command),
             EventMetadata.caused_by(envelope),
@@ -100,10 +100,10 @@ class EngagementService(ApplicationService[engagement.Engagement]):
             creates=True,
         )
 
-    async def _on_client_erased(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def _on_client_erased(self, unit: UnitOfWork, envelope: Envelope) -> None:
         erase = EraseClientData(client_id=envelope.data["client_id"], at=envelope.occurred)
         await self.runner.execute_in(
-            conn,
+            unit,
             envelope.stream_id,
             lambda state: engagement.decide(state, erase),
             EventMetadata.caused_by(envelope),

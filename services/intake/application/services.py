@@ -14,7 +14,7 @@ from shared.security.tokens import PermissionDenied, Principal
 from shared.usecases.access import may_act_for_coach, may_read_intake
 from shared.usecases.application import ApplicationService, issued_by
 from shared.usecases.commands import Decider, Reply
-from shared.usecases.ports import Documents, EventLog, Vault
+from shared.usecases.ports import Documents, UnitsOfWork, Vault
 
 DECIDER = Decider(initial=intake.initial, evolve=intake.evolve, owner=intake.owner)
 
@@ -24,8 +24,10 @@ class IntakeService(ApplicationService[intake.Intake]):
 
     noun = "intake"
 
-    def __init__(self, store: EventLog, documents: Documents, vault: Vault, clock: Clock) -> None:
-        super().__init__(store, documents, vault, clock, registry, DECIDER, intake.decide)
+    def __init__(
+        self, units: UnitsOfWork, documents: Documents, vault: Vault, clock: Clock
+    ) -> None:
+        super().__init__(units, documents, vault, clock, registry, DECIDER, intake.decide)
 
     def opens(self, principal: Principal, command: Command) -> bool:
         """`StartIntake` opens an intake, for the coach it names (or by an admin)."""
@@ -72,8 +74,8 @@ class IntakeService(ApplicationService[intake.Intake]):
         # The key goes first: whatever happens next, the data is unreadable from now on.
         # Each stream then records ClientErased; a retried erasure completes what a crash
         # interrupted (the decider appends it once per stream).
-        async with self.store.transaction() as conn:
-            await self.vault.erase(conn, client_id)
+        async with self.units.transaction() as unit:
+            await unit.erase_key(client_id)
         at = self.clock.now()
         erase = EraseClient(client_id=client_id, at=at)
         metadata = issued_by(principal, at)

@@ -2,7 +2,9 @@
 waiting to fall due, deliveries (claimed with FOR UPDATE SKIP LOCKED under a lease) and events
 parked until their engagement's parties are known.
 
-Claims run in their own short transactions: row locks assign a transaction id, and an append
+Every query takes the unit of work it runs in (`shared.storage.units.on_connection`): the use
+cases hand it over, only this module sees its connection. Claims run in their own short
+transactions: row locks assign a transaction id, and an append
 must be the first write of its transaction to keep the log in commit-safe order.
 """
 
@@ -16,6 +18,7 @@ import asyncpg
 
 from services.notifications.domain.delivery import Notice
 from shared.model.envelope import Envelope, parse_time
+from shared.storage.units import on_connection
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Claimed:
         return self.notice.engagement_id
 
 
+@on_connection
 async def lock_stream(conn: asyncpg.Connection, engagement_id: str) -> None:
     """Serialise writers of one engagement's notifications stream until the transaction ends.
 
@@ -55,6 +59,7 @@ async def lock_stream(conn: asyncpg.Connection, engagement_id: str) -> None:
     )
 
 
+@on_connection
 async def webhooks_of_recipient_locked(conn: asyncpg.Connection, recipient: str) -> int:
     """How many webhooks `recipient` has, counted under a lock on that recipient held until
     the transaction ends: concurrent registrations for one recipient count one after another,
@@ -72,6 +77,7 @@ async def webhooks_of_recipient_locked(conn: asyncpg.Connection, recipient: str)
     return count
 
 
+@on_connection
 async def insert_webhook(
     conn: asyncpg.Connection,
     webhook_id: str,
@@ -93,6 +99,7 @@ async def insert_webhook(
     )
 
 
+@on_connection
 async def webhooks_for(conn: asyncpg.Connection, recipient: str) -> list[str]:
     """Webhooks a recipient's notifications go to: its own and every `*` one."""
     rows = await conn.fetch(
@@ -103,6 +110,7 @@ async def webhooks_for(conn: asyncpg.Connection, recipient: str) -> list[str]:
     return [str(row["webhook_id"]) for row in rows]
 
 
+@on_connection
 async def enqueue(conn: asyncpg.Connection, scheduled: Sequence[Envelope]) -> None:
     """Queue NotificationScheduled events until they fall due (same transaction as the append)."""
     rows = [
@@ -127,6 +135,7 @@ async def enqueue(conn: asyncpg.Connection, scheduled: Sequence[Envelope]) -> No
         )
 
 
+@on_connection
 async def park(conn: asyncpg.Connection, envelope: Envelope) -> None:
     await conn.execute(
         "INSERT INTO parked_events (event_id, engagement_id, envelope) VALUES ($1, $2, $3::json)"
@@ -137,6 +146,7 @@ async def park(conn: asyncpg.Connection, envelope: Envelope) -> None:
     )
 
 
+@on_connection
 async def parked(conn: asyncpg.Connection, engagement_id: str) -> list[Envelope]:
     """Events parked for an engagement, in the order they arrived."""
     rows = await conn.fetch(
@@ -147,6 +157,7 @@ async def parked(conn: asyncpg.Connection, engagement_id: str) -> list[Envelope]
     return [Envelope.model_validate_json(row["envelope"]) for row in rows]
 
 
+@on_connection
 async def unpark(conn: asyncpg.Connection, event_ids: Sequence[str]) -> None:
     if event_ids:
         await conn.execute(
@@ -154,6 +165,7 @@ async def unpark(conn: asyncpg.Connection, event_ids: Sequence[str]) -> None:
         )
 
 
+@on_connection
 async def lease_due_notifications(
     conn: asyncpg.Connection, now: datetime, lease_seconds: float, limit: int
 ) -> list[DueNotification]:
@@ -183,6 +195,7 @@ async def lease_due_notifications(
     ]
 
 
+@on_connection
 async def create_deliveries(
     conn: asyncpg.Connection, notification_id: str, webhook_ids: Sequence[str], at: datetime
 ) -> None:
@@ -191,16 +204,19 @@ async def create_deliveries(
         " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         [(notification_id, webhook_id, at) for webhook_id in webhook_ids],
     )
-    await mark_dispatched(conn, notification_id, at)
+    await _mark_dispatched(conn, notification_id, at)
 
 
-async def mark_dispatched(conn: asyncpg.Connection, notification_id: str, at: datetime) -> None:
+async def _mark_dispatched(conn: asyncpg.Connection, notification_id: str, at: datetime) -> None:
     await conn.execute(
         "UPDATE notification_queue SET dispatched_at = $2, lease_until = NULL"
         " WHERE notification_id = $1",
         notification_id,
         at,
     )
+
+
+mark_dispatched = on_connection(_mark_dispatched)
 
 
 _CLAIM_SQL = """
@@ -234,6 +250,7 @@ RETURNING d.notification_id::text AS notification_id, d.webhook_id::text AS webh
 """
 
 
+@on_connection
 async def claim_deliveries(
     conn: asyncpg.Connection,
     now: datetime,
@@ -265,6 +282,7 @@ async def claim_deliveries(
     ]
 
 
+@on_connection
 async def settle(
     conn: asyncpg.Connection,
     claimed: Claimed,
@@ -287,6 +305,7 @@ async def settle(
     return not result.endswith(" 0")
 
 
+@on_connection
 async def release(conn: asyncpg.Connection, claims: Sequence[Claimed]) -> None:
     """Give unfinished claims back (a stopping worker): due again at once, attempt not counted."""
     for claimed in claims:
@@ -300,6 +319,7 @@ async def release(conn: asyncpg.Connection, claims: Sequence[Claimed]) -> None:
         )
 
 
+@on_connection
 async def queue_stats(conn: asyncpg.Connection, now: datetime) -> tuple[int, float]:
     """Pending deliveries and the age in seconds of the oldest one (from its due time)."""
     row = await conn.fetchrow(

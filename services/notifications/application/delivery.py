@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import httpx
 import structlog
 from prometheus_client import Counter, Gauge
@@ -33,9 +32,8 @@ from shared.model.clock import Clock
 from shared.model.envelope import SYSTEM_ACTOR, Envelope, new_id
 from shared.model.log import EventMetadata
 from shared.runtime.config import Settings
-from shared.storage.eventstore import EventStore
-from shared.storage.keyvault import KeyVault
 from shared.usecases.commands import CommandRunner, Reply, Then
+from shared.usecases.ports import UnitOfWork, UnitsOfWork, Vault
 
 log = structlog.get_logger(__name__)
 
@@ -56,18 +54,19 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        store: EventStore,
-        vault: KeyVault,
+        units: UnitsOfWork,
+        vault: Vault,
         clock: Clock,
         settings: Settings,
         *,
+        wake: asyncio.Event,
         concurrency: int = 64,
         per_webhook: int = 4,
         poll_seconds: float = 0.2,
         stats_seconds: float = 1.0,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self.store = store
+        self.units = units
         self.clock = clock
         self.timeout = settings.webhook_timeout_seconds
         self.max_attempts = settings.webhook_max_attempts
@@ -80,9 +79,9 @@ class DeliveryWorker:
         self.stats_seconds = stats_seconds
         self.jitter = jitter
         self.vault = vault
-        self.runner = CommandRunner(store, registry, DECIDER, vault)
+        self.runner = CommandRunner(units, registry, DECIDER)
         self.name = f"deliveries-{new_id()[:8]}"
-        self._wake = store.appended.subscribe()
+        self._wake = wake
         self._inflight: dict[asyncio.Task[None], Claimed] = {}
         self._stats_at = 0.0
 
@@ -97,13 +96,13 @@ class DeliveryWorker:
         command: DispatchNotification | RecordAttempt,
         then: Then | None = None,
     ) -> None:
-        """Run a command on an engagement's stream, then `then(conn, appended)` in the same
+        """Run a command on an engagement's stream, then `then(unit, appended)` in the same
         transaction (the append stays its first write); a lost race runs both again."""
 
-        async def attempt(conn: asyncpg.Connection) -> Reply:
-            await tables.lock_stream(conn, stream_id)
+        async def attempt(unit: UnitOfWork) -> Reply:
+            await tables.lock_stream(unit, stream_id)
             return await self.runner.execute_in(
-                conn,
+                unit,
                 stream_id,
                 lambda state: notifications.decide(state, command),
                 self._metadata(command.notification_id),
@@ -119,26 +118,26 @@ class DeliveryWorker:
     async def dispatch_due(self, limit: int = 100) -> int:
         """Turn due notifications into deliveries for the webhooks registered now."""
         now = self.clock.now()
-        async with self.store.pool.acquire() as conn, conn.transaction():
-            due = await tables.lease_due_notifications(conn, now, self.lease_seconds, limit)
+        async with self.units.transaction() as unit:
+            due = await tables.lease_due_notifications(unit, now, self.lease_seconds, limit)
         for item in due:
             await self._dispatch(item, now)
         return len(due)
 
     async def _dispatch(self, item: DueNotification, now: datetime) -> None:
-        async with self.store.pool.acquire() as conn:
-            webhook_ids = await tables.webhooks_for(conn, item.recipient)
+        async with self.units.statements() as unit:
+            webhook_ids = await tables.webhooks_for(unit, item.recipient)
         if not webhook_ids:
             return  # nobody to tell yet: the lease runs out and it is due again
         command = DispatchNotification(
             notification_id=item.notification_id, webhook_ids=webhook_ids, at=now
         )
 
-        async def deliveries(conn: asyncpg.Connection, appended: list[Envelope]) -> None:
+        async def deliveries(unit: UnitOfWork, appended: list[Envelope]) -> None:
             if appended:
-                await tables.create_deliveries(conn, item.notification_id, webhook_ids, now)
+                await tables.create_deliveries(unit, item.notification_id, webhook_ids, now)
             else:
-                await tables.mark_dispatched(conn, item.notification_id, now)
+                await tables.mark_dispatched(unit, item.notification_id, now)
 
         await self._append(item.engagement_id, command, deliveries)
 
@@ -148,9 +147,9 @@ class DeliveryWorker:
         """Lease up to `limit` due deliveries for this worker (a short transaction)."""
         if limit <= 0:
             return []
-        async with self.store.pool.acquire() as conn, conn.transaction():
+        async with self.units.transaction() as unit:
             return await tables.claim_deliveries(
-                conn,
+                unit,
                 self.clock.now(),
                 self.lease_seconds,
                 new_id(),
@@ -191,8 +190,8 @@ class DeliveryWorker:
             retry_at=retry_at,
         )
 
-        async def settle(conn: asyncpg.Connection, appended: list[Envelope]) -> None:
-            if not await tables.settle(conn, claimed, status, retry_at, answer.error):
+        async def settle(unit: UnitOfWork, appended: list[Envelope]) -> None:
+            if not await tables.settle(unit, claimed, status, retry_at, answer.error):
                 raise LostLease(claimed.notification_id)
 
         try:
@@ -206,14 +205,14 @@ class DeliveryWorker:
 
     async def release(self, claims: Sequence[Claimed]) -> None:
         if claims:
-            async with self.store.pool.acquire() as conn:
-                await tables.release(conn, claims)
+            async with self.units.statements() as unit:
+                await tables.release(unit, claims)
 
     # ------------------------------------------------------------------ the loop
 
     async def update_stats(self) -> None:
-        async with self.store.pool.acquire() as conn:
-            depth, age = await tables.queue_stats(conn, self.clock.now())
+        async with self.units.statements() as unit:
+            depth, age = await tables.queue_stats(unit, self.clock.now())
         QUEUE_DEPTH.set(depth)
         OLDEST_PENDING.set(age)
 

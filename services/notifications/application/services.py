@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-import asyncpg
-
 from services.notifications.domain import notifications
 from services.notifications.domain.events import registry
 from services.notifications.domain.notifications import PlanNotifications
@@ -27,8 +25,9 @@ from shared.usecases.access import (
     recipient_key,
 )
 from shared.usecases.application import ApplicationService, Sent
-from shared.usecases.commands import Decider, IdempotencyKey, Reply
-from shared.usecases.ports import Documents, EventLog, Vault
+from shared.usecases.commands import Decider, Reply
+from shared.usecases.idempotency import IdempotencyKey
+from shared.usecases.ports import Documents, UnitOfWork, UnitsOfWork, Vault
 
 DECIDER = Decider(
     initial=notifications.initial, evolve=notifications.evolve, owner=notifications.owner
@@ -47,23 +46,21 @@ class RegisterWebhook(Command):
 class Tables(Protocol):
     """The operational tables planning and registration write (`adapters.tables`)."""
 
-    async def lock_stream(self, conn: asyncpg.Connection, engagement_id: str) -> None: ...
+    async def lock_stream(self, unit: UnitOfWork, /, engagement_id: str) -> None: ...
 
-    async def parked(self, conn: asyncpg.Connection, engagement_id: str) -> list[Envelope]: ...
+    async def parked(self, unit: UnitOfWork, /, engagement_id: str) -> list[Envelope]: ...
 
-    async def park(self, conn: asyncpg.Connection, envelope: Envelope) -> None: ...
+    async def park(self, unit: UnitOfWork, /, envelope: Envelope) -> None: ...
 
-    async def unpark(self, conn: asyncpg.Connection, event_ids: Sequence[str]) -> None: ...
+    async def unpark(self, unit: UnitOfWork, /, event_ids: Sequence[str]) -> None: ...
 
-    async def enqueue(self, conn: asyncpg.Connection, scheduled: Sequence[Envelope]) -> None: ...
+    async def enqueue(self, unit: UnitOfWork, /, scheduled: Sequence[Envelope]) -> None: ...
 
-    async def webhooks_of_recipient_locked(
-        self, conn: asyncpg.Connection, recipient: str
-    ) -> int: ...
+    async def webhooks_of_recipient_locked(self, unit: UnitOfWork, /, recipient: str) -> int: ...
 
     async def insert_webhook(
         self,
-        conn: asyncpg.Connection,
+        unit: UnitOfWork,
         webhook_id: str,
         recipient: str,
         url: str,
@@ -78,13 +75,13 @@ class NotificationService(ApplicationService[notifications.Notifications]):
 
     def __init__(
         self,
-        store: EventLog,
+        units: UnitsOfWork,
         documents: Documents,
         vault: Vault,
         clock: Clock,
         tables: Tables,
     ) -> None:
-        super().__init__(store, documents, vault, clock, registry, DECIDER, notifications.decide)
+        super().__init__(units, documents, vault, clock, registry, DECIDER, notifications.decide)
         self.tables = tables
 
     async def act(self, sent: Sent) -> Reply:
@@ -98,7 +95,7 @@ class NotificationService(ApplicationService[notifications.Notifications]):
             sent.principal, request.recipient, request.url, request.secret, sent.idempotency
         )
 
-    async def on_event(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def on_event(self, unit: UnitOfWork, envelope: Envelope) -> None:
         """Plan an incoming event's notifications in the inbox's transaction.
 
         An engagement event that arrives before its `ClientCommitted` (another topic, so no
@@ -107,8 +104,8 @@ class NotificationService(ApplicationService[notifications.Notifications]):
         if envelope.event_type not in HANDLED:
             return
         # Serialises parking with the arrival of the parties, and with the delivery worker.
-        await self.tables.lock_stream(conn, envelope.stream_id)
-        earlier = await self.tables.parked(conn, envelope.stream_id) if parties_in(envelope) else []
+        await self.tables.lock_stream(unit, envelope.stream_id)
+        earlier = await self.tables.parked(unit, envelope.stream_id) if parties_in(envelope) else []
         waiting = False
 
         def decide(state: notifications.Notifications) -> list[Any]:
@@ -126,7 +123,7 @@ class NotificationService(ApplicationService[notifications.Notifications]):
             return {}
 
         await self.runner.execute_in(
-            conn,
+            unit,
             envelope.stream_id,
             decide,
             EventMetadata.caused_by(envelope, occurred_at=self.clock.now()),
@@ -134,10 +131,10 @@ class NotificationService(ApplicationService[notifications.Notifications]):
             creates=True,
         )
         if waiting:
-            await self.tables.park(conn, envelope)
+            await self.tables.park(unit, envelope)
             return
-        await self.tables.enqueue(conn, appended)
-        await self.tables.unpark(conn, [parked.event_id for parked in earlier])
+        await self.tables.enqueue(unit, appended)
+        await self.tables.unpark(unit, [parked.event_id for parked in earlier])
 
     async def register_webhook(
         self,
@@ -156,9 +153,9 @@ class NotificationService(ApplicationService[notifications.Notifications]):
         if problem is not None:
             raise InvalidCommand(f"url {problem}", field="url")
 
-        async def register(conn: asyncpg.Connection) -> Reply:
+        async def register(unit: UnitOfWork) -> Reply:
             if (
-                await self.tables.webhooks_of_recipient_locked(conn, recipient)
+                await self.tables.webhooks_of_recipient_locked(unit, recipient)
                 >= MAX_WEBHOOKS_PER_RECIPIENT
             ):
                 raise ForbiddenByState(
@@ -167,7 +164,7 @@ class NotificationService(ApplicationService[notifications.Notifications]):
                 )
             webhook_id = new_id()
             await self.tables.insert_webhook(
-                conn,
+                unit,
                 webhook_id,
                 recipient,
                 url,

@@ -1,14 +1,14 @@
-"""Assembling a service's ASGI app: the HTTP edge every service shares (problem+json, body
-limits, health, metrics) around its routes."""
+"""Assembling a service's ASGI app: the one pipeline every request passes
+(`shared.http.pipeline`: metrics, problem+json, body limits), health, metrics and docs, around
+the service's routes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from shared.http.api_docs import serve_docs
-from shared.http.body_limit import BodyLimit
-from shared.http.gate import ServiceApp
-from shared.http.operations import HealthCheck, Observe, add_operations
+from shared.http.operations import HealthCheck, add_operations
+from shared.http.pipeline import ServiceApp
 from shared.http.problems import ConnectionLost, add_problem_handlers
 
 __all__ = ["create_app"]
@@ -23,8 +23,8 @@ def create_app(
     description: str = "",
     on_connection_lost: ConnectionLost | None = None,
 ) -> ServiceApp:
-    """A FastAPI app with the contract's error format, body limits, /health and /metrics,
-    and the command gate in front (`shared.http.gate`).
+    """A FastAPI app behind the one pipeline, with the contract's error format, /health,
+    /metrics and /docs.
 
     `on_connection_lost` is called when a request failed because a database connection
     broke (the service then drops its pooled connections instead of failing on each).
@@ -40,7 +40,5 @@ def create_app(
     )
     serve_docs(app)
     add_problem_handlers(app, on_connection_lost)
-    app.add_middleware(BodyLimit)
-    app.add_middleware(Observe, metrics=app.metrics)
     add_operations(app, health_checks)
     return app

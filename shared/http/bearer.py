@@ -43,16 +43,12 @@ class Bearer:
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(_bearer),
     ) -> Principal:
+        return self.principal(request)
+
+    def principal(self, request: Request) -> Principal:
+        """The caller the request's `Authorization` header names, or AuthenticationFailed."""
         token = bearer_token(request.headers.getlist("authorization"))
         return self._tokens().verify(token)
-
-    def principal_of(self, authorization: str | None) -> Principal | None:
-        """The caller named by a request's one raw `Authorization` header if it verifies, else
-        None (the dependency then answers why)."""
-        try:
-            return self._tokens().verify(bearer_token([authorization] if authorization else []))
-        except AuthenticationFailed:
-            return None
 
 
 def authenticated(tokens: Callable[[], TokenVerifier]) -> Bearer:

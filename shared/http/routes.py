@@ -7,30 +7,33 @@ caller and the path, chooses the ids of what the command creates, and calls the 
 service (its token verifier and idempotency keys) comes through its `Edge`.
 
 Command routes are the hot path, and every one has the same shape, so each is also a `Lane`
-of the service's command gate (`shared.http.gate`): a request that is in order (a verified bearer
-token, valid path ids, a JSON body its model accepts) goes straight to the endpoint instead of
-through Starlette's middleware and FastAPI's general dependency solver. Anything else takes
-FastAPI's own path, which gives the contract's error answers; OpenAPI is generated from the
-declared signature as for any route.
+of the service's pipeline (`shared.http.pipeline`): the lane answers every request to its route
+itself, after the pipeline's middleware, doing what FastAPI would in the order FastAPI does it
+(the JSON body parsed, the caller authenticated, path ids, `Idempotency-Key` and body
+validated, all errors raised as FastAPI raises them, so they are answered the same) without the
+router's scan or the general dependency solver. FastAPI's route is declared too, for OpenAPI.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import orjson
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import ValidationError
+from fastapi.routing import APIRoute
+from pydantic import Field, TypeAdapter, ValidationError
 
 from shared.http.bearer import Bearer
-from shared.http.gate import Answer, Headers, Lane, ServiceApp
-from shared.http.schemas import ID_LENGTH, ID_PATTERN, CommandAccepted, PathId, RequestBody
+from shared.http.pipeline import Lane, ServiceApp
+from shared.http.schemas import CommandAccepted, PathId, RequestBody
 from shared.model.envelope import new_id
 from shared.model.events import Command
 from shared.security.tokens import Principal, TokenVerifier
@@ -55,7 +58,8 @@ IDEMPOTENCY_HEADER = Header(
     description="Retrying a command with the same key within the retention (24 hours by "
     "default) returns the first answer; after it, the key is a new request.",
 )
-_ID = re.compile(ID_PATTERN)
+_PATH_ID: TypeAdapter[str] = TypeAdapter(PathId)
+_KEY: TypeAdapter[str] = TypeAdapter(Annotated[str, Field(max_length=IDEMPOTENCY_KEY_MAX_LENGTH)])
 
 
 class Endpoint(Protocol):
@@ -120,10 +124,6 @@ class Commands(Protocol):
     async def act(self, sent: Sent) -> Reply:
         """Run the command; the reply is `sent.reply` and the stream's version."""
         ...
-
-
-def _valid_id(value: str) -> bool:
-    return 0 < len(value) <= ID_LENGTH and _ID.fullmatch(value) is not None
 
 
 def add_command_routes(
@@ -199,26 +199,75 @@ def _add(
         name=route.name,
         summary=f"{route.name} ({route.who})",
     )
-    if isinstance(app, ServiceApp) and route.body is not None and not route.body_optional:
-        app.add_lane(Lane(route.path, _answer(endpoint, caller, route.body)))
+    if isinstance(app, ServiceApp):
+        declared = app.router.routes[-1]
+        assert isinstance(declared, APIRoute) and declared.path == route.path
+        app.add_lane(Lane(declared, _lane(route, endpoint, caller)))
 
 
-def _answer(endpoint: Endpoint, caller: Bearer, body_model: type[RequestBody]) -> Answer:
-    """A command route's lane: the endpoint's answer to a request in order, None for FastAPI
-    to answer any other."""
+def _parsed(raw: bytes) -> Any:
+    """A request body parsed as FastAPI parses it, failing as FastAPI fails (malformed JSON:
+    RequestValidationError; any other failure of the parser: 400 from its cause)."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        invalid = {
+            "type": "json_invalid",
+            "loc": ("body", error.pos),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": error.msg},
+        }
+        raise RequestValidationError([invalid], body=error.doc) from error
+    except Exception as error:
+        raise HTTPException(
+            status_code=400, detail="There was an error parsing the body"
+        ) from error
 
-    async def answer(headers: Headers, ids: dict[str, str], raw: bytes) -> Response | None:
-        authorization = headers.get(b"authorization")
-        key = headers.get(b"idempotency-key")
-        principal = caller.principal_of(authorization.decode("latin-1") if authorization else None)
-        if principal is None or (key is not None and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH):
-            return None
-        if not all(_valid_id(value) for value in ids.values()):
-            return None
-        try:
-            body = body_model.model_validate_json(raw)
-        except ValidationError:
-            return None
-        return await endpoint(principal, key.decode("latin-1") if key else None, body, **ids)
 
-    return answer
+def _errors(error: ValidationError, *where: str | int) -> list[dict[str, Any]]:
+    return [{**item, "loc": (*where, *item["loc"])} for item in error.errors(include_url=False)]
+
+
+def _lane(route: CommandRoute, endpoint: Endpoint, caller: Bearer) -> Callable[..., Any]:
+    """A command route's lane: FastAPI's steps for this route, in FastAPI's order, answered by
+    the endpoint (`shared.http.pipeline`)."""
+    path_ids = route.path_ids
+    body_model: TypeAdapter[Any] | None = None
+    if route.body is not None:
+        declared: Any = route.body | None if route.body_optional else route.body
+        body_model = TypeAdapter(declared)
+
+    async def handle(request: Request) -> Response:
+        raw = await request.body()
+        sent = _parsed(raw) if raw and body_model is not None else None
+        principal = caller.principal(request)
+        errors: list[dict[str, Any]] = []
+        ids: dict[str, str] = {}
+        for name in path_ids:
+            try:
+                ids[name] = _PATH_ID.validate_python(request.path_params[name])
+            except ValidationError as error:
+                errors += _errors(error, "path", name)
+        key = request.headers.get("idempotency-key")
+        if key is not None:
+            try:
+                _KEY.validate_python(key)
+            except ValidationError as error:
+                errors += _errors(error, "header", "Idempotency-Key")
+        body = None
+        if body_model is not None:
+            if not raw and not route.body_optional:
+                errors.append(
+                    {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+                )
+            elif raw:
+                try:
+                    body = body_model.validate_python(sent)
+                except ValidationError as error:
+                    errors += _errors(error, "body")
+        if errors:
+            raise RequestValidationError(errors, body=sent)
+        return await endpoint(principal, key, body, **ids)
+
+    return handle

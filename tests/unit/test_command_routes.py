@@ -1,6 +1,7 @@
-"""A command route answers a request in order through the service's command gate, and every
-other request exactly as FastAPI's own handler does: the same command reaches the service
-either way, and errors keep the contract's problem+json."""
+"""A command route answers every request to it through its lane in the service's one pipeline,
+exactly as FastAPI's own route would: the same command reaches the service either way, the
+same errors come back in the contract's problem+json, and the pipeline's middleware (body
+limits, metrics, error mapping) sees every request."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ import fastapi.routing
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.routing import Match
 
 from services.engagement.domain import commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES
 from shared.http.app import create_app
 from shared.http.body_limit import MAX_BODY_BYTES
-from shared.http.gate import ServiceApp
 from shared.http.operations import REQUESTS
+from shared.http.pipeline import ServiceApp
 from shared.http.problems import PROBLEM
 from shared.http.routes import add_command_routes
 from shared.model.errors import DomainError
@@ -63,13 +65,13 @@ async def post(
 
 
 def standard_only(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let FastAPI's own handler answer everything (the app without its gate's lanes)."""
+    """Let FastAPI's own route answer everything (the app's pipeline without its lanes)."""
     monkeypatch.setattr(app, "_lanes", [])
 
 
 @pytest.fixture
 def solved(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """The requests FastAPI's dependency solver handled (the gate answered the others)."""
+    """The requests FastAPI's dependency solver handled (the lanes answered the others)."""
     requests: list[object] = []
     solve = fastapi.routing.solve_dependencies
 
@@ -86,7 +88,7 @@ async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
 ) -> None:
     headers = {**auth("coach", "coach-1"), "Idempotency-Key": "k-1"}
     fast = await post(app, BODY, headers)
-    assert solved == []  # the gate answered
+    assert solved == []  # the lane answered
     standard_only(app, monkeypatch)
     slow = await post(app, BODY, headers)
     assert len(solved) == 1  # FastAPI's own handler answered
@@ -102,19 +104,26 @@ async def test_a_request_in_order_reaches_the_service_as_through_fastapi(
     assert first.fields["due_at"] == second.fields["due_at"]
 
 
-@pytest.mark.parametrize(
-    ("body", "headers", "status", "where"),
-    [
-        (BODY, {}, 401, None),
-        (BODY, {"Authorization": "Bearer not-a-token"}, 401, None),
-        ({"title": ""}, None, 422, "title"),
-        (b"{not json", None, 422, "body"),
-        (BODY, {"Idempotency-Key": "k" * 201}, 422, "Idempotency-Key"),
-    ],
-)
-async def test_a_request_out_of_order_is_answered_by_fastapi_in_problem_json(
+BAD_REQUESTS = [
+    (BODY, {}, 401, None),
+    (BODY, {"Authorization": "Bearer not-a-token"}, 401, None),
+    ({"title": ""}, None, 422, "title"),
+    ({"title": "x", "extra": 1}, None, 422, "extra"),
+    ({}, None, 422, "title"),
+    (b"{not json", None, 422, "body"),
+    (b"[" * 100_000, None, 422, "body"),
+    (b"", None, 422, "body"),
+    (b"\xff\xfe", None, 422, "body"),
+    (BODY, {"Idempotency-Key": "k" * 201}, 422, "Idempotency-Key"),
+    (b"{not json", {}, 422, "body"),  # FastAPI parses the body before it authenticates
+]
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "where"), BAD_REQUESTS)
+async def test_a_bad_request_is_answered_by_its_lane_as_fastapi_answers_it(
     app: FastAPI,
     service: RecordingCommands,
+    monkeypatch: pytest.MonkeyPatch,
     body: Any,
     headers: dict[str, str] | None,
     status: int,
@@ -125,11 +134,14 @@ async def test_a_request_out_of_order_is_answered_by_fastapi_in_problem_json(
         sent_headers = {}
     if isinstance(body, bytes):
         sent_headers["Content-Type"] = "application/json"
-    answered = await post(app, body, sent_headers)
-    assert answered.status_code == status
-    assert answered.headers["content-type"].startswith("application/problem+json")
+    fast = await post(app, body, sent_headers)
+    standard_only(app, monkeypatch)
+    slow = await post(app, body, sent_headers)
+    assert fast.status_code == slow.status_code == status, (fast.json(), slow.json())
+    assert fast.headers["content-type"].startswith("application/problem+json")
+    assert fast.json() == slow.json()
     if where is not None:
-        assert where in [error["field"] for error in answered.json()["errors"]], answered.json()
+        assert where in [error["field"] for error in fast.json()["errors"]], fast.json()
     assert service.sent == []
 
 
@@ -208,29 +220,66 @@ async def test_a_body_longer_than_it_declared_is_refused_whole(
 
 
 @pytest.mark.parametrize("service_name", ["intake", "engagement", "notifications"])
-def test_every_lane_of_a_service_is_the_route_its_router_would_choose(service_name: str) -> None:
+def test_every_command_route_of_a_service_has_a_lane_its_router_would_choose(
+    service_name: str,
+) -> None:
     bootstrap = importlib.import_module(f"services.{service_name}.bootstrap")
     app = bootstrap.create_app(Settings())
-    assert app._lanes, "the service's commands have lanes"
-    for pattern, lane in app._lanes:
-        path = re.sub(r"\{\w+\}", "id-1", lane.path)
-        assert pattern.match(path)
+    commands_declared = [
+        route.path
+        for route in app.router.routes
+        if isinstance(route, APIRoute)
+        and route.methods == {"POST"}
+        and route.name in {row.name for row in bootstrap_routes(service_name)}
+    ]
+    assert commands_declared and sorted(lane.route.path for lane in app._lanes) == sorted(
+        commands_declared
+    )
+    for lane in app._lanes:
+        path = re.sub(r"\{\w+\}", "id-1", lane.route.path)
+        assert lane.pattern.match(path)
         chosen = next(
             route
             for route in app.router.routes
             if route.matches({"type": "http", "method": "POST", "path": path})[0] == Match.FULL
         )
-        assert chosen.path == lane.path
+        assert chosen is lane.route
 
 
-async def test_a_command_answered_by_the_gate_is_counted_in_the_metrics(app: FastAPI) -> None:
+def bootstrap_routes(service_name: str) -> list[Any]:
+    """The command routes a service declares (its `COMMAND_ROUTES` table)."""
+    http = importlib.import_module(f"services.{service_name}.entrypoints.http")
+    return list(http.COMMAND_ROUTES)
+
+
+async def test_a_command_without_a_body_takes_its_lane_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = RecordingCommands()
+    plan = next(r for r in COMMAND_ROUTES if r.command is commands.StartPlan)
+    app = create_app("test", health_checks={})
+    add_command_routes(app, [plan], edge=routes_edge(), service=lambda: service, tags=["t"])
+    solved: list[object] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counted(**arguments: Any) -> Any:
+        solved.append(arguments["request"])
+        return await solve(**arguments)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        answered = await http.post("/v1/engagements/eng-1/plan", headers=auth("coach", "c-1"))
+    assert answered.status_code == 201 and solved == []
+    assert service.sent[0].command_type is commands.StartPlan
+
+
+async def test_a_command_answered_by_its_lane_is_counted_in_the_metrics(app: FastAPI) -> None:
     counted = REQUESTS.labels("test", "POST", HOMEWORK.path, "201")
     before = counted._value.get()
     assert (await post(app, BODY, auth("coach", "coach-1"))).status_code == 201
     assert counted._value.get() == before + 1
 
 
-async def test_two_authorization_headers_are_refused_by_the_gate_and_by_fastapi_alike(
+async def test_two_authorization_headers_are_refused_by_the_lane_and_by_fastapi_alike(
     app: FastAPI, service: RecordingCommands, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     both = [
@@ -246,10 +295,29 @@ async def test_two_authorization_headers_are_refused_by_the_gate_and_by_fastapi_
     assert service.sent == []
 
 
-async def test_a_request_repeating_any_header_is_left_to_fastapi(
+async def test_a_request_repeating_any_header_is_answered_by_its_lane_too(
     app: FastAPI, solved: list[object]
 ) -> None:
     headers = [*auth("coach", "coach-1").items(), ("Accept", "a/b"), ("Accept", "c/d")]
     answered = await post(app, BODY, headers)
     assert answered.status_code == 201
-    assert len(solved) == 1  # FastAPI's own handler answered, not the gate
+    assert solved == []
+
+
+async def test_a_middleware_of_the_pipeline_sees_commands_and_reads_alike(
+    app: ServiceApp,
+) -> None:
+    refused = [
+        await post(app, BODY, {**auth("coach", "coach-1"), "Content-Type": "text/plain"}),
+    ]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        refused.append(
+            await http.post("/health", content=b"x", headers={"Content-Type": "text/plain"})
+        )
+        encoded = await http.post(
+            "/v1/engagements/eng-1%2Fx/homework", json=BODY, headers=auth("coach", "c-1")
+        )
+    assert [answer.status_code for answer in refused] == [415, 415]
+    assert refused[0].json()["type"] == refused[1].json()["type"]
+    assert encoded.status_code == 404

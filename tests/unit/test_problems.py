@@ -19,7 +19,7 @@ from services.intake.domain import commands as intake_commands
 from services.intake.entrypoints.http import COMMAND_ROUTES as INTAKE_ROUTES
 from shared.http.app import create_app
 from shared.http.body_limit import MAX_BODY_BYTES
-from shared.http.gate import ServiceApp
+from shared.http.pipeline import ServiceApp
 from shared.http.problems import PROBLEM, TITLES, title_of, type_of
 from shared.http.routes import add_command_routes
 from shared.model.errors import InvalidCommand, NotFound

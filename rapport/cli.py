@@ -168,11 +168,12 @@ def demo(
 ) -> None:
     """Walk one client through all four stages against a running stack; print each step."""
     from rapport.demo import main
+    from rapport.registry import port_of
     from shared.runtime.config import Settings
 
     settings = Settings()
-    intake_url = intake_url or f"http://127.0.0.1:{settings.intake_port}"
-    engagement_url = engagement_url or f"http://127.0.0.1:{settings.engagement_port}"
+    intake_url = intake_url or f"http://127.0.0.1:{port_of('intake', settings)}"
+    engagement_url = engagement_url or f"http://127.0.0.1:{port_of('engagement', settings)}"
     raise typer.Exit(main(intake_url, engagement_url, secret, data_dir))
 
 

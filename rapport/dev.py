@@ -36,7 +36,7 @@ from rapport.infra import (
     running_infrastructure,
 )
 from rapport.listeners import busy_ports, listens_on
-from rapport.registry import SERVICES
+from rapport.registry import SERVICES, port_of
 from rapport.secrets import DevSecrets, dev_secrets
 from shared.runtime.config import Settings
 from shared.security.tokens import issue_token
@@ -95,9 +95,7 @@ def service_environment(
         "RAPPORT_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
         "RAPPORT_JWT_SECRET": secrets.jwt_secret,
         "RAPPORT_MASTER_KEY": secrets.master_key,
-        "RAPPORT_INTAKE_PORT": str(settings.intake_port),
-        "RAPPORT_ENGAGEMENT_PORT": str(settings.engagement_port),
-        "RAPPORT_NOTIFICATIONS_PORT": str(settings.notifications_port),
+        **{f"RAPPORT_{name.upper()}_PORT": str(port_of(name, settings)) for name in SERVICES},
         "RAPPORT_WEBHOOK_ALLOW_PRIVATE_TARGETS": os.environ.get(
             "RAPPORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "1"
         ),
@@ -269,7 +267,7 @@ def run_dev(data_dir: Path) -> None:
     interrupted. Exit 1 at once, having started nothing, when a port is taken."""
     install_signal_handlers()
     settings = Settings()
-    ports = {name: settings.port_of(name) for name in SERVICES}
+    ports = {name: port_of(name, settings) for name in SERVICES}
     busy = busy_ports(settings.host, ports)
     if busy:
         for port in busy:

@@ -4,11 +4,14 @@ CLI's commands (`dev`, `audit`, `backup`, `schemas`, the report) read."""
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from shared.model.events import EventRegistry
 from shared.model.projections import Projection
+from shared.runtime.config import Settings
+from shared.runtime.service import ServiceDefinition
 
-__all__ = ["SERVICES", "events_of", "projections_of"]
+__all__ = ["SERVICES", "definition_of", "events_of", "port_of", "projections_of"]
 
 # In start order; each keeps its log in the database schema of its name.
 SERVICES = ("intake", "engagement", "notifications")
@@ -33,3 +36,15 @@ def _known(service: str) -> str:
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     return service
+
+
+def definition_of(service: str) -> ServiceDefinition[Any]:
+    """The service's declaration: `SERVICE` of its `bootstrap` module."""
+    module = importlib.import_module(f"services.{_known(service)}.bootstrap")
+    definition: ServiceDefinition[Any] = module.SERVICE
+    return definition
+
+
+def port_of(service: str, settings: Settings) -> int:
+    """The port the service serves on: `RAPPORT_<SERVICE>_PORT`, else its declared default."""
+    return settings.port_of(service, definition_of(service).port)

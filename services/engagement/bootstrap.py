@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from services.engagement.application.services import EngagementService
 from services.engagement.entrypoints.http import build_routes
 from services.engagement.projections import PROJECTIONS
-from shared.messaging.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC
 from shared.model.clock import Clock
 from shared.runtime.lifecycle import Subscription
 from shared.runtime.service import ServiceDefinition
@@ -17,6 +16,8 @@ from shared.storage.keyvault import KeyVault
 from shared.storage.units import PostgresUnitsOfWork
 
 NAME = "engagement"
+TOPIC = "engagement.events"  # contract section 4
+INTAKE_EVENTS = "intake.events"  # what the intake publishes (contract section 4)
 
 
 def build(store: EventStore, vault: KeyVault, clock: Clock) -> EngagementService:
@@ -30,7 +31,7 @@ def subscriptions(service: EngagementService) -> Sequence[Subscription]:
     """The intake's events open engagements and erase their clients' data."""
     return [
         Subscription(
-            [INTAKE_TOPIC],
+            [INTAKE_EVENTS],
             "engagement-intake",
             service.on_intake_event,
             handles=EngagementService.INTAKE_EVENTS,
@@ -40,10 +41,11 @@ def subscriptions(service: EngagementService) -> Sequence[Subscription]:
 
 SERVICE = ServiceDefinition(
     name=NAME,
+    port=8002,
     description="The working relationship, trust scores and stage views.",
     migrations="services.engagement.adapters.migrations",
     projections=PROJECTIONS,
-    topic=ENGAGEMENT_TOPIC,
+    topic=TOPIC,
     application=build,
     routes=build_routes,
     subscriptions=subscriptions,

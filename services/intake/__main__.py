@@ -1,6 +1,6 @@
 """`python -m services.intake`: run the intake service from environment settings."""
 
-from services.intake.bootstrap import create_app
+from services.intake.bootstrap import SERVICE
 from shared.runtime.server import main
 
-main("intake", create_app)
+main(SERVICE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from services.intake.application.services import IntakeService
 from services.intake.entrypoints.http import build_routes
 from services.intake.projections import PROJECTIONS
-from shared.messaging.kafka import INTAKE_TOPIC
 from shared.model.clock import Clock
 from shared.runtime.service import ServiceDefinition
 from shared.storage.documents import StoredDocuments
@@ -14,6 +13,7 @@ from shared.storage.keyvault import KeyVault
 from shared.storage.units import PostgresUnitsOfWork
 
 NAME = "intake"
+TOPIC = "intake.events"  # contract section 4
 
 
 def build(store: EventStore, vault: KeyVault, clock: Clock) -> IntakeService:
@@ -23,10 +23,11 @@ def build(store: EventStore, vault: KeyVault, clock: Clock) -> IntakeService:
 
 SERVICE = ServiceDefinition(
     name=NAME,
+    port=8001,
     description="Onboarding up to the coaching agreement: stream ClientCommitted.",
     migrations="services.intake.adapters.migrations",
     projections=PROJECTIONS,
-    topic=INTAKE_TOPIC,
+    topic=TOPIC,
     application=build,
     routes=build_routes,
 )

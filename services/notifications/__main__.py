@@ -1,6 +1,6 @@
 """`python -m services.notifications`: run the notifications service from environment settings."""
 
-from services.notifications.bootstrap import create_app
+from services.notifications.bootstrap import SERVICE
 from shared.runtime.server import main
 
-main("notifications", create_app)
+main(SERVICE)

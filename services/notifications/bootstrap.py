@@ -11,7 +11,6 @@ from services.notifications.application.services import NotificationService
 from services.notifications.domain.rules import HANDLED
 from services.notifications.entrypoints.http import build_routes
 from services.notifications.projections import PROJECTIONS
-from shared.messaging.kafka import ENGAGEMENT_TOPIC, INTAKE_TOPIC, NOTIFICATIONS_TOPIC
 from shared.model.clock import Clock
 from shared.runtime.config import Settings
 from shared.runtime.lifecycle import ServiceCore, Subscription, Worker
@@ -22,6 +21,9 @@ from shared.storage.keyvault import KeyVault
 from shared.storage.units import PostgresUnitsOfWork
 
 NAME = "notifications"
+TOPIC = "notifications.events"  # contract section 4
+# What the intake and the engagement publish (contract section 4).
+INTAKE_EVENTS, ENGAGEMENT_EVENTS = "intake.events", "engagement.events"
 
 
 def build(store: EventStore, vault: KeyVault, clock: Clock) -> NotificationService:
@@ -44,7 +46,7 @@ def subscriptions(service: NotificationService) -> Sequence[Subscription]:
     """Both topics' events are planned into notifications."""
     return [
         Subscription(
-            [INTAKE_TOPIC, ENGAGEMENT_TOPIC],
+            [INTAKE_EVENTS, ENGAGEMENT_EVENTS],
             "notifications-rules",
             service.on_event,
             handles=HANDLED,
@@ -58,10 +60,11 @@ def workers(core: ServiceCore, service: NotificationService) -> dict[str, Worker
 
 SERVICE = ServiceDefinition(
     name=NAME,
+    port=8003,
     description="Notification rules, schedules and webhook delivery.",
     migrations="services.notifications.adapters.migrations",
     projections=PROJECTIONS,
-    topic=NOTIFICATIONS_TOPIC,
+    topic=TOPIC,
     application=build,
     routes=build_routes,
     subscriptions=subscriptions,

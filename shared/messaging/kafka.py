@@ -20,12 +20,8 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from shared.model.envelope import Envelope
 
 __all__ = [
-    "ALL_TOPICS",
     "DEFAULT_PARTITIONS",
-    "ENGAGEMENT_TOPIC",
-    "INTAKE_TOPIC",
     "METADATA_MAX_AGE_MS",
-    "NOTIFICATIONS_TOPIC",
     "Delivered",
     "Headers",
     "KafkaPublisher",
@@ -33,28 +29,26 @@ __all__ = [
     "Publisher",
     "RememberingPartitioner",
     "TopicState",
-    "all_topics_with_dlq",
     "create_topics",
     "dlq_topic",
     "envelope_headers",
     "envelope_message",
     "stored_headers",
+    "with_dead_letters",
 ]
 
 log = structlog.get_logger(__name__)
 
-INTAKE_TOPIC = "intake.events"
-ENGAGEMENT_TOPIC = "engagement.events"
-NOTIFICATIONS_TOPIC = "notifications.events"
-ALL_TOPICS = (INTAKE_TOPIC, ENGAGEMENT_TOPIC, NOTIFICATIONS_TOPIC)
-
 
 def dlq_topic(topic: str) -> str:
+    """Where a topic's messages that cannot be applied go (contract section 4)."""
     return f"{topic}.dlq"
 
 
-def all_topics_with_dlq() -> list[str]:
-    return [*ALL_TOPICS, *(dlq_topic(topic) for topic in ALL_TOPICS)]
+def with_dead_letters(topics: Sequence[str]) -> list[str]:
+    """The topics and their dead-letter topics, each once."""
+    named = list(dict.fromkeys(topics))
+    return [*named, *(dlq_topic(topic) for topic in named)]
 
 
 Headers = list[tuple[str, bytes]]

@@ -148,6 +148,10 @@ class OutboxRelay:
         self._lock = f"outbox:{store.producer}:{topic}"
         self._warned_partitions: int | None = None
 
+    def ensure(self, topics: Sequence[str]) -> None:
+        """Create (and re-create after the broker lost them) these topics too."""
+        self._ensure = list(dict.fromkeys([*self._ensure, *topics]))
+
     @contextlib.asynccontextmanager
     async def _leader(self) -> AsyncIterator[asyncpg.Connection | None]:
         """A connection holding the relay's session lock, or None when another instance

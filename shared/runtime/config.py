@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Annotated
 
@@ -35,9 +36,6 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     jwt_secret: str | None = None
     master_key: str | None = None
-    intake_port: int = 8001
-    engagement_port: int = 8002
-    notifications_port: int = 8003
     host: str = "127.0.0.1"
     log_level: str = "info"
     log_json: bool = False
@@ -84,6 +82,14 @@ class Settings(BaseSettings):
     http_keep_alive_seconds: int = Field(default=5, ge=1)
     http_max_connections: int = Field(default=1000, ge=1)
 
-    def port_of(self, service: str) -> int:
-        port: int = getattr(self, f"{service}_port")
+    def port_of(self, service: str, default: int) -> int:
+        """The port `service` serves on: `RAPPORT_<SERVICE>_PORT` (contract section 1), else
+        `default` (its definition's)."""
+        variable = f"RAPPORT_{service.upper()}_PORT"
+        text = os.environ.get(variable)
+        if text is None:
+            return default
+        port = int(text) if text.isdigit() else 0
+        if not 0 < port < 65536:
+            raise ValueError(f"{variable} must be a port number (1 to 65535), not {text!r}")
         return port

@@ -19,8 +19,8 @@ from shared.messaging.inbox import Handler, Inbox
 from shared.messaging.kafka import (
     METADATA_MAX_AGE_MS,
     KafkaPublisher,
-    all_topics_with_dlq,
     create_topics,
+    with_dead_letters,
 )
 from shared.messaging.outbox import OutboxRelay
 from shared.model.clock import Clock, SystemClock
@@ -91,6 +91,7 @@ class ServiceCore:
     relay: OutboxRelay | None
     tokens: TokenVerifier
     idempotency: IdempotencyKeys
+    topics: list[str] = field(default_factory=list)  # what it creates: its own and consumed
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     consumers: dict[str, tuple[Inbox, Handler]] = field(default_factory=dict)
 
@@ -113,6 +114,10 @@ class ServiceCore:
             self.units, subscription.consumer, self.publisher, handles=subscription.handles
         )
         self.consumers[subscription.consumer] = (inbox, subscription.handler)
+        consumed = with_dead_letters(subscription.topics)
+        self.topics = list(dict.fromkeys([*self.topics, *consumed]))
+        if self.relay is not None:
+            self.relay.ensure(consumed)
 
         @self.broker.subscriber(
             *subscription.topics,
@@ -265,7 +270,7 @@ async def open_core(
             publisher,
             topic,
             partitions=settings.kafka_partitions,
-            ensure=all_topics_with_dlq(),
+            ensure=with_dead_letters([topic]),
             poll_interval=settings.outbox_poll_seconds,
         )
         if topic
@@ -283,6 +288,7 @@ async def open_core(
         broker=broker,
         runner=ProjectionRunner(store, projections, segments=settings.projection_segments),
         relay=relay,
+        topics=with_dead_letters([topic] if topic else []),
         tokens=TokenVerifier(secret, max_ttl=settings.max_token_ttl),
         idempotency=IdempotencyKeys(master_key, retention=settings.idempotency_retention),
     )
@@ -294,7 +300,7 @@ async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None
     assert core.settings.kafka_bootstrap
     await create_topics(
         core.settings.kafka_bootstrap,
-        all_topics_with_dlq(),
+        core.topics,
         core.settings.kafka_partitions,
         retry_for=core.settings.startup_timeout,
     )

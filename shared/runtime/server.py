@@ -7,7 +7,8 @@ import gc
 import importlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from shared.http.connections import HttpLimits, serving_options
 from shared.runtime.config import Settings
 from shared.runtime.lifecycle import MissingSecret, require
+from shared.runtime.service import ServiceDefinition
 
 __all__ = ["embedded_server", "http_limits", "main", "run_forever", "worker_app"]
 
@@ -112,15 +114,16 @@ def worker_app() -> FastAPI:
     return app
 
 
-def main(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
+def main(service: ServiceDefinition[Any]) -> None:
     """`python -m services.<name>`: configure logging and serve the app from settings; with
     `RAPPORT_WORKERS` > 1, that many worker processes share the port (uvicorn supervises
     them and replaces one that dies). Every process serves within the settings' HTTP limits
     (`shared.http.connections`)."""
+    name = service.name
     settings = _configured(name)
-    host, port, limits = settings.host, settings.port_of(name), http_limits(settings)
+    host, port, limits = settings.host, settings.port_of(name, service.port), http_limits(settings)
     if settings.workers == 1:
-        run_forever(create_app(settings), host, port, limits=limits, log_level=settings.log_level)
+        run_forever(service.app(settings), host, port, limits=limits, log_level=settings.log_level)
         return
     os.environ[_SERVICE_VARIABLE] = name
     uvicorn.run(

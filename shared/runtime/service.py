@@ -38,11 +38,15 @@ Routes = Callable[[FastAPI, Callable[[], A], Edge], None]
 
 @dataclass(frozen=True)
 class ServiceDefinition(Generic[A]):
-    """What makes one service: its log's schema and topic, its projections, and how its
-    application object is built from a core and exposed (routes, Kafka subscriptions and
-    background workers). A service's `bootstrap.py` writes one; `service_app` runs it."""
+    """What makes one service, declared once: its name (its log's schema), the port it serves
+    on unless `RAPPORT_<NAME>_PORT` says otherwise, the topic it publishes its log to (the
+    topics it consumes are its subscriptions'), its projections, and how its application
+    object is built from a core and exposed (routes, Kafka subscriptions and background
+    workers). A service's `bootstrap.py` writes one; `service_app` runs it, `python -m
+    services.<name>` serves it (`shared.runtime.server.main`)."""
 
     name: str
+    port: int
     description: str
     migrations: str
     projections: Sequence[Projection]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.messaging.kafka import ENGAGEMENT_TOPIC
+from services.engagement.bootstrap import TOPIC as ENGAGEMENT_TOPIC
 from shared.model.envelope import Envelope
 from shared.security.tokens import Role
 from tests.support import Stack, auth, eventually, start_intake_journey

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.engagement.bootstrap import TOPIC as ENGAGEMENT_TOPIC
 from services.notifications.bootstrap import create_app as notifications_app
-from shared.messaging.kafka import ENGAGEMENT_TOPIC, KafkaPublisher, envelope_message
+from shared.messaging.kafka import KafkaPublisher, envelope_message
 from shared.model.envelope import format_time, parse_time
 from tests.integration.webhook_support import holds, receiver, sealed
 from tests.support import Stack, auth, eventually, start_intake_journey

@@ -8,10 +8,12 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from services.engagement.application.services import EngagementService
+from services.engagement.bootstrap import SERVICE as ENGAGEMENT
+from services.intake.bootstrap import SERVICE as INTAKE
+from services.notifications.bootstrap import SERVICE as NOTIFICATIONS
 from services.notifications.domain.rules import HANDLED
-from shared.messaging.kafka import ALL_TOPICS
 
-TOPIC_OF = dict(zip(("intake", "engagement", "notifications"), ALL_TOPICS, strict=True))
+TOPIC_OF = {service.name: service.topic for service in (INTAKE, ENGAGEMENT, NOTIFICATIONS)}
 CONSUMERS = {
     # consumer name: its service's schema, the schemas whose topics it reads, the event types
     # it acts on (the others are acknowledged without an inbox row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.engagement.application.access import ACCESS
 from services.engagement.application.services import EngagementService
 from services.engagement.entrypoints.http import build_routes
 from services.engagement.projections import PROJECTIONS
@@ -48,6 +49,7 @@ SERVICE = ServiceDefinition(
     topic=TOPIC,
     application=build,
     routes=build_routes,
+    access=ACCESS,
     subscriptions=subscriptions,
 )
 

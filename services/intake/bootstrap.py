@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.intake.application.access import ACCESS
 from services.intake.application.services import IntakeService
 from services.intake.entrypoints.http import build_routes
 from services.intake.projections import PROJECTIONS
@@ -30,6 +31,7 @@ SERVICE = ServiceDefinition(
     topic=TOPIC,
     application=build,
     routes=build_routes,
+    access=ACCESS,
 )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.notifications.adapters import tables
+from services.notifications.application.access import ACCESS
 from services.notifications.application.delivery import DeliveryWorker
 from services.notifications.application.services import NotificationService
 from services.notifications.domain.rules import HANDLED
@@ -67,6 +68,7 @@ SERVICE = ServiceDefinition(
     topic=TOPIC,
     application=build,
     routes=build_routes,
+    access=ACCESS,
     subscriptions=subscriptions,
     workers=workers,
 )

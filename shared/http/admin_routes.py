@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, Path, Query
 from shared.http.bearer import authenticated
 from shared.security.tokens import PermissionDenied, Principal, TokenVerifier
 from shared.storage.parking import Status
-from shared.usecases.access import may_manage_parked, reads_everything
+from shared.usecases.access import ADMINS, Subject, reads_everything, require
 
 __all__ = ["ParkedAdmin", "admin_routes"]
 
@@ -45,8 +45,7 @@ def admin_routes(
     caller = authenticated(tokens)
 
     def admin(principal: Principal) -> None:
-        if not may_manage_parked(principal):
-            raise PermissionDenied("only admins act on parked events")
+        require(principal, ADMINS, Subject(), "only admins act on parked events")
 
     @app.get(
         "/v1/admin/parked",

@@ -5,8 +5,8 @@ which the shared HTTP edge (`shared.http.app`) serves."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -26,6 +26,7 @@ from shared.runtime.lifecycle import ServiceCore, Subscription, Worker, open_cor
 from shared.security.tokens import TokenVerifier
 from shared.storage.eventstore import EventStore
 from shared.storage.keyvault import KeyVault
+from shared.usecases.access import Rule
 
 __all__ = ["ServiceDefinition", "service_app"]
 
@@ -55,6 +56,8 @@ class ServiceDefinition(Generic[A]):
     routes: Routes[A]
     subscriptions: Callable[[A], Sequence[Subscription]] | None = None
     workers: Callable[[ServiceCore, A], dict[str, Worker]] | None = None
+    access: Mapping[str, Rule] = field(default_factory=dict)
+    """The rules of the one access policy this service's use cases apply, by what they guard."""
 
     def app(self, settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
         """The service as an ASGI app; connections open in its lifespan."""

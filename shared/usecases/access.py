@@ -5,32 +5,37 @@ write nothing; a coach, client or supervisor acts and reads only as a party to w
 (an engagement names its coach, client and supervisor). Notifications and webhooks are
 addressed to a recipient key, `<role>:<id>`, the same key that scopes a caller's
 `Idempotency-Key`s.
+
+The policy is made of `Rule`s, composed with `|` from the few below (`ADMINS`, `READERS`,
+`party`, `RECIPIENT`, ...). Each service declares the rules of its routes once, from these, in
+its `ServiceDefinition` (`access`); every check goes through `allowed` / `require` here, the
+one place a rule is applied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from shared.security.tokens import Principal, Role
+from shared.security.tokens import PermissionDenied, Principal, Role
 
 __all__ = [
+    "ADMINS",
     "EVERY_RECIPIENT",
+    "OWN_RECIPIENT",
+    "READERS",
     "READS_EVERYTHING",
+    "RECIPIENT",
+    "SUPERVISOR_OF_ANY",
     "Parties",
-    "Who",
-    "may_act",
-    "may_act_for_coach",
-    "may_list_coach_engagements",
-    "may_list_notifications",
-    "may_manage_parked",
-    "may_read",
-    "may_read_coach_rollup",
-    "may_read_intake",
-    "may_register_webhook",
+    "Rule",
+    "Subject",
+    "allowed",
+    "party",
     "reads_everything",
     "recipient_key",
+    "require",
 ]
 
 # Roles that read every engagement, view, log and parked event (and write nothing but what
@@ -40,10 +45,6 @@ READS_EVERYTHING: frozenset[Role] = frozenset({"admin", "auditor"})
 EVERY_RECIPIENT = "*"
 # Roles that receive notifications, and so may register webhooks for themselves.
 RECIPIENT_ROLES: frozenset[Role] = frozenset({"coach", "client", "supervisor"})
-
-# Who may send a command: the engagement's coach, its client, either of them, or anyone who
-# may report a boundary violation (coach, client, the engagement's supervisor). Admins always.
-Who = Literal["coach", "client", "party", "reporter"]
 
 
 def recipient_key(principal: Principal) -> str:
@@ -81,68 +82,63 @@ class Parties:
         return principal.role == role and party is not None and principal.sub == party
 
 
-def may_act_for_coach(principal: Principal, coach_id: str | None) -> bool:
-    """An admin, or the coach named."""
-    return principal.is_admin or Parties(coach_id).includes(principal, "coach")
+@dataclass(frozen=True)
+class Subject:
+    """What a rule is asked about: the people it belongs to (`parties`), the recipient it
+    addresses, and the supervisors of a coach's engagements (for the coach's roll-up)."""
+
+    parties: Parties = Parties(None)
+    recipient: str | None = None
+    supervisors: Collection[str] = ()
 
 
-def may_act(principal: Principal, parties: Parties, who: Who) -> bool:
-    """Whether the caller may send a command meant for `who` of these parties."""
-    if principal.is_admin:
-        return True
-    coach = parties.includes(principal, "coach")
-    client = parties.includes(principal, "client")
-    match who:
-        case "coach":
-            return coach
-        case "client":
-            return client
-        case "party":
-            return coach or client
-        case "reporter":
-            return coach or client or parties.includes(principal, "supervisor")
-    return False
+@dataclass(frozen=True)
+class Rule:
+    """Who may do one thing: `name` says who in words; `test` decides for a caller and a
+    subject. `a | b` allows whom either allows."""
+
+    name: str
+    test: Callable[[Principal, Subject], bool]
+
+    def __or__(self, other: Rule) -> Rule:
+        return Rule(
+            f"{self.name} or {other.name}", lambda p, s: self.test(p, s) or other.test(p, s)
+        )
 
 
-def may_read(principal: Principal, parties: Parties) -> bool:
-    """An engagement's views: its coach, client and supervisor, auditors and admins."""
-    return reads_everything(principal) or any(
-        parties.includes(principal, role) for role in ("coach", "client", "supervisor")
+ADMINS = Rule("an admin", lambda principal, subject: principal.is_admin)
+READERS = Rule("an auditor or admin", lambda principal, subject: reads_everything(principal))
+RECIPIENT = Rule(
+    "the recipient", lambda principal, subject: subject.recipient == recipient_key(principal)
+)
+OWN_RECIPIENT = Rule(
+    "a coach, client or supervisor for themselves",
+    lambda principal, subject: (
+        principal.role in RECIPIENT_ROLES and subject.recipient == recipient_key(principal)
+    ),
+)
+SUPERVISOR_OF_ANY = Rule(
+    "a supervisor of one of them",
+    lambda principal, subject: (
+        principal.role == "supervisor" and principal.sub in subject.supervisors
+    ),
+)
+
+
+def party(*roles: Role) -> Rule:
+    """The subject's party in one of `roles` (its coach, its client, ...)."""
+    return Rule(
+        f"its {' or '.join(roles)}",
+        lambda principal, subject: any(subject.parties.includes(principal, r) for r in roles),
     )
 
 
-def may_read_intake(principal: Principal, coach_id: str | None) -> bool:
-    """An intake: its coach, auditors and admins."""
-    return reads_everything(principal) or may_act_for_coach(principal, coach_id)
+def allowed(principal: Principal, rule: Rule, subject: Subject = Subject()) -> bool:
+    """Whether the caller may do what `rule` guards, to `subject`."""
+    return rule.test(principal, subject)
 
 
-def may_list_coach_engagements(principal: Principal, coach_id: str) -> bool:
-    """A coach's engagements: that coach, auditors and admins."""
-    return reads_everything(principal) or Parties(coach_id).includes(principal, "coach")
-
-
-def may_read_coach_rollup(
-    principal: Principal, coach_id: str, supervisors: Collection[str]
-) -> bool:
-    """A coach's relationship roll-up: that coach, a supervisor of one of the coach's
-    engagements, auditors and admins."""
-    return may_list_coach_engagements(principal, coach_id) or (
-        principal.role == "supervisor" and principal.sub in supervisors
-    )
-
-
-def may_list_notifications(principal: Principal, recipient: str) -> bool:
-    """A recipient's notifications: that recipient, auditors and admins (also for `*`)."""
-    return reads_everything(principal) or recipient == recipient_key(principal)
-
-
-def may_register_webhook(principal: Principal, recipient: str) -> bool:
-    """Admins for anyone (and `*`); a coach, client or supervisor only for themselves."""
-    if principal.is_admin:
-        return True
-    return principal.role in RECIPIENT_ROLES and recipient == recipient_key(principal)
-
-
-def may_manage_parked(principal: Principal) -> bool:
-    """Retrying or skipping a parked event: admins only (auditors list them)."""
-    return principal.is_admin
+def require(principal: Principal, rule: Rule, subject: Subject, refusal: str) -> None:
+    """PermissionDenied (403, `refusal`) unless the caller may."""
+    if not allowed(principal, rule, subject):
+        raise PermissionDenied(refusal)

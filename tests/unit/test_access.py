@@ -1,23 +1,23 @@
-"""The access policy, pure: who may act and read, without a database."""
+"""The access policy, pure: who may act and read, without a database (the kernel's rules and
+the ones each service composes from them)."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.security.tokens import Principal
+from services.engagement.application import access as engagement
+from services.intake.application import access as intake
+from services.notifications.application import access as notifications
+from shared.security.tokens import PermissionDenied, Principal
 from shared.usecases.access import (
+    ADMINS,
     Parties,
-    may_act,
-    may_act_for_coach,
-    may_list_coach_engagements,
-    may_list_notifications,
-    may_manage_parked,
-    may_read,
-    may_read_coach_rollup,
-    may_read_intake,
-    may_register_webhook,
+    Rule,
+    Subject,
+    allowed,
     reads_everything,
     recipient_key,
+    require,
 )
 
 ENGAGEMENT = Parties("co-1", "cl-1", "su-1")
@@ -35,7 +35,7 @@ def test_the_recipient_key_is_role_and_id() -> None:
 
 
 @pytest.mark.parametrize(
-    ("who", "allowed"),
+    ("who", "senders"),
     [
         ("coach", {COACH}),
         ("client", {CLIENT}),
@@ -44,45 +44,74 @@ def test_the_recipient_key_is_role_and_id() -> None:
     ],
 )
 def test_a_command_is_sent_by_the_parties_it_names_or_an_admin(
-    who: str, allowed: set[Principal]
+    who: str, senders: set[Principal]
 ) -> None:
     everyone = {COACH, CLIENT, SUPERVISOR, ADMIN, AUDITOR, *STRANGERS}
-    assert {p for p in everyone if may_act(p, ENGAGEMENT, who)} == allowed | {ADMIN}  # type: ignore[arg-type]
+    rule = engagement.COMMANDS[who]
+    assert {p for p in everyone if allowed(p, rule, Subject(ENGAGEMENT))} == senders | {ADMIN}
 
 
 def test_an_engagement_without_a_supervisor_lets_no_supervisor_report() -> None:
-    assert not may_act(Principal("supervisor", "su-1"), Parties("co-1", "cl-1"), "reporter")
+    no_supervisor = Subject(Parties("co-1", "cl-1"))
+    assert not allowed(SUPERVISOR, engagement.COMMANDS["reporter"], no_supervisor)
 
 
 def test_the_parties_auditors_and_admins_read_an_engagement_and_strangers_do_not() -> None:
-    assert all(may_read(p, ENGAGEMENT) for p in (COACH, CLIENT, SUPERVISOR, ADMIN, AUDITOR))
-    assert not any(may_read(p, ENGAGEMENT) for p in STRANGERS)
+    readers = (COACH, CLIENT, SUPERVISOR, ADMIN, AUDITOR)
+    assert all(allowed(p, engagement.READS, Subject(ENGAGEMENT)) for p in readers)
+    assert not any(allowed(p, engagement.READS, Subject(ENGAGEMENT)) for p in STRANGERS)
     view = {"coach_id": "co-1", "client_id": "cl-1", "supervisor_id": None}
     assert Parties.of(view) == Parties("co-1", "cl-1", None)
 
 
 def test_an_intake_is_run_by_its_coach_or_an_admin_and_read_by_auditors_too() -> None:
-    assert may_act_for_coach(COACH, "co-1") and may_act_for_coach(ADMIN, "co-1")
-    assert not may_act_for_coach(COACH, None) and not may_act_for_coach(AUDITOR, "co-1")
-    assert may_read_intake(AUDITOR, "co-1") and not may_read_intake(CLIENT, "co-1")
+    coached, nobodys = Subject(Parties("co-1")), Subject(Parties(None))
+    assert allowed(COACH, intake.RUNS, coached) and allowed(ADMIN, intake.RUNS, coached)
+    assert not allowed(COACH, intake.RUNS, nobodys)
+    assert not allowed(AUDITOR, intake.RUNS, coached)
+    assert allowed(AUDITOR, intake.READS, coached) and not allowed(CLIENT, intake.READS, coached)
 
 
 def test_a_coachs_lists_and_roll_up_are_for_that_coach_their_supervisors_and_readers() -> None:
-    assert may_list_coach_engagements(COACH, "co-1") and may_list_coach_engagements(AUDITOR, "x")
-    assert not may_list_coach_engagements(SUPERVISOR, "co-1")
-    assert may_read_coach_rollup(SUPERVISOR, "co-1", ["su-1"])
-    assert not may_read_coach_rollup(SUPERVISOR, "co-1", ["su-2"])
-    assert not may_read_coach_rollup(CLIENT, "co-1", ["cl-1"])
+    coach = Subject(Parties("co-1"))
+    assert allowed(COACH, engagement.LISTS_COACH, coach)
+    assert allowed(AUDITOR, engagement.LISTS_COACH, Subject(Parties("x")))
+    assert not allowed(SUPERVISOR, engagement.LISTS_COACH, coach)
+    rollup = engagement.READS_ROLLUP
+    assert allowed(SUPERVISOR, rollup, Subject(Parties("co-1"), supervisors=["su-1"]))
+    assert not allowed(SUPERVISOR, rollup, Subject(Parties("co-1"), supervisors=["su-2"]))
+    assert not allowed(CLIENT, rollup, Subject(Parties("co-1"), supervisors=["cl-1"]))
 
 
 def test_notifications_are_listed_and_webhooks_registered_for_oneself() -> None:
-    assert may_list_notifications(COACH, "coach:co-1") and may_list_notifications(AUDITOR, "*")
-    assert not may_list_notifications(COACH, "coach:co-2")
-    assert may_register_webhook(CLIENT, "client:cl-1") and may_register_webhook(ADMIN, "*")
-    assert not may_register_webhook(AUDITOR, "auditor:au")
-    assert not may_register_webhook(COACH, "*")
+    def to(recipient: str) -> Subject:
+        return Subject(recipient=recipient)
+
+    lists, registers = notifications.LISTS, notifications.REGISTERS
+    assert allowed(COACH, lists, to("coach:co-1")) and allowed(AUDITOR, lists, to("*"))
+    assert not allowed(COACH, lists, to("coach:co-2"))
+    assert allowed(CLIENT, registers, to("client:cl-1")) and allowed(ADMIN, registers, to("*"))
+    assert not allowed(AUDITOR, registers, to("auditor:au"))
+    assert not allowed(COACH, registers, to("*"))
 
 
 def test_readers_read_everything_but_only_admins_act_on_parked_events() -> None:
     assert reads_everything(AUDITOR) and reads_everything(ADMIN) and not reads_everything(COACH)
-    assert may_manage_parked(ADMIN) and not may_manage_parked(AUDITOR)
+    assert allowed(ADMIN, ADMINS) and not allowed(AUDITOR, ADMINS)
+
+
+def test_a_rule_refused_is_a_permission_denied_with_its_reason() -> None:
+    with pytest.raises(PermissionDenied, match="not yours"):
+        require(COACH, ADMINS, Subject(), "not yours")
+
+
+def test_rules_composed_with_or_allow_whom_either_allows_and_say_so() -> None:
+    either = ADMINS | Rule("the coach co-1", lambda p, s: p == COACH)
+    assert allowed(COACH, either) and allowed(ADMIN, either) and not allowed(CLIENT, either)
+    assert either.name == "an admin or the coach co-1"
+
+
+@pytest.mark.parametrize("service", [intake, engagement, notifications])
+def test_every_service_declares_the_rules_it_applies(service: object) -> None:
+    declared = service.ACCESS
+    assert declared and all(isinstance(rule, Rule) for rule in declared.values())

@@ -17,7 +17,6 @@ from shared.model.clock import FixedClock
 from shared.model.errors import InvalidCommand, NotFound
 from shared.model.events import Command
 from shared.security.tokens import PermissionDenied, Principal
-from shared.usecases.access import Who
 from shared.usecases.application import Sent
 from tests.fakes import MemoryEventStore, ports
 from tests.integration.webhook_support import client_committed
@@ -42,7 +41,7 @@ async def opened() -> tuple[EngagementService, MemoryEventStore]:
 async def act(
     service: EngagementService,
     principal: Principal,
-    who: Who,
+    who: str,
     command: type[Command],
     fields: dict[str, Any] | None = None,
     engagement_id: str = "e-1",

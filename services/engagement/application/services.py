@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
+from services.engagement.application.access import COMMANDS, LISTS_COACH, READS, READS_ROLLUP
 from services.engagement.domain import commands, engagement
 from services.engagement.domain.commands import EraseClientData, OpenEngagement
 from services.engagement.domain.events import Party, Stage, registry
@@ -21,15 +22,8 @@ from shared.model.events import Command
 from shared.model.log import EventMetadata
 from shared.model.projections import Projection
 from shared.security.crypto import Record
-from shared.security.tokens import PermissionDenied, Principal
-from shared.usecases.access import (
-    Parties,
-    Who,
-    may_act,
-    may_list_coach_engagements,
-    may_read,
-    may_read_coach_rollup,
-)
+from shared.security.tokens import Principal
+from shared.usecases.access import Parties, Subject, require
 from shared.usecases.application import ApplicationService
 from shared.usecases.commands import Decider, Reply
 from shared.usecases.ports import Documents, UnitOfWork, UnitsOfWork, Vault
@@ -133,8 +127,8 @@ class EngagementService(ApplicationService[engagement.Engagement]):
         """An opened engagement, and a caller who is `who` of its parties (or an admin)."""
         if not state.opened:
             raise NotFound(f"no engagement {stream_id}")
-        if not may_act(principal, parties(state), cast(Who, who)):
-            raise PermissionDenied(f"{principal.role} {principal.sub} may not do this here")
+        refusal = f"{principal.role} {principal.sub} may not do this here"
+        require(principal, COMMANDS[who], Subject(parties(state)), refusal)
 
     async def read(
         self,
@@ -148,8 +142,7 @@ class EngagementService(ApplicationService[engagement.Engagement]):
         document, version = await self.view(
             projection, engagement_id, f"no engagement {engagement_id}", as_of=as_of
         )
-        if not may_read(principal, Parties.of(document)):
-            raise PermissionDenied("not a party to this engagement")
+        require(principal, READS, Subject(Parties.of(document)), "not a party to this engagement")
         erased = bool(document.get("erased")) or await self.vault.is_erased(document["client_id"])
         return {**document, "erased": erased, "version": version}
 
@@ -166,16 +159,17 @@ class EngagementService(ApplicationService[engagement.Engagement]):
         auditors and admins. A coach without engagements reads zeros."""
         found = await self.documents.get(coach_relationship.name, coach_id)
         view = found[0] if found is not None else empty_rollup(coach_id)
-        if not may_read_coach_rollup(principal, coach_id, view["supervisors"]):
-            raise PermissionDenied("not this coach, nor a supervisor of their engagements")
+        subject = Subject(Parties(coach_id), supervisors=view["supervisors"])
+        refusal = "not this coach, nor a supervisor of their engagements"
+        require(principal, READS_ROLLUP, subject, refusal)
         return public_rollup(view)
 
     async def coach_engagements(
         self, principal: Principal, coach_id: str, stage: Stage | None, *, limit: int = 1000
     ) -> Reply:
         """The coach's engagements (stage views), optionally only those in one stage."""
-        if not may_list_coach_engagements(principal, coach_id):
-            raise PermissionDenied("a coach may only list their own engagements")
+        refusal = "a coach may only list their own engagements"
+        require(principal, LISTS_COACH, Subject(Parties(coach_id)), refusal)
         found = await self.documents.find(
             stage_view.name,
             where={"coach_id": coach_id, "stage": stage},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.intake.application.access import ERASES, READS, RUNS
 from services.intake.domain import intake
 from services.intake.domain.commands import EraseClient, StartIntake
 from services.intake.domain.events import registry
@@ -10,8 +11,8 @@ from shared.model.clock import Clock
 from shared.model.errors import NotFound
 from shared.model.events import Command
 from shared.security.crypto import Record
-from shared.security.tokens import PermissionDenied, Principal
-from shared.usecases.access import may_act_for_coach, may_read_intake
+from shared.security.tokens import Principal
+from shared.usecases.access import Parties, Subject, require
 from shared.usecases.application import ApplicationService, issued_by
 from shared.usecases.commands import Decider, Reply
 from shared.usecases.ports import Documents, UnitsOfWork, Vault
@@ -33,8 +34,12 @@ class IntakeService(ApplicationService[intake.Intake]):
         """`StartIntake` opens an intake, for the coach it names (or by an admin)."""
         if not isinstance(command, StartIntake):
             return False
-        if not may_act_for_coach(principal, command.coach_id):
-            raise PermissionDenied("a coach may only start their own intakes")
+        require(
+            principal,
+            RUNS,
+            Subject(Parties(command.coach_id)),
+            "a coach may only start their own intakes",
+        )
         return True
 
     def permit(
@@ -46,17 +51,14 @@ class IntakeService(ApplicationService[intake.Intake]):
         command: Command,
     ) -> None:
         """Every other command is its coach's (or an admin's)."""
-        if not isinstance(command, StartIntake) and not may_act_for_coach(
-            principal, state.coach_id
-        ):
-            raise PermissionDenied("not this coach's intake")
+        if not isinstance(command, StartIntake):
+            require(principal, RUNS, Subject(Parties(state.coach_id)), "not this coach's intake")
 
     async def read(self, principal: Principal, engagement_id: str) -> Reply:
         document, version = await self.view(
             intake_view, engagement_id, f"no intake {engagement_id}"
         )
-        if not may_read_intake(principal, document["coach_id"]):
-            raise PermissionDenied("not this coach's intake")
+        require(principal, READS, Subject(Parties.of(document)), "not this coach's intake")
         revealed = await self.vault.reveal(document, Record(document["client_id"], engagement_id))
         return {
             **revealed.tree,
@@ -66,8 +68,7 @@ class IntakeService(ApplicationService[intake.Intake]):
         }
 
     async def erase_client(self, principal: Principal, client_id: str) -> Reply:
-        if not principal.is_admin:
-            raise PermissionDenied("only an admin may erase a client")
+        require(principal, ERASES, Subject(), "only an admin may erase a client")
         found = await self.documents.find(intake_view.name, where={"client_id": client_id})
         if not found:
             raise NotFound(f"no client {client_id}")

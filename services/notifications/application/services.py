@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from services.notifications.application.access import LISTS, REGISTERS
 from services.notifications.domain import notifications
 from services.notifications.domain.events import registry
 from services.notifications.domain.notifications import PlanNotifications
@@ -17,13 +18,8 @@ from shared.model.envelope import Envelope, new_id, parse_time
 from shared.model.errors import ForbiddenByState, InvalidCommand
 from shared.model.events import Command
 from shared.model.log import EventMetadata
-from shared.security.tokens import PermissionDenied, Principal
-from shared.usecases.access import (
-    EVERY_RECIPIENT,
-    may_list_notifications,
-    may_register_webhook,
-    recipient_key,
-)
+from shared.security.tokens import Principal
+from shared.usecases.access import EVERY_RECIPIENT, Subject, recipient_key, require
 from shared.usecases.application import ApplicationService, Sent
 from shared.usecases.commands import Decider, Reply
 from shared.usecases.idempotency import IdempotencyKey
@@ -147,8 +143,8 @@ class NotificationService(ApplicationService[notifications.Notifications]):
         """A new webhook; its secret is stored sealed with the master key. A URL the rules
         refuse is 422, a recipient that has `MAX_WEBHOOKS_PER_RECIPIENT` already 409; neither
         writes anything."""
-        if not may_register_webhook(principal, recipient):
-            raise PermissionDenied("you may only register webhooks for yourself")
+        refusal = "you may only register webhooks for yourself"
+        require(principal, REGISTERS, Subject(recipient=recipient), refusal)
         problem = url_problem(url)
         if problem is not None:
             raise InvalidCommand(f"url {problem}", field="url")
@@ -182,8 +178,8 @@ class NotificationService(ApplicationService[notifications.Notifications]):
         return await self.runner.transact(register, idempotency=idempotency)
 
     async def list_for(self, principal: Principal, recipient: str, *, limit: int = 1000) -> Reply:
-        if not may_list_notifications(principal, recipient):
-            raise PermissionDenied("you may only list your own notifications")
+        refusal = "you may only list your own notifications"
+        require(principal, LISTS, Subject(recipient=recipient), refusal)
         now = self.clock.now()
         items: list[dict[str, Any]] = []
         found = await self.documents.find(

@@ -1,3 +1,59 @@
 """The read side: keeping projections caught up, rebuilding them, auditing a log."""
 
-__all__: list[str] = []
+from shared.reads.audit import (
+    BadEvent,
+    ChainVerifier,
+    ProjectionDigest,
+    ReplayResult,
+    StoredRow,
+    VerifyResult,
+    checked_schema,
+    count_events,
+    digests_of,
+    has_event_store,
+    live_digests,
+    replay,
+    verify_events,
+)
+from shared.reads.folding import (
+    Unapplied,
+    apply_batch,
+    apply_round,
+    reapply,
+)
+from shared.reads.rebuild import (
+    PassResult,
+    fold_pass,
+    plan_passes,
+    rebuild_into,
+)
+from shared.reads.runner import (
+    ProjectionRunner,
+    Unit,
+)
+
+__all__ = [
+    "BadEvent",
+    "ChainVerifier",
+    "PassResult",
+    "ProjectionDigest",
+    "ProjectionRunner",
+    "ReplayResult",
+    "StoredRow",
+    "Unapplied",
+    "Unit",
+    "VerifyResult",
+    "apply_batch",
+    "apply_round",
+    "checked_schema",
+    "count_events",
+    "digests_of",
+    "fold_pass",
+    "has_event_store",
+    "live_digests",
+    "plan_passes",
+    "reapply",
+    "rebuild_into",
+    "replay",
+    "verify_events",
+]

@@ -1,3 +1,23 @@
 """Which failures are transient, and the one way to try again."""
 
-__all__: list[str] = []
+from shared.resilience.faults import (
+    TRANSIENT_SQLSTATE_CLASSES,
+    DependencyUnavailable,
+    is_connection_lost,
+    is_transient,
+)
+from shared.resilience.retry import (
+    Backoff,
+    Retry,
+    retrying,
+)
+
+__all__ = [
+    "TRANSIENT_SQLSTATE_CLASSES",
+    "Backoff",
+    "DependencyUnavailable",
+    "Retry",
+    "is_connection_lost",
+    "is_transient",
+    "retrying",
+]

@@ -1,3 +1,57 @@
 """Who is calling and what is secret: bearer tokens, per-record encryption of personal data."""
 
-__all__: list[str] = []
+from shared.security.crypto import (
+    NONCE_BYTES,
+    UNREADABLE,
+    KeyErased,
+    Protect,
+    Record,
+    Revealed,
+    Unreadable,
+    decode_master_key,
+    generate_master_key,
+    is_token,
+    open_token,
+    protector,
+    reveal_tree,
+    seal_text,
+)
+from shared.security.tokens import (
+    MAX_TOKEN_TTL,
+    ROLES,
+    SUB_MAX_LENGTH,
+    AuthenticationFailed,
+    PermissionDenied,
+    Principal,
+    Role,
+    TokenVerifier,
+    issue_token,
+    valid_subject,
+)
+
+__all__ = [
+    "MAX_TOKEN_TTL",
+    "NONCE_BYTES",
+    "ROLES",
+    "SUB_MAX_LENGTH",
+    "UNREADABLE",
+    "AuthenticationFailed",
+    "KeyErased",
+    "PermissionDenied",
+    "Principal",
+    "Protect",
+    "Record",
+    "Revealed",
+    "Role",
+    "TokenVerifier",
+    "Unreadable",
+    "decode_master_key",
+    "generate_master_key",
+    "is_token",
+    "issue_token",
+    "open_token",
+    "protector",
+    "reveal_tree",
+    "seal_text",
+    "valid_subject",
+]

@@ -1,4 +1,122 @@
 """PostgreSQL: the only package that writes SQL for the kernel's tables (events, checkpoints,
 documents, parked, idempotency keys, keys)."""
 
-__all__: list[str] = []
+from shared.storage.db import (
+    create_pool,
+    migrate,
+)
+from shared.storage.documents import (
+    DocumentKey,
+    StoredDocuments,
+    digest,
+    find_documents_sql,
+    fold_as_of,
+    load_document,
+    load_documents,
+    read_view,
+    write_documents,
+)
+from shared.storage.eventstore import (
+    START,
+    Checkpoint,
+    EventStore,
+    Segment,
+    StoredEvent,
+    Wakeup,
+    find_checkpoint,
+    load_checkpoint,
+    read_after,
+    save_checkpoint,
+)
+from shared.storage.group_commit import (
+    GROUP_SIZE,
+    GroupCommit,
+)
+from shared.storage.idempotency import (
+    PRUNE_BATCH,
+    prune_expired,
+    pruner,
+    remember,
+    remembered,
+)
+from shared.storage.keyvault import (
+    KEY_CACHE_SECONDS,
+    KeyVault,
+)
+from shared.storage.memory import (
+    MemoryDocuments,
+    MemoryEventStore,
+    MemoryUnitOfWork,
+    MemoryUnitsOfWork,
+    MemoryVault,
+    memory_ports,
+)
+from shared.storage.parking import (
+    PARKED,
+    ParkedEvent,
+    Parking,
+    count_open,
+    find,
+    list_parked,
+    park,
+    record_failure,
+    resolve,
+)
+from shared.storage.units import (
+    PostgresUnitOfWork,
+    PostgresUnitsOfWork,
+    connection_of,
+    on_connection,
+)
+
+__all__ = [
+    "GROUP_SIZE",
+    "KEY_CACHE_SECONDS",
+    "PARKED",
+    "PRUNE_BATCH",
+    "START",
+    "Checkpoint",
+    "DocumentKey",
+    "EventStore",
+    "GroupCommit",
+    "KeyVault",
+    "MemoryDocuments",
+    "MemoryEventStore",
+    "MemoryUnitOfWork",
+    "MemoryUnitsOfWork",
+    "MemoryVault",
+    "ParkedEvent",
+    "Parking",
+    "PostgresUnitOfWork",
+    "PostgresUnitsOfWork",
+    "Segment",
+    "StoredDocuments",
+    "StoredEvent",
+    "Wakeup",
+    "connection_of",
+    "count_open",
+    "create_pool",
+    "digest",
+    "find",
+    "find_checkpoint",
+    "find_documents_sql",
+    "fold_as_of",
+    "list_parked",
+    "load_checkpoint",
+    "load_document",
+    "load_documents",
+    "memory_ports",
+    "migrate",
+    "on_connection",
+    "park",
+    "prune_expired",
+    "pruner",
+    "read_after",
+    "read_view",
+    "record_failure",
+    "remember",
+    "remembered",
+    "resolve",
+    "save_checkpoint",
+    "write_documents",
+]

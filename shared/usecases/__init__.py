@@ -1,4 +1,88 @@
 """Use cases over ports: the ports themselves, the command runner, the application service and the
 one access policy."""
 
-__all__: list[str] = []
+from shared.usecases.access import (
+    ADMINS,
+    EVERY_RECIPIENT,
+    OWN_RECIPIENT,
+    READERS,
+    READS_EVERYTHING,
+    RECIPIENT,
+    SUPERVISOR_OF_ANY,
+    Parties,
+    Rule,
+    Subject,
+    allowed,
+    party,
+    reads_everything,
+    recipient_key,
+    require,
+)
+from shared.usecases.application import (
+    ApplicationService,
+    Sent,
+    issued_by,
+)
+from shared.usecases.commands import (
+    CommandRunner,
+    Decider,
+    Folded,
+    Reply,
+    StateCache,
+    Then,
+    fold,
+)
+from shared.usecases.idempotency import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    KEYED_HASH_PREFIX,
+    RETENTION,
+    IdempotencyKey,
+    IdempotencyKeys,
+    IdempotencyRace,
+)
+from shared.usecases.ports import (
+    Documents,
+    Found,
+    UnitOfWork,
+    UnitsOfWork,
+    Vault,
+)
+
+__all__ = [
+    "ADMINS",
+    "EVERY_RECIPIENT",
+    "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "KEYED_HASH_PREFIX",
+    "OWN_RECIPIENT",
+    "READERS",
+    "READS_EVERYTHING",
+    "RECIPIENT",
+    "RETENTION",
+    "SUPERVISOR_OF_ANY",
+    "ApplicationService",
+    "CommandRunner",
+    "Decider",
+    "Documents",
+    "Folded",
+    "Found",
+    "IdempotencyKey",
+    "IdempotencyKeys",
+    "IdempotencyRace",
+    "Parties",
+    "Reply",
+    "Rule",
+    "Sent",
+    "StateCache",
+    "Subject",
+    "Then",
+    "UnitOfWork",
+    "UnitsOfWork",
+    "Vault",
+    "allowed",
+    "fold",
+    "issued_by",
+    "party",
+    "reads_everything",
+    "recipient_key",
+    "require",
+]

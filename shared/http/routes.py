@@ -169,7 +169,16 @@ def _add(
             request = body.model_dump(mode="json") if body is not None else {}
             key = idempotency_for(idempotency(), principal, target, idempotency_key, request)
         reply = await service().act(
-            Sent(principal, stream_id, route.command, fields, route.who, key, dict(new))
+            Sent(
+                principal,
+                stream_id,
+                route.command,
+                fields,
+                route.who,
+                key,
+                dict(new),
+                validated=True,
+            )
         )
         # the reply has the route's response model's shape already: sent as it is
         return Response(orjson.dumps(reply), status_code=201, media_type="application/json")

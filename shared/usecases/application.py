@@ -29,7 +29,9 @@ S = TypeVar("S")
 class Sent:
     """A command as a caller sent it: to which stream (if it runs on one), with what fields,
     meant for whom (`who`, in the access policy's terms), and what to answer besides the
-    stream's version (the ids the command created)."""
+    stream's version (the ids the command created). `validated`: the fields come from a
+    request body its route validated already (and ids the route chose), so the command is
+    built from them as they are, not validated a second time."""
 
     principal: Principal
     stream_id: str | None
@@ -39,6 +41,7 @@ class Sent:
     idempotency: IdempotencyKey | None = None
     reply: Reply = field(default_factory=dict)
     correlation_id: str | None = None
+    validated: bool = False
 
 
 def issued_by(
@@ -84,7 +87,7 @@ class ApplicationService(Generic[S]):
             raise ValueError(f"{command_type.__name__} runs on a stream")
         at = self.clock.now()
         fields = self.completed(principal, command_type, sent.fields)
-        command = self.command(command_type, fields, at)
+        command = self.command(command_type, fields, at, validated=sent.validated)
         creates = self.opens(principal, command)
 
         def decide(state: S) -> Sequence[DomainEvent]:
@@ -117,9 +120,18 @@ class ApplicationService(Generic[S]):
         raise NotImplementedError
 
     @staticmethod
-    def command(command_type: type[Command], fields: dict[str, Any], at: datetime) -> Command:
-        """The command from a request's fields, at the clock's time if it records one."""
+    def command(
+        command_type: type[Command],
+        fields: dict[str, Any],
+        at: datetime,
+        *,
+        validated: bool = False,
+    ) -> Command:
+        """The command from a request's fields, at the clock's time if it records one; built
+        as it is from fields a route validated, validated from any others."""
         values = {**fields, "at": at} if "at" in command_type.model_fields else fields
+        if validated:
+            return command_type.model_construct(**values)
         return command_type.model_validate(values)
 
     async def view(

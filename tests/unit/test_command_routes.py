@@ -321,3 +321,16 @@ async def test_a_middleware_of_the_pipeline_sees_commands_and_reads_alike(
     assert [answer.status_code for answer in refused] == [415, 415]
     assert refused[0].json()["type"] == refused[1].json()["type"]
     assert encoded.status_code == 404
+
+
+@pytest.mark.parametrize("service_name", ["intake", "engagement", "notifications"])
+def test_a_command_built_from_a_validated_body_loses_none_of_its_fields(
+    service_name: str,
+) -> None:
+    """A route's body is validated once, and its command built from it as it is: so every
+    field a route gives (its body's, its path ids', its new ids') must be one of the command's."""
+    for route in bootstrap_routes(service_name):
+        given = {*route.path_ids[1:], *route.new_ids}
+        if route.body is not None:
+            given |= set(route.body.model_fields)
+        assert given <= set(route.command.model_fields), (route.path, given)

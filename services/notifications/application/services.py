@@ -86,7 +86,10 @@ class NotificationService(ApplicationService[notifications.Notifications]):
         command_type = sent.command_type
         if command_type is not RegisterWebhook:
             raise ValueError(f"notifications take no {command_type.__name__} from callers")
-        request = RegisterWebhook.model_validate(sent.fields)
+        request = self.command(
+            RegisterWebhook, sent.fields, self.clock.now(), validated=sent.validated
+        )
+        assert isinstance(request, RegisterWebhook)
         return await self.register_webhook(
             sent.principal, request.recipient, request.url, request.secret, sent.idempotency
         )

@@ -20,13 +20,10 @@ from shared.model.clock import Clock
 from shared.model.envelope import (
     GENESIS_HASH,
     Envelope,
-    format_time,
-    new_id,
     parse_time,
-    seal,
 )
-from shared.model.events import DomainEvent, dump_protected
-from shared.model.log import ConcurrencyConflict, EventMetadata, Head
+from shared.model.events import DomainEvent
+from shared.model.log import ConcurrencyConflict, EventMetadata, Head, chained
 from shared.storage.group_commit import GroupCommit
 
 __all__ = [
@@ -391,35 +388,17 @@ class EventStore:
             head = await self.head(conn, stream_id)
             if expected_version is not None and head.version != expected_version:
                 raise ConcurrencyConflict(stream_id, expected_version, head.version)
-        version, prev_hash = head.version, head.hash
         recorded_at = self.clock.now()
-        recorded = format_time(recorded_at)
-        occurred_at = format_time(metadata.occurred_at or recorded_at)
-        occurred = parse_time(occurred_at)
-        actor = metadata.actor.model_dump()
-        envelopes: list[Envelope] = []
-        for event in events:
-            version += 1
-            data = dump_protected(event, protect or (lambda _, value: value))
-            envelope = seal(
-                {
-                    "event_id": new_id(),
-                    "event_type": event.event_type,
-                    "schema_version": event.schema_version,
-                    "stream_id": stream_id,
-                    "stream_version": version,
-                    "occurred_at": occurred_at,
-                    "recorded_at": recorded,
-                    "producer": self.producer,
-                    "correlation_id": metadata.correlation_id,
-                    "causation_id": metadata.causation_id,
-                    "actor": actor,
-                    "data": data,
-                    "prev_hash": prev_hash,
-                }
-            )
-            prev_hash = envelope.hash
-            envelopes.append(envelope)
+        envelopes = chained(
+            stream_id,
+            head,
+            events,
+            metadata,
+            producer=self.producer,
+            recorded_at=recorded_at,
+            protect=protect,
+        )
+        occurred = parse_time(envelopes[0].occurred_at)
         write = _Append(stream_id, head.version, envelopes, occurred)
         try:
             if id(conn) in self._autocommit:  # a statement of its own: grouped with others'

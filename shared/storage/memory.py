@@ -21,9 +21,9 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.model.clock import Clock
-from shared.model.envelope import GENESIS_HASH, Envelope, format_time, new_id, parse_time, seal
-from shared.model.events import DomainEvent, dump_protected
-from shared.model.log import ConcurrencyConflict, EventMetadata, Head
+from shared.model.envelope import GENESIS_HASH, Envelope
+from shared.model.events import DomainEvent
+from shared.model.log import ConcurrencyConflict, EventMetadata, Head, chained
 from shared.model.projections import Document, Projection
 from shared.security.crypto import Protect, Record, Revealed, protector, reveal_tree
 from shared.usecases.idempotency import IdempotencyKey, IdempotencyRace
@@ -109,36 +109,17 @@ class MemoryEventStore:
     ) -> list[Envelope]:
         """The envelopes of `events` after `head`, hash-chained as the PostgreSQL store makes
         them."""
-        version, prev_hash = head
-        recorded = format_time(self.clock.now())
-        occurred = format_time(metadata.occurred_at or parse_time(recorded))
-        envelopes = []
-        for event in events:
-            version += 1
-            envelope = seal(
-                {
-                    "event_id": new_id(),
-                    "event_type": event.event_type,
-                    "schema_version": event.schema_version,
-                    "stream_id": stream_id,
-                    "stream_version": version,
-                    "occurred_at": occurred,
-                    "recorded_at": recorded,
-                    "producer": self.producer,
-                    "correlation_id": metadata.correlation_id,
-                    "causation_id": metadata.causation_id,
-                    "actor": metadata.actor.model_dump(),
-                    "data": dump_protected(event, protect or (lambda _, value: value)),
-                    "prev_hash": prev_hash,
-                }
-            )
-            prev_hash = envelope.hash
-            envelopes.append(envelope)
-        return envelopes
+        return chained(
+            stream_id,
+            head,
+            events,
+            metadata,
+            producer=self.producer,
+            recorded_at=self.clock.now(),
+            protect=protect,
+        )
 
-    def keep(
-        self, answers: Mapping[tuple[str, str], tuple[IdempotencyKey, dict[str, Any]]]
-    ) -> None:
+    def keep(self, answers: Mapping[tuple[str, str], Kept]) -> None:
         """Remember committed answers by their keys."""
         for scoped, (key, reply) in answers.items():
             self.remembered[scoped] = (key.request_hash, reply)

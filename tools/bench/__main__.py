@@ -1,4 +1,4 @@
-"""`make bench` (`python -m rapport.bench`): the judge of issue 10, on this machine.
+"""`make bench` (`python -m tools.bench`): the judge of issue 10, on this machine.
 
 On a fresh embedded PostgreSQL and tansu broker in a temporary directory, with the three
 services of the measured tree (`--project`, this repository by default) as OS processes:
@@ -33,15 +33,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rapport.bench import database, journey, profile
-from rapport.bench import replay as log_bench
-from rapport.bench.journey import Engagement
-from rapport.bench.proc import CpuMeter, CpuWindow, breakdown, postmaster_pid
-from rapport.bench.report import CommandRun, Results, Steady, StreamCost, show, write_json
-from rapport.bench.stack import SERVICES, Stack
-from rapport.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
 from rapport.infra import install_signal_handlers, running_infrastructure
 from shared.runtime.config import Settings
+from tools.bench import database, journey, profile
+from tools.bench import replay as log_bench
+from tools.bench.journey import Engagement
+from tools.bench.proc import CpuMeter, CpuWindow, breakdown, postmaster_pid
+from tools.bench.report import CommandRun, Results, Steady, StreamCost, show, write_json
+from tools.bench.stack import SERVICES, Stack
+from tools.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PHASES = ("http", "replay")
@@ -51,7 +51,7 @@ PROBES, FRESH = 4, 5  # engagements kept out of wrk's rotation
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m rapport.bench", description=__doc__.split("\n\n")[0]
+        prog="python -m tools.bench", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--project", type=Path, default=REPOSITORY, help="tree to measure")
     parser.add_argument("--label", default=None, help="name the measured tree in the report")

@@ -7,11 +7,11 @@ import asyncio
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from rapport.registry import SERVICES, topic_of
 from services.engagement.application.services import EngagementService
 from services.notifications.domain.rules import HANDLED
-from shared.messaging.kafka import ALL_TOPICS
 
-TOPIC_OF = dict(zip(("intake", "engagement", "notifications"), ALL_TOPICS, strict=True))
+TOPIC_OF = {service: topic_of(service) for service in SERVICES}
 CONSUMERS = {
     # consumer name: its service's schema, the schemas whose topics it reads, the event types
     # it acts on (the others are acknowledged without an inbox row)

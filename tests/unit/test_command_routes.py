@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.routing import Match
 
+from rapport.registry import SERVICES
 from services.engagement.domain import commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES
 from shared.http.app import create_app
@@ -207,7 +208,7 @@ async def test_a_body_longer_than_it_declared_is_refused_whole(
     assert service.sent == []
 
 
-@pytest.mark.parametrize("service_name", ["intake", "engagement", "notifications"])
+@pytest.mark.parametrize("service_name", SERVICES)
 def test_every_lane_of_a_service_is_the_route_its_router_would_choose(service_name: str) -> None:
     bootstrap = importlib.import_module(f"services.{service_name}.bootstrap")
     app = bootstrap.create_app(Settings())

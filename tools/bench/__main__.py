@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from rapport.infra import install_signal_handlers, running_infrastructure
+from rapport.registry import SERVICES
 from shared.runtime.config import Settings
 from tools.bench import database, journey, profile
 from tools.bench import replay as log_bench
 from tools.bench.journey import Engagement
 from tools.bench.proc import CpuMeter, CpuWindow, breakdown, postmaster_pid
 from tools.bench.report import CommandRun, Results, Steady, StreamCost, show, write_json
-from tools.bench.stack import SERVICES, Stack
+from tools.bench.stack import Stack
 from tools.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -138,11 +139,7 @@ def start_stack(stack: Stack, ceiling_pool: int, split: bool) -> None:
         else:
             stack.start_service(service)
     stack.start_ceiling(ceiling_pool)
-
-    async def healthy() -> None:
-        await asyncio.gather(*(stack.wait_healthy(name) for name in names))
-
-    asyncio.run(healthy())
+    stack.wait_healthy(*names)
 
 
 @dataclass
@@ -241,8 +238,8 @@ class Bench:
         """A measurement: the other processes' CPU meanwhile, and ours per process."""
         with self.meter.window(name) as window:
             yield
-        groups = {name: run.process.pid for name, run in self.stack.running.items()}
-        self.results.cpu_by_process[name] = breakdown(window.per_pid, {**groups, **self.infra})
+        groups = {**self.stack.pids(), **self.infra}
+        self.results.cpu_by_process[name] = breakdown(window.per_pid, groups)
 
     @contextlib.contextmanager
     def profiled(self, wanted: bool, seconds: float) -> Iterator[None]:
@@ -254,9 +251,9 @@ class Bench:
             yield
             return
         outputs = {name: self.stack.workdir / f"profile-{name}.txt" for name in SERVICES}
+        pids = self.stack.pids()
         samplers = [
-            profile.record(binary, self.stack.running[name].process.pid, seconds - 1, out)
-            for name, out in outputs.items()
+            profile.record(binary, pids[name], seconds - 1, out) for name, out in outputs.items()
         ]
         try:
             yield

@@ -167,7 +167,6 @@ class Instance:
     argv: tuple[str, ...]
     port: int
     settings: dict[str, str]  # its own environment, over the stack's
-    service: str | None = None  # the service it runs, if it is one
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     healthy_once: bool = False  # since its last start
@@ -247,9 +246,7 @@ class Launcher:
         port = port or free_port()
         argv = (sys.executable, "-m", service_module(service))
         own = {port_variable(service): str(port), **(settings or {})}
-        instance = self.add(name, argv, port=port, settings=own)
-        instance.service = service
-        return instance
+        return self.add(name, argv, port=port, settings=own)
 
     def log_path(self, name: str) -> Path:
         return self._log_dir / f"{name}.log"
@@ -296,16 +293,12 @@ class Launcher:
         process.wait()
         self._reaped(instance)
 
-    def stop(self, name: str) -> None:
-        self._stop([self.instances[name]])
-
     def stop_all(self) -> None:
-        """SIGTERM to every running instance at once, SIGKILL to those still there after the
-        grace."""
-        self._stop(list(self.instances.values()))
-
-    def _stop(self, instances: Iterable[Instance]) -> None:
-        running = [(i, i.process) for i in instances if i.process is not None]
+        """SIGTERM to every running instance at once, SIGKILL to the groups of those still
+        there after the grace; none is restarted any more."""
+        running = [(i, i.process) for i in self.instances.values() if i.process is not None]
+        for instance in self.instances.values():
+            instance.restart_at = None
         for _, process in running:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

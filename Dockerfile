@@ -13,6 +13,7 @@ COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
 COPY rapport ./rapport
+# The package without extras: no embedded servers (the `embedded` extra), no test tools.
 RUN pip install . \
     && useradd --system --create-home --uid 10001 rapport
 

@@ -36,8 +36,8 @@ test: check chromium
 check: lint typecheck contracts
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services rapport tests
-	$(BIN)/ruff format --check shared services rapport tests
+	$(BIN)/ruff check shared services rapport tools tests
+	$(BIN)/ruff format --check shared services rapport tools tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -57,7 +57,7 @@ e2e: $(STAMP)
 ## Throughput, latency, lag and replay, measured on this machine (not part of `make test`);
 ## writes bench.json. BENCH_ARGS passes options, e.g. BENCH_ARGS="--project ../other-tree".
 bench: $(STAMP)
-	$(BIN)/python -m rapport.bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .rapport .mypy_cache .ruff_cache .pytest_cache

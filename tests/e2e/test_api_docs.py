@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from rapport.registry import SERVICES
 from tests.e2e.test_audit_report import CHROMIUM, near, png_pixels
 from tests.support import Stack
 
-SERVICES = ("intake", "engagement", "notifications")
 REFERENCE = re.compile(r"""(?:src|href)="([^"]+)"|url: '([^']+)'""")
 # The colours Swagger UI gives GET and POST operations: drawn only once the script ran.
 GET_BLUE, POST_GREEN = (0x61, 0xAF, 0xFE), (0x49, 0xCC, 0x90)

@@ -15,12 +15,12 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from rapport.cli import app
+from rapport.registry import SERVICES
 from services.engagement.domain.events import FACTORS
 from shared.reads.audit import live_digests
 from tests.e2e.engagement_support import open_engagement
 from tests.support import Stack, auth, eventually, start_intake_journey
 
-SERVICES = ("intake", "engagement", "notifications")
 ROW = re.compile(
     r"(intake|engagement|notifications)\W+(\w+)\W+(\d+)\W+([0-9a-f]{64})\W+(match|DIFFERS)"
 )

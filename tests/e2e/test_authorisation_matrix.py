@@ -18,6 +18,7 @@ import jwt
 import pytest
 from starlette.routing import Route
 
+from rapport.registry import SERVICES
 from shared.http.api_docs import ASSETS, ASSETS_PATH
 from tests.e2e.engagement_support import DUE, HELD
 from tests.support import JWT_SECRET, Stack, auth, eventually, start_intake_journey, token
@@ -71,7 +72,7 @@ AUDIT_READ = row(403, 403, 403, 403, 403, 403, 200, 200)
 PARKED_ACTION = row(403, 403, 403, 403, 403, 403, 403, 404)
 PARKED = {
     (service, method, f"/v1/admin/parked{path}"): expected
-    for service in ("intake", "engagement", "notifications")
+    for service in SERVICES
     for method, path, expected in (
         ("GET", "", AUDIT_READ),
         ("POST", "/{parked_id}/retry", PARKED_ACTION),
@@ -378,7 +379,7 @@ async def test_every_route_answers_every_kind_of_caller_as_the_matrix_says(
     before = await stream_versions(stack, world)
     missing, wrong = [], []
     cells = 0
-    for service in ("intake", "engagement", "notifications"):
+    for service in SERVICES:
         async with stack.client(service) as http:
             for method, template in routes_of(stack, service):
                 if template in PUBLIC:
@@ -414,7 +415,7 @@ async def test_every_route_answers_every_kind_of_caller_as_the_matrix_says(
 async def test_the_matrix_names_no_route_that_does_not_exist(stack: Stack) -> None:
     existing = {
         (service, method, template)
-        for service in ("intake", "engagement", "notifications")
+        for service in SERVICES
         for method, template in routes_of(stack, service)
     }
     assert set(EXPECTED) - existing == set()

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rapport.registry import SERVICES
 from services.engagement.domain.events import FACTORS
 from tests.e2e.engagement_support import DUE, HELD, Journey, open_engagement
 from tests.support import Stack, auth
@@ -385,7 +386,7 @@ async def test_an_encoded_slash_in_a_path_routes_nowhere_even_on_the_command_pat
 async def test_after_the_barrage_every_service_is_healthy_and_accepts_valid_commands(
     stack: Stack, world: World
 ) -> None:
-    for name in ("intake", "engagement", "notifications"):
+    for name in SERVICES:
         async with stack.client(name) as http:
             health = await http.get("/health")
         assert health.status_code == 200, name

@@ -17,6 +17,7 @@ import httpx
 import jwt
 import pytest
 
+from rapport.registry import SERVICES
 from services.intake.bootstrap import create_app as intake_app
 from shared.runtime.config import Settings
 from shared.security.tokens import EXPIRED, FORGED, MALFORMED, MISSING, REPEATED
@@ -124,7 +125,7 @@ async def test_every_401_has_one_type_and_a_detail_saying_what_is_wrong(stack: S
 # one Authorization header
 
 
-@pytest.mark.parametrize("service", ["intake", "engagement", "notifications"])
+@pytest.mark.parametrize("service", SERVICES)
 async def test_two_authorization_headers_are_refused_on_commands_and_reads(
     stack: Stack, service: str
 ) -> None:
@@ -171,7 +172,7 @@ async def test_a_key_sent_again_after_the_retention_is_a_new_request(stack: Stac
 
 
 async def test_every_service_prunes_its_expired_idempotency_records(stack: Stack) -> None:
-    for service in ("intake", "engagement", "notifications"):
+    for service in SERVICES:
         await stack.core(service).pool.execute(
             "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response,"
             " created_at) VALUES ('admin:ops:x', $1, 'v2:x', 201, '{}', now() - interval '2 days')",
@@ -183,7 +184,7 @@ async def test_every_service_prunes_its_expired_idempotency_records(stack: Stack
             await stack.core(service).pool.fetchval(
                 "SELECT count(*) FROM idempotency_keys WHERE key = $1", f"expired-{service}"
             )
-            for service in ("intake", "engagement", "notifications")
+            for service in SERVICES
         ]
         return left == [0, 0, 0]
 

@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from rapport.registry import SERVICES
 from tests.e2e.engagement_support import open_engagement
 from tests.support import Stack, auth
 
@@ -87,7 +88,7 @@ async def test_every_operation_of_every_service_answers_as_its_openapi_says(
     }
     headers = auth("admin", "schemathesis")
     failures: list[str] = []
-    for name in ("intake", "engagement", "notifications"):
+    for name in SERVICES:
         found = await asyncio.to_thread(fuzz, stack.url(name), headers, known)
         failures += [f"{name} {failure}" for failure in found]
     assert not failures, "\n\n".join(failures)

@@ -7,13 +7,11 @@ import asyncio
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from rapport.registry import SERVICES, topic_of
 from services.engagement.application.services import EngagementService
-from services.engagement.bootstrap import SERVICE as ENGAGEMENT
-from services.intake.bootstrap import SERVICE as INTAKE
-from services.notifications.bootstrap import SERVICE as NOTIFICATIONS
 from services.notifications.domain.rules import HANDLED
 
-TOPIC_OF = {service.name: service.topic for service in (INTAKE, ENGAGEMENT, NOTIFICATIONS)}
+TOPIC_OF = {service: topic_of(service) for service in SERVICES}
 CONSUMERS = {
     # consumer name: its service's schema, the schemas whose topics it reads, the event types
     # it acts on (the others are acknowledged without an inbox row)

@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
+from rapport.registry import SERVICES
 
-@pytest.mark.parametrize("service", ["intake", "engagement", "notifications"])
+
+@pytest.mark.parametrize("service", SERVICES)
 def test_a_service_without_its_secrets_refuses_to_start_with_a_clear_message(service: str) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
     environment["RAPPORT_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from rapport.bench.database import with_database
-from rapport.bench.proc import (
+from tools.bench.database import with_database
+from tools.bench.proc import (
     parse_busy_ticks,
     parse_cpu_ticks,
     parse_ppid,
     parse_pss_kib,
     parse_rss_kib,
 )
-from rapport.bench.profile import summarize
-from rapport.bench.report import Results, percentile, write_json
+from tools.bench.profile import summarize
+from tools.bench.report import Results, percentile, write_json
 
 
 def test_the_parent_pid_is_found_even_when_the_command_name_has_spaces_and_parens() -> None:

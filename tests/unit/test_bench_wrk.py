@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rapport.bench.wrk import (
+from tools.bench.wrk import (
     RESULT_MARK,
     Target,
     lua_script,

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 
+from rapport.registry import SERVICES
 from services.engagement.domain import commands
 from services.engagement.entrypoints.http import COMMAND_ROUTES
 from shared.http.app import create_app
@@ -219,7 +220,7 @@ async def test_a_body_longer_than_it_declared_is_refused_whole(
     assert service.sent == []
 
 
-@pytest.mark.parametrize("service_name", ["intake", "engagement", "notifications"])
+@pytest.mark.parametrize("service_name", SERVICES)
 def test_every_command_route_of_a_service_has_a_lane_its_router_would_choose(
     service_name: str,
 ) -> None:
@@ -323,7 +324,7 @@ async def test_a_middleware_of_the_pipeline_sees_commands_and_reads_alike(
     assert encoded.status_code == 404
 
 
-@pytest.mark.parametrize("service_name", ["intake", "engagement", "notifications"])
+@pytest.mark.parametrize("service_name", SERVICES)
 def test_a_command_built_from_a_validated_body_loses_none_of_its_fields(
     service_name: str,
 ) -> None:

@@ -3,7 +3,7 @@ exiting soon after its start, and the stack gives up on a child that keeps faili
 
 from __future__ import annotations
 
-from rapport.dev import RestartPolicy, Restarts
+from rapport.infra.launcher import RestartPolicy, Restarts
 
 POLICY = RestartPolicy()
 

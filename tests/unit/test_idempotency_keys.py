@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from rapport.registry import SERVICES
 from shared.http.routes import idempotency_for
 from shared.http.schemas import ID_LENGTH
 from shared.model.envelope import canonical_json
@@ -66,7 +67,7 @@ def test_no_key_is_no_idempotency() -> None:
     assert keys().of("coach:c-1:webhooks", None, REQUEST) is None
 
 
-@pytest.mark.parametrize("service", ["intake", "engagement", "notifications"])
+@pytest.mark.parametrize("service", SERVICES)
 def test_the_longest_scope_of_every_command_route_fits_an_index_row(service: str) -> None:
     routes = importlib.import_module(f"services.{service}.entrypoints.http").COMMAND_ROUTES
     widest = "\U0010fffd" * SUB_MAX_LENGTH  # four bytes each in UTF-8

@@ -6,7 +6,7 @@ a pool sized like the services'. Its rate under the same wrk load is the denomin
 Rapport's command rate.
 
 It runs as its own process and imports only third-party packages, so any tree can be
-measured beside it: `python -P rapport/bench/ceiling.py` with `BENCH_CEILING_DSN`,
+measured beside it: `python -P tools/bench/ceiling.py` with `BENCH_CEILING_DSN`,
 `BENCH_CEILING_PORT` and `BENCH_CEILING_POOL` set.
 """
 

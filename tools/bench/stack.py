@@ -8,52 +8,26 @@ child scripts resolve `shared` and `services` there, with this interpreter's dep
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 import os
 import secrets
 import subprocess
 import sys
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from rapport.infra.launcher import Instance, Launcher, stack_environment
+from rapport.infra.processes import die_with_parent, free_port, log_tail
 
-from rapport.infra.processes import (
-    die_with_parent,
-    free_port,
-    log_tail,
-    register_cleanup,
-    stop_process,
-    unregister_cleanup,
-)
-
-SERVICES = ("intake", "engagement", "notifications")
 HERE = Path(__file__).resolve().parent
 CHILDREN = HERE / "children"
 CHILD_MARK = "BENCH-RESULT "
+HEALTH_TIMEOUT = 120.0  # seconds; the first start migrates each schema
 
 
 class ChildFailed(RuntimeError):
     """A child script exited without a result."""
-
-
-@dataclass
-class Running:
-    """One long-running process of the stack."""
-
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @dataclass
@@ -68,8 +42,18 @@ class Stack:
     master_key: str = field(
         default_factory=lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()
     )
-    running: dict[str, Running] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)  # RAPPORT_WORKERS per service
+    launcher: Launcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        environment = stack_environment(
+            self.base_env(),
+            database_url=self.database_url,
+            kafka_bootstrap=self.kafka_bootstrap,
+            jwt_secret=self.jwt_secret,
+            master_key=self.master_key,
+        )
+        self.launcher = Launcher(environment, self.workdir, cwd=self.project)
 
     def base_env(self) -> dict[str, str]:
         """This environment without any RAPPORT_* setting, the measured tree first on the path."""
@@ -78,89 +62,41 @@ class Stack:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def service_env(self, service: str, port: int) -> dict[str, str]:
-        return {
-            **self.base_env(),
-            "RAPPORT_DATABASE_URL": self.database_url,
-            "RAPPORT_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-            "RAPPORT_JWT_SECRET": self.jwt_secret,
-            "RAPPORT_MASTER_KEY": self.master_key,
-            f"RAPPORT_{service.upper()}_PORT": str(port),
-            "RAPPORT_LOG_LEVEL": "warning",
-            "RAPPORT_WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",
-            "RAPPORT_WORKERS": str(self.workers.get(service, 1)),
-        }
-
-    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str], port: int) -> Running:
-        log_path = self.workdir / f"{name}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                list(argv),
-                cwd=self.project,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),
-            )
-        register_cleanup(id(process), lambda: stop_process(process, name))
-        running = Running(name, port, process, log_path)
-        self.running[name] = running
-        return running
-
     def start_service(
         self, service: str, *, name: str | None = None, env: dict[str, str] | None = None
-    ) -> Running:
+    ) -> Instance:
         """`python -m services.<service>` of the measured tree, on a free port; `name` for a
         further instance, `env` for settings of its own."""
-        port = free_port()
-        argv = [sys.executable, "-m", f"services.{service}"]
-        return self._spawn(
-            name or service, argv, {**self.service_env(service, port), **(env or {})}, port
-        )
+        settings = {"RAPPORT_WORKERS": str(self.workers.get(service, 1)), **(env or {})}
+        self.launcher.add_service(name or service, service, settings=settings)
+        return self.launcher.start(name or service)
 
-    def start_ceiling(self, pool_size: int) -> Running:
+    def start_ceiling(self, pool_size: int) -> Instance:
         """The ceiling app (harness code, third-party imports only) on a free port."""
         port = free_port()
-        env = {
-            **self.base_env(),
+        settings = {
             "BENCH_CEILING_DSN": self.database_url,
             "BENCH_CEILING_PORT": str(port),
             "BENCH_CEILING_POOL": str(pool_size),
         }
         argv = [sys.executable, "-P", str(HERE / "ceiling.py")]
-        return self._spawn("ceiling", argv, env, port)
+        self.launcher.add("ceiling", argv, port=port, settings=settings)
+        return self.launcher.start("ceiling")
 
-    async def wait_healthy(self, name: str, timeout: float = 120.0) -> None:
-        """Until `GET /health` answers 200; a process that exits is an error with its log."""
-        running = self.running[name]
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as http:
-            while True:
-                if running.process.poll() is not None:
-                    raise RuntimeError(f"{name} exited:\n{log_tail(running.log)}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{running.url}/health")).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{name} not healthy in {timeout:.0f} s\n{log_tail(running.log)}"
-                    )
-                await asyncio.sleep(0.2)
-
-    def stop(self, name: str) -> None:
-        running = self.running.pop(name, None)
-        if running is not None:
-            stop_process(running.process, name)
-            unregister_cleanup(id(running.process))
+    def wait_healthy(self, *names: str) -> None:
+        """Until each named process answers `GET /health` with 200; one that exits is an error
+        with its log."""
+        self.launcher.wait_healthy(names, HEALTH_TIMEOUT)
 
     def stop_all(self) -> None:
-        for name in list(self.running):
-            self.stop(name)
+        self.launcher.stop_all()
 
     def url(self, name: str) -> str:
-        return self.running[name].url
+        return self.launcher.instances[name].url
+
+    def pids(self) -> dict[str, int]:
+        """The process of each running instance, by name."""
+        return {n: i.pid for n, i in self.launcher.instances.items() if i.pid is not None}
 
     def child(self, script: str, *args: str) -> subprocess.Popen[str]:
         """Start a child script of `children/` with the measured tree's code."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from rapport.bench.proc import PeakSampler
-from rapport.bench.stack import Stack
+from tools.bench.proc import PeakSampler
+from tools.bench.stack import Stack
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`make bench` (`python -m rapport.bench`): the judge of issue 10, on this machine.
+"""`make bench` (`python -m tools.bench`): the judge of issue 10, on this machine.
 
 On a fresh embedded PostgreSQL and tansu broker in a temporary directory, with the three
 services of the measured tree (`--project`, this repository by default) as OS processes:
@@ -33,15 +33,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rapport.bench import database, journey, profile
-from rapport.bench import replay as log_bench
-from rapport.bench.journey import Engagement
-from rapport.bench.proc import CpuMeter, CpuWindow, breakdown, postmaster_pid
-from rapport.bench.report import CommandRun, Results, Steady, StreamCost, show, write_json
-from rapport.bench.stack import SERVICES, Stack
-from rapport.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
 from rapport.infra import install_signal_handlers, running_infrastructure
+from rapport.registry import SERVICES
 from shared.runtime.config import Settings
+from tools.bench import database, journey, profile
+from tools.bench import replay as log_bench
+from tools.bench.journey import Engagement
+from tools.bench.proc import CpuMeter, CpuWindow, breakdown, postmaster_pid
+from tools.bench.report import CommandRun, Results, Steady, StreamCost, show, write_json
+from tools.bench.stack import Stack
+from tools.bench.wrk import HOMEWORK_BODY, Target, WrkMissing, WrkRun, ensure_wrk, lua_script
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PHASES = ("http", "replay")
@@ -51,7 +52,7 @@ PROBES, FRESH = 4, 5  # engagements kept out of wrk's rotation
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m rapport.bench", description=__doc__.split("\n\n")[0]
+        prog="python -m tools.bench", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--project", type=Path, default=REPOSITORY, help="tree to measure")
     parser.add_argument("--label", default=None, help="name the measured tree in the report")
@@ -138,11 +139,7 @@ def start_stack(stack: Stack, ceiling_pool: int, split: bool) -> None:
         else:
             stack.start_service(service)
     stack.start_ceiling(ceiling_pool)
-
-    async def healthy() -> None:
-        await asyncio.gather(*(stack.wait_healthy(name) for name in names))
-
-    asyncio.run(healthy())
+    stack.wait_healthy(*names)
 
 
 @dataclass
@@ -241,8 +238,8 @@ class Bench:
         """A measurement: the other processes' CPU meanwhile, and ours per process."""
         with self.meter.window(name) as window:
             yield
-        groups = {name: run.process.pid for name, run in self.stack.running.items()}
-        self.results.cpu_by_process[name] = breakdown(window.per_pid, {**groups, **self.infra})
+        groups = {**self.stack.pids(), **self.infra}
+        self.results.cpu_by_process[name] = breakdown(window.per_pid, groups)
 
     @contextlib.contextmanager
     def profiled(self, wanted: bool, seconds: float) -> Iterator[None]:
@@ -254,9 +251,9 @@ class Bench:
             yield
             return
         outputs = {name: self.stack.workdir / f"profile-{name}.txt" for name in SERVICES}
+        pids = self.stack.pids()
         samplers = [
-            profile.record(binary, self.stack.running[name].process.pid, seconds - 1, out)
-            for name, out in outputs.items()
+            profile.record(binary, pids[name], seconds - 1, out) for name, out in outputs.items()
         ]
         try:
             yield

@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rapport.bench.profile import Share
-from rapport.bench.replay import Generated, Relayed, Replayed
-from rapport.bench.wrk import WrkResult
+from tools.bench.profile import Share
+from tools.bench.replay import Generated, Relayed, Replayed
+from tools.bench.wrk import WrkResult
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -1,2 +1,2 @@
 """`make bench`: throughput, latency, lag and replay of Rapport on this machine, measured
-through processes, HTTP and wrk (issue 10). See `rapport/bench/__main__.py`."""
+through processes, HTTP and wrk (issue 10). See `tools/bench/__main__.py`."""

@@ -26,7 +26,8 @@ from typing import Any
 import asyncpg
 
 from rapport.registry import SERVICES
-from shared.reads.audit import checked_schema, verify_events
+from shared.reads.audit import verify_events
+from shared.storage.db import checked_schema
 
 __all__ = ["BackupError", "backup", "restore"]
 

@@ -33,13 +33,9 @@ from shared.messaging.kafka import (
 )
 from shared.model.envelope import format_time
 from shared.resilience.faults import is_transient
-from shared.storage.eventstore import (
-    START,
-    EventStore,
-    StoredEvent,
-    load_checkpoint,
-    save_checkpoint,
-)
+from shared.storage.checkpoints import load_checkpoint, save_checkpoint
+from shared.storage.eventstore import START, EventStore, StoredEvent
+from shared.storage.outbox_offsets import Marks, forget_marks, load_marks, save_marks
 
 __all__ = ["CHECKPOINT", "BrokerLostHistory", "OutboxRelay", "lost_history"]
 
@@ -57,16 +53,6 @@ BATCH_SIZE = Gauge(
 )
 
 CHECKPOINT = "outbox"
-
-_MARKS_SQL = "SELECT partition, next_offset FROM outbox_offsets WHERE topic = $1"
-_SAVE_MARKS_SQL = (
-    "INSERT INTO outbox_offsets (topic, partition, next_offset)"
-    " SELECT $1, * FROM unnest($2::integer[], $3::bigint[])"
-    " ON CONFLICT (topic, partition) DO UPDATE"
-    " SET next_offset = greatest(outbox_offsets.next_offset, EXCLUDED.next_offset)"
-)
-
-Marks = dict[int, int]
 
 
 class BrokerLostHistory(Exception):
@@ -193,7 +179,7 @@ class OutboxRelay:
             if conn is None:
                 return 0
             checkpoint = await load_checkpoint(conn, CHECKPOINT)
-            marks: Marks = dict(await conn.fetch(_MARKS_SQL, self._topic))
+            marks = await load_marks(conn, self._topic)
             while batch := await self._store.read_after(conn, checkpoint, self._batch_size):
                 delivered = await self._publisher.publish([self._message(i) for i in batch])
                 reason = _regressed(marks, delivered)
@@ -204,9 +190,7 @@ class OutboxRelay:
                 checkpoint = batch[-1].checkpoint
                 async with conn.transaction():
                     await save_checkpoint(conn, CHECKPOINT, checkpoint)
-                    await conn.execute(
-                        _SAVE_MARKS_SQL, self._topic, list(reached), list(reached.values())
-                    )
+                    await save_marks(conn, self._topic, reached)
                 sent += len(batch)
                 PUBLISHED.labels(self._service).inc(len(batch))
                 BATCH_SIZE.labels(self._service).set(len(batch))
@@ -218,7 +202,7 @@ class OutboxRelay:
         await self._publisher.ensure_topics(self._ensure, self._partitions)
         state = await self._publisher.describe_topic(self._topic)
         async with self._store.pool.acquire() as conn:
-            marks: Marks = dict(await conn.fetch(_MARKS_SQL, self._topic))
+            marks = await load_marks(conn, self._topic)
         reason = lost_history(marks, state)
         if reason is None:
             if state is not None and state.partitions != self._partitions:
@@ -242,13 +226,13 @@ class OutboxRelay:
             if conn is None:
                 return False
             state = await self._publisher.describe_topic(self._topic)
-            marks: Marks = dict(await conn.fetch(_MARKS_SQL, self._topic))
+            marks = await load_marks(conn, self._topic)
             if not proven and lost_history(marks, state) is None:
                 return False  # another instance refilled meanwhile
             if state is None or state.partitions != self._partitions:
                 await self._publisher.recreate_topic(self._topic, self._partitions)
             async with conn.transaction():
-                await conn.execute("DELETE FROM outbox_offsets WHERE topic = $1", self._topic)
+                await forget_marks(conn, self._topic)
                 await save_checkpoint(conn, CHECKPOINT, START)
         await self._publisher.reset()
         REFILLS.labels(self._service).inc()

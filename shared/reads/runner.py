@@ -30,17 +30,16 @@ from prometheus_client import Counter, Gauge
 
 from shared.model.projections import Projection
 from shared.reads.folding import Unapplied, apply_round
-from shared.storage.eventstore import (
-    START,
-    Checkpoint,
-    EventStore,
-    Segment,
-    StoredEvent,
+from shared.storage.checkpoints import (
     find_checkpoint,
+    list_checkpoints,
+    lock_checkpoints,
     save_checkpoint,
     save_checkpoints,
 )
+from shared.storage.eventstore import START, Checkpoint, EventStore, Segment, read_segmented
 from shared.storage.parking import count_open, park
+from shared.storage.projection_runners import announce, count_live, withdraw
 
 __all__ = ["ProjectionRunner", "Unit"]
 
@@ -83,25 +82,6 @@ def units_of(projections: Sequence[Projection], segments: int) -> list[Unit]:
         ]
     units += [Unit(f"projection:{p.name}", (p,)) for p in projections if not p.partitioned]
     return units
-
-
-_ROUND_SQL = (
-    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
-    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope,"
-    " (hashtext(stream_id) & 2147483647) % $4 AS segment FROM events"
-    " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
-    " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-    " AND ($5::integer[] IS NULL OR (hashtext(stream_id) & 2147483647) % $4 = ANY($5))"
-    " ORDER BY events.transaction_id, events.global_position LIMIT $3"
-)
-_CHECKPOINTS_SQL = (
-    "SELECT name, transaction_id::text AS transaction_id, global_position FROM checkpoints"
-    " WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
-)
-
-
-def _after(checkpoint: Checkpoint) -> tuple[str, int]:
-    return str(checkpoint.transaction_id), checkpoint.position
 
 
 class ProjectionRunner:
@@ -165,16 +145,14 @@ class ProjectionRunner:
         unapplied: list[Unapplied] = []
         async with self._store.pool.acquire() as conn, conn.transaction():
             checkpoints = await self._checkpoints(conn, units)
-            rows = await conn.fetch(
-                _ROUND_SQL,
-                *_after(min(checkpoints.values())),
+            read = await read_segmented(
+                conn,
+                min(checkpoints.values()),
                 self._batch_size,
-                self._segment_count(units),
-                self._segments_only(units),
+                segments=self._segment_count(units),
+                only=self._segments_only(units),
             )
-            items = [StoredEvent.of(row) for row in rows]
-            segments = [row["segment"] for row in rows]
-            end = items[-1].checkpoint if items else None
+            end = read[-1][0].checkpoint if read else None
             work = []
             for projection in self.projections:
                 # where each segment of this projection stands (None: a unit of the whole log)
@@ -185,7 +163,7 @@ class ProjectionRunner:
                 }
                 events = [
                     item
-                    for item, segment in zip(items, segments, strict=True)
+                    for item, segment in read
                     if (cp := since.get(segment, since.get(None))) is not None
                     and item.checkpoint > cp
                 ]
@@ -209,8 +187,8 @@ class ProjectionRunner:
                 await save_checkpoints(conn, moved, end)
         if unapplied:
             await count_open(self._store.pool, self._service)
-        more = list(units) if len(items) == self._batch_size else []
-        return len(items), more
+        more = list(units) if len(read) == self._batch_size else []
+        return len(read), more
 
     def _segment_count(self, units: Sequence[Unit]) -> int:
         counts = {unit.segment.count for unit in units if unit.segment is not None}
@@ -226,11 +204,7 @@ class ProjectionRunner:
         self, conn: asyncpg.Connection, units: Sequence[Unit]
     ) -> dict[str, Checkpoint]:
         """The units' checkpoints, locked till the round commits (in one lock order)."""
-        rows = await conn.fetch(_CHECKPOINTS_SQL, sorted(u.checkpoint for u in units))
-        found = {
-            row["name"]: Checkpoint(int(row["transaction_id"]), int(row["global_position"]))
-            for row in rows
-        }
+        found = await lock_checkpoints(conn, [unit.checkpoint for unit in units])
         for unit in units:
             if unit.checkpoint not in found:
                 found[unit.checkpoint] = await self._checkpoint(conn, unit)
@@ -254,17 +228,14 @@ class ProjectionRunner:
         folded. With no earlier layout, the start of the log."""
         if unit.segment is None:
             return START
-        row = await conn.fetchrow(
-            "SELECT transaction_id::text AS transaction_id, global_position FROM checkpoints"
-            " WHERE name = ANY($1::text[])"
-            " OR (name LIKE 'segment:%' AND name NOT LIKE $2)"
-            " ORDER BY transaction_id, global_position LIMIT 1",
-            [f"projection:{p.name}" for p in unit.projections],
-            f"%/{unit.segment.count}",
-        )
-        if row is None:
-            return START
-        return Checkpoint(int(row["transaction_id"]), int(row["global_position"]))
+        layout = f"/{unit.segment.count}"
+        earlier = {f"projection:{p.name}" for p in unit.projections}
+        found = [
+            checkpoint
+            for name, checkpoint in (await list_checkpoints(conn)).items()
+            if name in earlier or (name.startswith("segment:") and not name.endswith(layout))
+        ]
+        return min(found, default=START)
 
     # ------------------------------------------------------------------ sharing the work
 
@@ -297,19 +268,9 @@ class ProjectionRunner:
         lease = await self._lease_connection()
         loop = asyncio.get_running_loop()
         if loop.time() >= self._beat_at:  # announced, and the others counted, every beat
-            await lease.execute(
-                "INSERT INTO projection_runners (instance, seen_at) VALUES ($1, now())"
-                " ON CONFLICT (instance) DO UPDATE SET seen_at = now()",
-                self.instance,
-            )
+            await announce(lease, self.instance)
             self._beat_at = loop.time() + HEARTBEAT_SECONDS
-            self._live = int(
-                await lease.fetchval(
-                    "SELECT count(*) FROM projection_runners"
-                    " WHERE seen_at > now() - make_interval(secs => $1)",
-                    INSTANCE_TTL_SECONDS,
-                )
-            )
+            self._live = await count_live(lease, INSTANCE_TTL_SECONDS)
         share = math.ceil(len(self.units) / max(self._live, 1))
         for unit in sorted(self._owned.values(), key=lambda u: u.name, reverse=True):
             if len(self._owned) <= share:
@@ -336,9 +297,7 @@ class ProjectionRunner:
         OWNED.labels(self._service).set(0)
         if lease is not None:
             with contextlib.suppress(Exception):
-                await lease.execute(
-                    "DELETE FROM projection_runners WHERE instance = $1", self.instance
-                )
+                await withdraw(lease, self.instance)
             try:  # the pool does not reset sessions: hand back no lock and no listener
                 await lease.remove_listener(self.channel, self._notified)
                 await lease.execute("SELECT pg_advisory_unlock_all(); UNLISTEN *")

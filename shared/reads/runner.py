@@ -10,8 +10,9 @@ instances) and hands back what is above it, so folding grows with instances.
 
 Within one instance, all its units are caught up in one transaction per round: a read per
 unit, one load and one write of documents per projection, the checkpoints saved with them.
-A commit anywhere wakes the runners: in-process at once, in other instances through a
-coalesced NOTIFY (never inside an append's transaction), and by polling otherwise.
+A commit anywhere wakes the runners: in-process at once, in other instances through the
+event store's coalesced NOTIFY (`shared.storage.commits`), heard on the lease connection, and
+by polling otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import contextlib
 import math
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -246,21 +247,13 @@ class ProjectionRunner:
         if self._lease is None or self._lease.is_closed():
             self._owned.clear()
             self._lease = await self._store.pool.acquire()
-            await self._lease.add_listener(self.channel, self._notified)
+            await self._store.commits.listen(self._lease)
         return self._lease
 
     @property
     def others(self) -> bool:
         """Whether other instances fold this service's projections (as of the last beat)."""
         return self._live > 1
-
-    @property
-    def channel(self) -> str:
-        return f"rapport_{self._service}_appended"
-
-    def _notified(self, _conn: object, _pid: int, _channel: str, sender: str) -> None:
-        if sender != self.instance:  # this instance's own commits woke it already
-            self._store.appended_elsewhere.fire()
 
     async def rebalance(self) -> list[Unit]:
         """Announce this instance, claim up to its fair share of units, hand back the rest;
@@ -299,8 +292,8 @@ class ProjectionRunner:
             with contextlib.suppress(Exception):
                 await withdraw(lease, self.instance)
             try:  # the pool does not reset sessions: hand back no lock and no listener
-                await lease.remove_listener(self.channel, self._notified)
-                await lease.execute("SELECT pg_advisory_unlock_all(); UNLISTEN *")
+                await self._store.commits.unlisten(lease)
+                await lease.execute("SELECT pg_advisory_unlock_all()")
                 await self._store.pool.release(lease)
             except Exception:
                 lease.terminate()
@@ -344,39 +337,3 @@ class ProjectionRunner:
             remote.cancel()
         if done:
             await asyncio.sleep(self._gather)
-
-
-class CommitSignal:
-    """Tells other instances that this one committed events: at most one NOTIFY per
-    `interval` (its payload names the sending instance), sent on a connection of its own
-    after the commits, never inside them, and only while `needed()` (others are there)."""
-
-    def __init__(
-        self,
-        store: EventStore,
-        channel: str,
-        instance: str,
-        *,
-        needed: Callable[[], bool] = lambda: True,
-        interval: float = 0.005,
-    ) -> None:
-        self._store = store
-        self._channel = channel
-        self._instance = instance
-        self._needed = needed
-        self._interval = interval
-        self._wake = store.appended.subscribe()
-
-    async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._needed():  # nobody else to tell
-                continue
-            try:
-                async with self._store.pool.acquire() as conn:
-                    await conn.execute("SELECT pg_notify($1, $2)", self._channel, self._instance)
-            except Exception as error:
-                log.warning("commit_signal_failed", error=repr(error))
-                await asyncio.sleep(1.0)
-            await asyncio.sleep(self._interval)

@@ -26,7 +26,7 @@ from shared.messaging.outbox import OutboxRelay
 from shared.model.clock import Clock, SystemClock
 from shared.model.envelope import Envelope
 from shared.model.projections import Projection
-from shared.reads.runner import CommitSignal, ProjectionRunner
+from shared.reads.runner import ProjectionRunner
 from shared.resilience.faults import is_transient
 from shared.runtime.config import Settings
 from shared.runtime.parked import ParkedEvents
@@ -299,8 +299,7 @@ async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None
     def others() -> bool:  # an HTTP-only instance cannot count the others: it always tells
         return runner.others or not core.settings.background
 
-    commits = CommitSignal(core.store, runner.channel, runner.instance, needed=others)
-    core.spawn(commits.run, "commit-signal")
+    core.spawn(lambda: core.store.commits.run(others), "commit-signal")
     if not core.settings.background:
         log.info("background_work_left_to_other_instances", service=core.name)
         return

@@ -27,6 +27,7 @@ from shared.model.envelope import (
 )
 from shared.model.events import DomainEvent, dump_protected
 from shared.model.log import ConcurrencyConflict, EventMetadata, Head
+from shared.storage.commits import CommitSignal, Wakeup
 from shared.storage.group_commit import GroupCommit
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "EventStore",
     "Segment",
     "StoredEvent",
-    "Wakeup",
     "event_by_id",
     "events_at",
     "last_envelope",
@@ -135,24 +135,6 @@ class StoredEvent:
         if self._envelope is None:
             self._envelope = Envelope.model_validate_json(self.raw)
         return self._envelope
-
-
-class Wakeup:
-    """An in-process signal: fired after a commit that appended, awaited by background loops."""
-
-    def __init__(self) -> None:
-        self._events: list[asyncio.Event] = []
-
-    def subscribe(self, event: asyncio.Event | None = None) -> asyncio.Event:
-        """An event set at every `fire` (`event`, or a new one); the subscriber clears it."""
-        event = event or asyncio.Event()
-        self._events.append(event)
-        return event
-
-    def fire(self) -> None:
-        """Wake every subscriber."""
-        for event in self._events:
-            event.set()
 
 
 # A request waits this long for a pooled connection before it answers 503.
@@ -337,6 +319,7 @@ class EventStore:
         self.clock = clock
         self.appended = Wakeup()  # this process committed events
         self.appended_elsewhere = Wakeup()  # another instance of the service did (NOTIFY)
+        self.commits = CommitSignal(pool, producer, self.appended, self.appended_elsewhere)
         self._commit_hooks: dict[int, list[Callable[[], None]]] = {}
         self._autocommit: set[int] = set()
         self._wrote: set[int] = set()  # connections that appended since they were taken

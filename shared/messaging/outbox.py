@@ -33,6 +33,7 @@ from shared.messaging.kafka import (
 )
 from shared.model.envelope import format_time
 from shared.resilience.faults import is_transient
+from shared.resilience.retry import Backoff, Pacer
 from shared.storage.checkpoints import load_checkpoint, save_checkpoint
 from shared.storage.eventstore import START, EventStore, StoredEvent
 from shared.storage.outbox_offsets import Marks, forget_marks, load_marks, save_marks
@@ -53,6 +54,8 @@ BATCH_SIZE = Gauge(
 )
 
 CHECKPOINT = "outbox"
+# After a failed refill (the broker or database away), the next try comes a second later.
+REFILL_BACKOFF = Backoff(first=1.0, most=1.0)
 
 
 class BrokerLostHistory(Exception):
@@ -241,7 +244,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled, backing off while the broker or database is away."""
-        backoff = 0.1
+        pacer = Backoff(first=0.1, most=self._max_backoff).pacer()
+        refills = REFILL_BACKOFF.pacer()
         loop = asyncio.get_running_loop()
         next_check = loop.time()  # at start, after any failure, and every few seconds
         while True:
@@ -251,32 +255,34 @@ class OutboxRelay:
                     await self.check_broker()
                     next_check = loop.time() + self._check_interval
                 await self.publish_pending()
-                backoff = 0.1
+                pacer.succeeded()
             except BrokerLostHistory as lost:
-                await self._refill_after(lost)
+                await self._refill_after(lost, refills)
                 continue
             except Exception as error:
                 FAILURES.labels(self._service).inc()
+                pause = pacer.failed()
                 log.warning(
                     "outbox_publish_failed",
                     error=repr(error),
                     transient=is_transient(error),
-                    retry_in=backoff,
+                    retry_in=pause,
                 )
                 await self._publisher.reset()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                await asyncio.sleep(pause)
                 next_check = loop.time()
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
                 await asyncio.sleep(self._gather)  # let a busy log gather into one batch
 
-    async def _refill_after(self, lost: BrokerLostHistory) -> None:
+    async def _refill_after(self, lost: BrokerLostHistory, pacer: Pacer) -> None:
         try:
             await self.refill(str(lost), proven=True)
         except Exception as error:
             FAILURES.labels(self._service).inc()
             log.warning("outbox_refill_failed", error=repr(error))
             await self._publisher.reset()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(pacer.failed())
+        else:
+            pacer.succeeded()

@@ -31,6 +31,7 @@ from prometheus_client import Counter, Gauge
 
 from shared.model.projections import Projection
 from shared.reads.folding import Unapplied, apply_round
+from shared.resilience.retry import Backoff
 from shared.storage.checkpoints import (
     find_checkpoint,
     list_checkpoints,
@@ -56,6 +57,8 @@ OWNED = Gauge("rapport_projection_units_owned", "Projection units this instance 
 
 HEARTBEAT_SECONDS = 2.0
 INSTANCE_TTL_SECONDS = 10.0
+# After a failed round (the database away): the lease is taken afresh a second later.
+ROUND_BACKOFF = Backoff(first=1.0, most=1.0)
 
 
 @dataclass(frozen=True)
@@ -303,6 +306,7 @@ class ProjectionRunner:
         database away) waits and is tried again; the lease is taken afresh."""
         with contextlib.suppress(Exception):
             await count_open(self._store.pool, self._service)
+        pacer = ROUND_BACKOFF.pacer()
         try:
             while True:
                 self._wake.clear()
@@ -317,8 +321,9 @@ class ProjectionRunner:
                             FAILED.labels(self._service, projection.name).inc()
                     log.error("projection_round_failed", service=self._service, error=repr(error))
                     await self._drop_lease()
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(pacer.failed())
                     continue
+                pacer.succeeded()
                 await self._idle()
         finally:
             await self._drop_lease()

@@ -11,9 +11,14 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
+from shared.resilience.retry import Backoff
+
 __all__ = ["CommitSignal", "Wakeup"]
 
 log = structlog.get_logger(__name__)
+
+# After a failed NOTIFY (the database away), the next commit's is sent a second later.
+SIGNAL_BACKOFF = Backoff(first=1.0, most=1.0)
 
 
 class Wakeup:
@@ -51,6 +56,7 @@ class CommitSignal:
         elsewhere: Wakeup,
         *,
         interval: float = 0.005,
+        backoff: Backoff = SIGNAL_BACKOFF,
     ) -> None:
         self.channel = f"rapport_{service}_appended"
         self.instance = uuid.uuid4().hex[:12]
@@ -58,6 +64,7 @@ class CommitSignal:
         self._wake = appended.subscribe()
         self._elsewhere = elsewhere
         self._interval = interval
+        self._backoff = backoff
 
     async def listen(self, conn: asyncpg.Connection) -> None:
         """Hear the other instances' commits on `conn` (a connection kept for it)."""
@@ -73,7 +80,8 @@ class CommitSignal:
 
     async def run(self, needed: Callable[[], bool] = lambda: True) -> None:
         """Signal this instance's commits until cancelled; a failed NOTIFY is logged, and
-        the next commit's is sent after a pause."""
+        the next commit's is sent after a pause (`backoff`)."""
+        pacer = self._backoff.pacer()
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -84,5 +92,7 @@ class CommitSignal:
                     await conn.execute("SELECT pg_notify($1, $2)", self.channel, self.instance)
             except Exception as error:
                 log.warning("commit_signal_failed", error=repr(error))
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(pacer.failed())
+            else:
+                pacer.succeeded()
             await asyncio.sleep(self._interval)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from shared.resilience.retry import Backoff
+from shared.storage import commits
 from shared.storage.commits import CommitSignal, Wakeup
 
 
@@ -30,8 +35,8 @@ class FakeConnection:
 
 
 class FakePool:
-    def __init__(self) -> None:
-        self.conn = FakeConnection()
+    def __init__(self, conn: FakeConnection | None = None) -> None:
+        self.conn = conn or FakeConnection()
 
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[FakeConnection]:
@@ -87,3 +92,37 @@ async def test_an_instance_alone_sends_no_notify() -> None:
         await asked.wait()
         await asyncio.sleep(0)
     assert pool.conn.executed == []
+
+
+class AwayOnce(FakeConnection):
+    """A connection whose first statement fails: the database is away."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = asyncio.Event()
+
+    async def execute(self, query: str, *args: Any) -> None:
+        if not self.failed.is_set():
+            self.executed.append(())
+            self.failed.set()
+            raise OSError("connection refused")
+        await super().execute(query, *args)
+
+
+async def test_a_failed_notify_is_logged_and_the_next_commit_is_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warned: list[str] = []
+    monkeypatch.setattr(
+        commits, "log", SimpleNamespace(warning=lambda event, **_: warned.append(event))
+    )
+    conn = AwayOnce()
+    appended, pool = Wakeup(), FakePool(conn)
+    signal = CommitSignal(pool, "svc", appended, Wakeup(), backoff=Backoff(first=0.0001))
+    async with running(signal, lambda: True):
+        appended.fire()
+        await conn.failed.wait()
+        appended.fire()
+        await conn.sent.wait()
+    assert warned == ["commit_signal_failed"]
+    assert conn.executed == [(), ("rapport_svc_appended", signal.instance)]

@@ -10,10 +10,8 @@ so shares its retries.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
-import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -27,6 +25,7 @@ from shared.model.envelope import GENESIS_HASH, Envelope
 from shared.model.errors import DomainError, InvalidCommand, NotFound
 from shared.model.events import DomainEvent, EventRegistry
 from shared.model.log import ConcurrencyConflict, EventMetadata, Head
+from shared.resilience.retry import Backoff, Retry, retrying
 from shared.security.crypto import Protect, Record
 from shared.security.tokens import PermissionDenied
 from shared.usecases.ports import EventLog, Vault
@@ -291,18 +290,19 @@ class CommandRunner(Generic[S]):
         connect: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
         attempt: Callable[[asyncpg.Connection], Awaitable[T]],
     ) -> T:
-        for tried in range(self.retries + 1):
-            try:
-                async with connect() as conn:
-                    return await attempt(conn)
-            except (ConcurrencyConflict, IdempotencyRace):
-                # the cached fold is still a true (older) state: the next attempt reads on
-                if tried == self.retries:
-                    raise
-                # another command won the race: decide again against the new state, after a
-                # short random pause so a crowd of writers spreads out instead of colliding
-                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(tried, 6)))
-        raise AssertionError("unreachable")
+        async def once() -> T:
+            async with connect() as conn:
+                return await attempt(conn)
+
+        # Another command won the race: decide again against the new state (the cached fold is
+        # still a true, older, state: the next attempt reads on), after a short random pause so
+        # a crowd of writers spreads out instead of colliding.
+        lost_race = Retry(
+            attempts=self.retries + 1,
+            backoff=Backoff(first=0.002, most=0.128, jitter=1.0),
+            worth=lambda error: isinstance(error, ConcurrencyConflict | IdempotencyRace),
+        )
+        return await retrying(once, lost_race)
 
     async def _once(
         self,

@@ -92,7 +92,8 @@ async def _verify(database_url: str, schemas: Sequence[str], out: Console, *, na
     """`intact`, `bad` (the first bad event was printed) or `missing` (no store to verify)."""
     import asyncpg
 
-    from shared.reads.audit import has_event_store, verify_events
+    from shared.reads.audit import verify_events
+    from shared.storage.bulk import has_event_store
 
     started = time.perf_counter()
     streams = events = 0
@@ -151,7 +152,8 @@ async def _replay(
     many could not be folded."""
     import asyncpg
 
-    from shared.reads.audit import count_events, has_event_store, live_digests, replay
+    from shared.reads.audit import live_digests, replay
+    from shared.storage.bulk import count_events, has_event_store
 
     conn = await asyncpg.connect(database_url)
     try:

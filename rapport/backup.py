@@ -27,7 +27,8 @@ import asyncpg
 
 from rapport.infra.embedded import INSTALL_EXTRA, POSTGRES, missing
 from rapport.registry import SERVICES
-from shared.reads.audit import checked_schema, verify_events
+from shared.reads.audit import verify_events
+from shared.storage.db import checked_schema
 
 __all__ = ["BackupError", "backup", "restore"]
 

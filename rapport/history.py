@@ -19,8 +19,9 @@ from rapport.secrets import master_key
 from shared.model.clock import SystemClock
 from shared.model.envelope import Envelope
 from shared.model.projections import Document, Projection
-from shared.reads.audit import ChainVerifier, StoredRow
+from shared.reads.audit import ChainVerifier
 from shared.security.crypto import Record, decode_master_key, is_token
+from shared.storage.bulk import StoredRow
 from shared.storage.eventstore import EventStore
 from shared.storage.keyvault import KeyVault
 

@@ -20,6 +20,7 @@ from shared.http.bearer import authenticated
 from shared.http.schemas import PathId
 from shared.model.errors import NotFound
 from shared.security.tokens import PermissionDenied, Principal, TokenVerifier
+from shared.storage.eventstore import stored_envelopes, stream_exists
 from shared.usecases.access import reads_everything
 
 __all__ = ["StoredLog", "audit_routes"]
@@ -29,12 +30,6 @@ class StoredLog(Protocol):
     """What the audit read needs of a service: a consistent read of its `events` table."""
 
     def snapshot(self) -> AbstractAsyncContextManager[asyncpg.Connection]: ...
-
-
-_EVENTS_SQL = (
-    "SELECT stream_version, envelope FROM events WHERE stream_id = $1 AND stream_version > $2"
-    " ORDER BY stream_version LIMIT $3"
-)
 
 
 def audit_routes(
@@ -72,12 +67,10 @@ def audit_routes(
         if not reads_everything(principal):
             raise PermissionDenied("only auditors and admins read the raw log")
         async with log().snapshot() as conn:
-            rows = await conn.fetch(_EVENTS_SQL, stream_id, after_version, limit)
-            if not rows and not await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id
-            ):
+            rows = await stored_envelopes(conn, stream_id, after_version, limit)
+            if not rows and not await stream_exists(conn, stream_id):
                 raise NotFound(f"no stream {stream_id}")
-        version = int(rows[-1]["stream_version"]) if rows else after_version
-        items = ",".join(str(row["envelope"]) for row in rows)
+        version = rows[-1][0] if rows else after_version
+        items = ",".join(envelope for _, envelope in rows)
         head = json.dumps({"stream_id": stream_id, "version": version})[:-1]
         return Response(f'{head},"items":[{items}]}}', media_type="application/json")

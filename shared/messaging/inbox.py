@@ -20,6 +20,7 @@ from shared.messaging.kafka import Headers, OutboundMessage, Publisher, dlq_topi
 from shared.model.envelope import Envelope
 from shared.model.log import ConcurrencyConflict
 from shared.resilience.faults import is_transient
+from shared.resilience.retry import Backoff, Retry, retrying
 from shared.storage.parking import ParkedEvent, Parking, park
 from shared.storage.units import PostgresUnitsOfWork
 from shared.usecases.ports import UnitOfWork
@@ -69,6 +70,10 @@ class Inbox:
         self._consumer = consumer
         self._dead_letters = dead_letters
         self._attempts = attempts
+        # a transient failure or a race: tried again soon, a few times, before redelivery
+        self._quick = Retry(
+            attempts=attempts, backoff=Backoff(first=0.05, most=1.0), worth=is_retryable
+        )
         self._handles = handles
 
     @property
@@ -95,22 +100,22 @@ class Inbox:
         if self._handles is not None and envelope.event_type not in self._handles:
             CONSUMED.labels(self._consumer, "ignored").inc()
             return "ignored"
-        for attempt in range(1, self._attempts + 1):
-            try:
-                outcome = await self._apply(envelope, handler)
-            except Exception as error:
-                if not is_retryable(error):
-                    return await self._set_aside(topic, key, value, headers, envelope, error)
-                if attempt == self._attempts:
-                    log.warning("inbox_redeliver", consumer=self._consumer, error=repr(error))
-                    await asyncio.sleep(1.0)  # the message comes again: no hot loop meanwhile
-                    raise
-                log.info("inbox_retry", consumer=self._consumer, error=repr(error))
-                await asyncio.sleep(0.05 * attempt)
-                continue
-            CONSUMED.labels(self._consumer, outcome).inc()
-            return outcome
-        raise AssertionError("unreachable")
+
+        def again(error: BaseException, _attempt: int, _pause: float) -> None:
+            log.info("inbox_retry", consumer=self._consumer, error=repr(error))
+
+        try:
+            outcome = await retrying(
+                lambda: self._apply(envelope, handler), self._quick, on_retry=again
+            )
+        except Exception as error:
+            if not is_retryable(error):
+                return await self._set_aside(topic, key, value, headers, envelope, error)
+            log.warning("inbox_redeliver", consumer=self._consumer, error=repr(error))
+            await asyncio.sleep(1.0)  # the message comes again: no hot loop meanwhile
+            raise
+        CONSUMED.labels(self._consumer, outcome).inc()
+        return outcome
 
     async def retry(self, parked: ParkedEvent, handler: Handler) -> str:
         """Apply a parked message now: applied or duplicate, else NotApplied with the reason

@@ -13,11 +13,12 @@ from typing import Protocol
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from shared.model.envelope import Envelope
+from shared.resilience.retry import Backoff, Retry, retrying
 
 __all__ = [
     "DEFAULT_PARTITIONS",
@@ -329,6 +330,8 @@ BATCH_BYTES = 256 * 1024
 # Clients notice a topic that was created or re-created within this time.
 METADATA_MAX_AGE_MS = 5_000
 DEFAULT_PARTITIONS = 3
+# While the broker is unreachable, creating topics is tried again every half second.
+TOPICS_BACKOFF = Backoff(first=0.5, most=0.5)
 
 
 async def create_topics(
@@ -344,9 +347,8 @@ async def create_topics(
     Topics that already exist are left as they are. While the broker is not reachable the
     attempt is repeated for `retry_for` seconds before the last error is raised.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + retry_for
-    while True:
+
+    async def attempt() -> list[str]:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
         try:
             await admin.start()
@@ -364,12 +366,15 @@ async def create_topics(
                         raise for_code(error_code)(f"creating topic {topic!r}")
                 log.info("kafka_topics_created", bootstrap=bootstrap, topics=missing)
             return missing
-        except (KafkaError, OSError, TimeoutError) as exc:
-            retriable = not isinstance(exc, KafkaError) or bool(getattr(exc, "retriable", False))
-            if not retriable or loop.time() >= deadline:
-                raise
-            log.debug("kafka_create_topics_retry", bootstrap=bootstrap, error=repr(exc))
         finally:
             with contextlib.suppress(Exception):
                 await admin.close()
-        await asyncio.sleep(0.5)
+
+    def unreachable(error: BaseException, _attempt: int, _pause: float) -> None:
+        log.debug("kafka_create_topics_retry", bootstrap=bootstrap, error=repr(error))
+
+    return await retrying(
+        attempt,
+        Retry(attempts=None, seconds=retry_for, backoff=TOPICS_BACKOFF),
+        on_retry=unreachable,
+    )

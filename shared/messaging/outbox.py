@@ -33,13 +33,10 @@ from shared.messaging.kafka import (
 )
 from shared.model.envelope import format_time
 from shared.resilience.faults import is_transient
-from shared.storage.eventstore import (
-    START,
-    EventStore,
-    StoredEvent,
-    load_checkpoint,
-    save_checkpoint,
-)
+from shared.resilience.retry import Backoff, Pacer
+from shared.storage.checkpoints import load_checkpoint, save_checkpoint
+from shared.storage.eventstore import START, EventStore, StoredEvent
+from shared.storage.outbox_offsets import Marks, forget_marks, load_marks, save_marks
 
 __all__ = ["CHECKPOINT", "BrokerLostHistory", "OutboxRelay", "lost_history"]
 
@@ -57,16 +54,8 @@ BATCH_SIZE = Gauge(
 )
 
 CHECKPOINT = "outbox"
-
-_MARKS_SQL = "SELECT partition, next_offset FROM outbox_offsets WHERE topic = $1"
-_SAVE_MARKS_SQL = (
-    "INSERT INTO outbox_offsets (topic, partition, next_offset)"
-    " SELECT $1, * FROM unnest($2::integer[], $3::bigint[])"
-    " ON CONFLICT (topic, partition) DO UPDATE"
-    " SET next_offset = greatest(outbox_offsets.next_offset, EXCLUDED.next_offset)"
-)
-
-Marks = dict[int, int]
+# After a failed refill (the broker or database away), the next try comes a second later.
+REFILL_BACKOFF = Backoff(first=1.0, most=1.0)
 
 
 class BrokerLostHistory(Exception):
@@ -197,7 +186,7 @@ class OutboxRelay:
             if conn is None:
                 return 0
             checkpoint = await load_checkpoint(conn, CHECKPOINT)
-            marks: Marks = dict(await conn.fetch(_MARKS_SQL, self._topic))
+            marks = await load_marks(conn, self._topic)
             while batch := await self._store.read_after(conn, checkpoint, self._batch_size):
                 delivered = await self._publisher.publish([self._message(i) for i in batch])
                 reason = _regressed(marks, delivered)
@@ -208,9 +197,7 @@ class OutboxRelay:
                 checkpoint = batch[-1].checkpoint
                 async with conn.transaction():
                     await save_checkpoint(conn, CHECKPOINT, checkpoint)
-                    await conn.execute(
-                        _SAVE_MARKS_SQL, self._topic, list(reached), list(reached.values())
-                    )
+                    await save_marks(conn, self._topic, reached)
                 sent += len(batch)
                 PUBLISHED.labels(self._service).inc(len(batch))
                 BATCH_SIZE.labels(self._service).set(len(batch))
@@ -222,7 +209,7 @@ class OutboxRelay:
         await self._publisher.ensure_topics(self._ensure, self._partitions)
         state = await self._publisher.describe_topic(self._topic)
         async with self._store.pool.acquire() as conn:
-            marks: Marks = dict(await conn.fetch(_MARKS_SQL, self._topic))
+            marks = await load_marks(conn, self._topic)
         reason = lost_history(marks, state)
         if reason is None:
             if state is not None and state.partitions != self._partitions:
@@ -246,13 +233,13 @@ class OutboxRelay:
             if conn is None:
                 return False
             state = await self._publisher.describe_topic(self._topic)
-            marks: Marks = dict(await conn.fetch(_MARKS_SQL, self._topic))
+            marks = await load_marks(conn, self._topic)
             if not proven and lost_history(marks, state) is None:
                 return False  # another instance refilled meanwhile
             if state is None or state.partitions != self._partitions:
                 await self._publisher.recreate_topic(self._topic, self._partitions)
             async with conn.transaction():
-                await conn.execute("DELETE FROM outbox_offsets WHERE topic = $1", self._topic)
+                await forget_marks(conn, self._topic)
                 await save_checkpoint(conn, CHECKPOINT, START)
         await self._publisher.reset()
         REFILLS.labels(self._service).inc()
@@ -261,7 +248,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled, backing off while the broker or database is away."""
-        backoff = 0.1
+        pacer = Backoff(first=0.1, most=self._max_backoff).pacer()
+        refills = REFILL_BACKOFF.pacer()
         loop = asyncio.get_running_loop()
         next_check = loop.time()  # at start, after any failure, and every few seconds
         while True:
@@ -271,32 +259,34 @@ class OutboxRelay:
                     await self.check_broker()
                     next_check = loop.time() + self._check_interval
                 await self.publish_pending()
-                backoff = 0.1
+                pacer.succeeded()
             except BrokerLostHistory as lost:
-                await self._refill_after(lost)
+                await self._refill_after(lost, refills)
                 continue
             except Exception as error:
                 FAILURES.labels(self._service).inc()
+                pause = pacer.failed()
                 log.warning(
                     "outbox_publish_failed",
                     error=repr(error),
                     transient=is_transient(error),
-                    retry_in=backoff,
+                    retry_in=pause,
                 )
                 await self._publisher.reset()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                await asyncio.sleep(pause)
                 next_check = loop.time()
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
                 await asyncio.sleep(self._gather)  # let a busy log gather into one batch
 
-    async def _refill_after(self, lost: BrokerLostHistory) -> None:
+    async def _refill_after(self, lost: BrokerLostHistory, pacer: Pacer) -> None:
         try:
             await self.refill(str(lost), proven=True)
         except Exception as error:
             FAILURES.labels(self._service).inc()
             log.warning("outbox_refill_failed", error=repr(error))
             await self._publisher.reset()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(pacer.failed())
+        else:
+            pacer.succeeded()

@@ -52,6 +52,7 @@ from shared.model.log import (
     ConcurrencyConflict,
     EventMetadata,
     Head,
+    chained,
 )
 from shared.model.projections import (
     Document,
@@ -96,6 +97,7 @@ __all__ = [
     "asyncapi_messages",
     "breaking_changes",
     "canonical_json",
+    "chained",
     "compare_snapshot",
     "compute_hash",
     "data_schema",

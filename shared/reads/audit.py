@@ -13,10 +13,10 @@ memory however long the log is.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,75 +27,21 @@ from shared.model.envelope import GENESIS_HASH, Envelope, compute_hash
 from shared.model.projections import Projection
 from shared.reads.folding import Unapplied
 from shared.reads.rebuild import rebuild_into
-from shared.storage.documents import digest
+from shared.storage.bulk import StoredRow, stored_rows
+from shared.storage.db import checked_schema
+from shared.storage.documents import create_documents_like, digest
 
 __all__ = [
     "BadEvent",
     "ChainVerifier",
     "ProjectionDigest",
     "ReplayResult",
-    "StoredRow",
     "VerifyResult",
-    "checked_schema",
-    "count_events",
     "digests_of",
-    "has_event_store",
     "live_digests",
     "replay",
     "verify_events",
 ]
-
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-_ROWS_SQL = (
-    "SELECT stream_id, stream_version, event_id::text AS event_id, event_type, schema_version,"
-    " hash, envelope FROM {schema}.events ORDER BY stream_id, stream_version"
-)
-
-
-def checked_schema(schema: str) -> str:
-    """A schema name safe to put into SQL, or ValueError."""
-    if not _SCHEMA_NAME.match(schema):
-        raise ValueError(f"invalid schema name {schema!r}")
-    return schema
-
-
-@dataclass(frozen=True)
-class StoredRow:
-    """One row of an `events` table: the indexed columns and the envelope text as stored."""
-
-    stream_id: str
-    stream_version: int
-    event_id: str
-    event_type: str
-    schema_version: int
-    hash: str
-    envelope: str
-
-    @classmethod
-    def of(cls, record: asyncpg.Record) -> StoredRow:
-        return cls(
-            stream_id=str(record["stream_id"]),
-            stream_version=int(record["stream_version"]),
-            event_id=str(record["event_id"]),
-            event_type=str(record["event_type"]),
-            schema_version=int(record["schema_version"]),
-            hash=str(record["hash"]),
-            envelope=str(record["envelope"]),
-        )
-
-    @classmethod
-    def of_envelope(cls, envelope: Envelope) -> StoredRow:
-        """The row an envelope is stored as (its columns and its canonical text)."""
-        return cls(
-            stream_id=envelope.stream_id,
-            stream_version=envelope.stream_version,
-            event_id=envelope.event_id,
-            event_type=envelope.event_type,
-            schema_version=envelope.schema_version,
-            hash=envelope.hash,
-            envelope=envelope.to_json().decode(),
-        )
 
 
 @dataclass(frozen=True)
@@ -192,16 +138,6 @@ class ChainVerifier:
         return None
 
 
-async def has_event_store(conn: asyncpg.Connection, schema: str) -> bool:
-    found = await conn.fetchval("SELECT to_regclass($1)", f"{checked_schema(schema)}.events")
-    return found is not None
-
-
-async def count_events(conn: asyncpg.Connection, schema: str) -> int:
-    """The number of stored events (an estimate is not enough for a progress bar's total)."""
-    return int(await conn.fetchval(f"SELECT count(*) FROM {checked_schema(schema)}.events"))
-
-
 async def verify_events(
     conn: asyncpg.Connection,
     schema: str,
@@ -214,10 +150,12 @@ async def verify_events(
     verifier = ChainVerifier(service or schema)
     started = time.perf_counter()
     bad: BadEvent | None = None
-    query = _ROWS_SQL.format(schema=checked_schema(schema))
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        async for record in conn.cursor(query, prefetch=prefetch):
-            bad = verifier.feed(StoredRow.of(record))
+    async with (
+        conn.transaction(isolation="repeatable_read", readonly=True),
+        aclosing(stored_rows(conn, schema, prefetch=prefetch)) as rows,
+    ):
+        async for row in rows:
+            bad = verifier.feed(row)
             if progress is not None:
                 progress(1)
             if bad is not None:
@@ -296,9 +234,7 @@ async def replay(
     admin = await asyncpg.connect(database_url)
     try:
         await admin.execute(f"CREATE SCHEMA {target}")
-        await admin.execute(
-            f"CREATE TABLE {target}.documents (LIKE {source}.documents INCLUDING ALL)"
-        )
+        await create_documents_like(admin, target, source)
         folded = await rebuild_into(
             database_url, source, target, projections, workers=workers, progress=progress
         )

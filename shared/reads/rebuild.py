@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
-import orjson
 
 from shared.model.envelope import Envelope
 from shared.model.events import EventRegistry
 from shared.model.projections import Document, Projection
 from shared.reads.folding import Unapplied
-from shared.storage.eventstore import Segment, StoredEvent
+from shared.storage.bulk import count_streams
+from shared.storage.documents import copy_documents
+from shared.storage.eventstore import Segment, events_at, scan_log
 
 __all__ = ["PassResult", "fold_pass", "plan_passes", "rebuild_into"]
 
@@ -82,16 +83,6 @@ def _types_of(projections: Sequence[Projection]) -> list[str] | None:
     return sorted({t for types in named if types is not None for t in types})
 
 
-# Only what a fold reads: the envelope (and its position, to find the row should it not fold).
-_LOG_SQL = (
-    "SELECT global_position, envelope FROM events"
-    " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-    " AND ($1::integer IS NULL OR (hashtext(stream_id) & 2147483647) % $1 = $2)"
-    " AND ($3::text[] IS NULL OR event_type = ANY($3))"
-    " ORDER BY events.transaction_id, events.global_position"
-)
-
-
 async def fold_pass(
     database_url: str,
     source: str,
@@ -113,12 +104,7 @@ async def fold_pass(
         # One cursor over a read-only snapshot (no transaction id: it holds back no reader's
         # horizon), in commit-safe order: far cheaper than restarting a scan for every page.
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            cursor = await conn.cursor(
-                _LOG_SQL,
-                None if segment is None else segment.count,
-                None if segment is None else segment.index,
-                _types_of(projections),
-            )
+            cursor = await scan_log(conn, segment=segment, event_types=_types_of(projections))
             folds = _folds(projections)
             # PostgreSQL reads the next page while this one is folded.
             next_page = asyncio.ensure_future(cursor.fetch(PAGE))
@@ -135,18 +121,9 @@ async def fold_pass(
                 next_page.cancel()  # a pass cut short leaves no fetch behind
         if failed:
             result.unapplied = await _unapplied(conn, failed)
-        now = datetime.now(UTC)
-        records = [
-            (name, key, _json(document), versions[(name, key)], now)
-            for (name, key), document in documents.items()
-        ]
-        await conn.copy_records_to_table(
-            "documents",
-            schema_name=target,
-            records=records,
-            columns=["projection", "id", "doc", "version", "updated_at"],
+        result.documents = await copy_documents(
+            conn, target, documents, versions, datetime.now(UTC)
         )
-        result.documents = len(records)
     finally:
         if collecting:
             gc.enable()
@@ -202,24 +179,13 @@ def _fold(
             versions[slot] = version
 
 
-_ROWS_SQL = (
-    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
-    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope FROM events"
-    " WHERE global_position = ANY($1::bigint[])"
-)
-
-
 async def _unapplied(
     conn: asyncpg.Connection, failed: list[tuple[int, str, str]]
 ) -> list[Unapplied]:
     """The events that did not fold, as stored, with the projection and the reason."""
-    rows = await conn.fetch(_ROWS_SQL, sorted({position for position, _, _ in failed}))
-    stored = {row["global_position"]: StoredEvent.of(row) for row in rows}
+    found = await events_at(conn, sorted({position for position, _, _ in failed}))
+    stored = {event.position: event for event in found}
     return [Unapplied(name, stored[position], why) for position, name, why in failed]
-
-
-def _json(document: Document) -> str:
-    return orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _run_pass(database_url: str, source: str, target: str, plan: Pass) -> PassResult:
@@ -241,7 +207,7 @@ async def rebuild_into(
     spread over `workers` processes (default: the cores). Returns the totals."""
     conn = await asyncpg.connect(database_url)
     try:
-        streams = int(await conn.fetchval(f"SELECT count(DISTINCT stream_id) FROM {source}.events"))
+        streams = await count_streams(conn, source)
     finally:
         await conn.close()
     workers = workers or multiprocessing.cpu_count()

@@ -10,8 +10,9 @@ instances) and hands back what is above it, so folding grows with instances.
 
 Within one instance, all its units are caught up in one transaction per round: a read per
 unit, one load and one write of documents per projection, the checkpoints saved with them.
-A commit anywhere wakes the runners: in-process at once, in other instances through a
-coalesced NOTIFY (never inside an append's transaction), and by polling otherwise.
+A commit anywhere wakes the runners: in-process at once, in other instances through the
+event store's coalesced NOTIFY (`shared.storage.commits`), heard on the lease connection, and
+by polling otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import contextlib
 import math
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -30,17 +31,17 @@ from prometheus_client import Counter, Gauge
 
 from shared.model.projections import Projection
 from shared.reads.folding import Unapplied, apply_round
-from shared.storage.eventstore import (
-    START,
-    Checkpoint,
-    EventStore,
-    Segment,
-    StoredEvent,
+from shared.resilience.retry import Backoff
+from shared.storage.checkpoints import (
     find_checkpoint,
+    list_checkpoints,
+    lock_checkpoints,
     save_checkpoint,
     save_checkpoints,
 )
+from shared.storage.eventstore import START, Checkpoint, EventStore, Segment, read_segmented
 from shared.storage.parking import count_open, park
+from shared.storage.projection_runners import announce, count_live, withdraw
 
 __all__ = ["ProjectionRunner", "Unit"]
 
@@ -56,6 +57,8 @@ OWNED = Gauge("rapport_projection_units_owned", "Projection units this instance 
 
 HEARTBEAT_SECONDS = 2.0
 INSTANCE_TTL_SECONDS = 10.0
+# After a failed round (the database away): the lease is taken afresh a second later.
+ROUND_BACKOFF = Backoff(first=1.0, most=1.0)
 
 
 @dataclass(frozen=True)
@@ -83,25 +86,6 @@ def units_of(projections: Sequence[Projection], segments: int) -> list[Unit]:
         ]
     units += [Unit(f"projection:{p.name}", (p,)) for p in projections if not p.partitioned]
     return units
-
-
-_ROUND_SQL = (
-    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
-    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope,"
-    " (hashtext(stream_id) & 2147483647) % $4 AS segment FROM events"
-    " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
-    " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-    " AND ($5::integer[] IS NULL OR (hashtext(stream_id) & 2147483647) % $4 = ANY($5))"
-    " ORDER BY events.transaction_id, events.global_position LIMIT $3"
-)
-_CHECKPOINTS_SQL = (
-    "SELECT name, transaction_id::text AS transaction_id, global_position FROM checkpoints"
-    " WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
-)
-
-
-def _after(checkpoint: Checkpoint) -> tuple[str, int]:
-    return str(checkpoint.transaction_id), checkpoint.position
 
 
 class ProjectionRunner:
@@ -165,16 +149,14 @@ class ProjectionRunner:
         unapplied: list[Unapplied] = []
         async with self._store.pool.acquire() as conn, conn.transaction():
             checkpoints = await self._checkpoints(conn, units)
-            rows = await conn.fetch(
-                _ROUND_SQL,
-                *_after(min(checkpoints.values())),
+            read = await read_segmented(
+                conn,
+                min(checkpoints.values()),
                 self._batch_size,
-                self._segment_count(units),
-                self._segments_only(units),
+                segments=self._segment_count(units),
+                only=self._segments_only(units),
             )
-            items = [StoredEvent.of(row) for row in rows]
-            segments = [row["segment"] for row in rows]
-            end = items[-1].checkpoint if items else None
+            end = read[-1][0].checkpoint if read else None
             work = []
             for projection in self.projections:
                 # where each segment of this projection stands (None: a unit of the whole log)
@@ -185,7 +167,7 @@ class ProjectionRunner:
                 }
                 events = [
                     item
-                    for item, segment in zip(items, segments, strict=True)
+                    for item, segment in read
                     if (cp := since.get(segment, since.get(None))) is not None
                     and item.checkpoint > cp
                 ]
@@ -209,8 +191,8 @@ class ProjectionRunner:
                 await save_checkpoints(conn, moved, end)
         if unapplied:
             await count_open(self._store.pool, self._service)
-        more = list(units) if len(items) == self._batch_size else []
-        return len(items), more
+        more = list(units) if len(read) == self._batch_size else []
+        return len(read), more
 
     def _segment_count(self, units: Sequence[Unit]) -> int:
         counts = {unit.segment.count for unit in units if unit.segment is not None}
@@ -226,11 +208,7 @@ class ProjectionRunner:
         self, conn: asyncpg.Connection, units: Sequence[Unit]
     ) -> dict[str, Checkpoint]:
         """The units' checkpoints, locked till the round commits (in one lock order)."""
-        rows = await conn.fetch(_CHECKPOINTS_SQL, sorted(u.checkpoint for u in units))
-        found = {
-            row["name"]: Checkpoint(int(row["transaction_id"]), int(row["global_position"]))
-            for row in rows
-        }
+        found = await lock_checkpoints(conn, [unit.checkpoint for unit in units])
         for unit in units:
             if unit.checkpoint not in found:
                 found[unit.checkpoint] = await self._checkpoint(conn, unit)
@@ -254,17 +232,14 @@ class ProjectionRunner:
         folded. With no earlier layout, the start of the log."""
         if unit.segment is None:
             return START
-        row = await conn.fetchrow(
-            "SELECT transaction_id::text AS transaction_id, global_position FROM checkpoints"
-            " WHERE name = ANY($1::text[])"
-            " OR (name LIKE 'segment:%' AND name NOT LIKE $2)"
-            " ORDER BY transaction_id, global_position LIMIT 1",
-            [f"projection:{p.name}" for p in unit.projections],
-            f"%/{unit.segment.count}",
-        )
-        if row is None:
-            return START
-        return Checkpoint(int(row["transaction_id"]), int(row["global_position"]))
+        layout = f"/{unit.segment.count}"
+        earlier = {f"projection:{p.name}" for p in unit.projections}
+        found = [
+            checkpoint
+            for name, checkpoint in (await list_checkpoints(conn)).items()
+            if name in earlier or (name.startswith("segment:") and not name.endswith(layout))
+        ]
+        return min(found, default=START)
 
     # ------------------------------------------------------------------ sharing the work
 
@@ -275,7 +250,7 @@ class ProjectionRunner:
         if self._lease is None or self._lease.is_closed():
             self._owned.clear()
             self._lease = await self._store.pool.acquire()
-            await self._lease.add_listener(self.channel, self._notified)
+            await self._store.commits.listen(self._lease)
         return self._lease
 
     @property
@@ -283,33 +258,15 @@ class ProjectionRunner:
         """Whether other instances fold this service's projections (as of the last beat)."""
         return self._live > 1
 
-    @property
-    def channel(self) -> str:
-        return f"rapport_{self._service}_appended"
-
-    def _notified(self, _conn: object, _pid: int, _channel: str, sender: str) -> None:
-        if sender != self.instance:  # this instance's own commits woke it already
-            self._store.appended_elsewhere.fire()
-
     async def rebalance(self) -> list[Unit]:
         """Announce this instance, claim up to its fair share of units, hand back the rest;
         returns the units it owns."""
         lease = await self._lease_connection()
         loop = asyncio.get_running_loop()
         if loop.time() >= self._beat_at:  # announced, and the others counted, every beat
-            await lease.execute(
-                "INSERT INTO projection_runners (instance, seen_at) VALUES ($1, now())"
-                " ON CONFLICT (instance) DO UPDATE SET seen_at = now()",
-                self.instance,
-            )
+            await announce(lease, self.instance)
             self._beat_at = loop.time() + HEARTBEAT_SECONDS
-            self._live = int(
-                await lease.fetchval(
-                    "SELECT count(*) FROM projection_runners"
-                    " WHERE seen_at > now() - make_interval(secs => $1)",
-                    INSTANCE_TTL_SECONDS,
-                )
-            )
+            self._live = await count_live(lease, INSTANCE_TTL_SECONDS)
         share = math.ceil(len(self.units) / max(self._live, 1))
         for unit in sorted(self._owned.values(), key=lambda u: u.name, reverse=True):
             if len(self._owned) <= share:
@@ -336,12 +293,10 @@ class ProjectionRunner:
         OWNED.labels(self._service).set(0)
         if lease is not None:
             with contextlib.suppress(Exception):
-                await lease.execute(
-                    "DELETE FROM projection_runners WHERE instance = $1", self.instance
-                )
+                await withdraw(lease, self.instance)
             try:  # the pool does not reset sessions: hand back no lock and no listener
-                await lease.remove_listener(self.channel, self._notified)
-                await lease.execute("SELECT pg_advisory_unlock_all(); UNLISTEN *")
+                await self._store.commits.unlisten(lease)
+                await lease.execute("SELECT pg_advisory_unlock_all()")
                 await self._store.pool.release(lease)
             except Exception:
                 lease.terminate()
@@ -351,6 +306,7 @@ class ProjectionRunner:
         database away) waits and is tried again; the lease is taken afresh."""
         with contextlib.suppress(Exception):
             await count_open(self._store.pool, self._service)
+        pacer = ROUND_BACKOFF.pacer()
         try:
             while True:
                 self._wake.clear()
@@ -365,8 +321,9 @@ class ProjectionRunner:
                             FAILED.labels(self._service, projection.name).inc()
                     log.error("projection_round_failed", service=self._service, error=repr(error))
                     await self._drop_lease()
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(pacer.failed())
                     continue
+                pacer.succeeded()
                 await self._idle()
         finally:
             await self._drop_lease()
@@ -385,39 +342,3 @@ class ProjectionRunner:
             remote.cancel()
         if done:
             await asyncio.sleep(self._gather)
-
-
-class CommitSignal:
-    """Tells other instances that this one committed events: at most one NOTIFY per
-    `interval` (its payload names the sending instance), sent on a connection of its own
-    after the commits, never inside them, and only while `needed()` (others are there)."""
-
-    def __init__(
-        self,
-        store: EventStore,
-        channel: str,
-        instance: str,
-        *,
-        needed: Callable[[], bool] = lambda: True,
-        interval: float = 0.005,
-    ) -> None:
-        self._store = store
-        self._channel = channel
-        self._instance = instance
-        self._needed = needed
-        self._interval = interval
-        self._wake = store.appended.subscribe()
-
-    async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._needed():  # nobody else to tell
-                continue
-            try:
-                async with self._store.pool.acquire() as conn:
-                    await conn.execute("SELECT pg_notify($1, $2)", self._channel, self._instance)
-            except Exception as error:
-                log.warning("commit_signal_failed", error=repr(error))
-                await asyncio.sleep(1.0)
-            await asyncio.sleep(self._interval)

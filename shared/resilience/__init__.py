@@ -8,6 +8,7 @@ from shared.resilience.faults import (
 )
 from shared.resilience.retry import (
     Backoff,
+    Pacer,
     Retry,
     retrying,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "TRANSIENT_SQLSTATE_CLASSES",
     "Backoff",
     "DependencyUnavailable",
+    "Pacer",
     "Retry",
     "is_connection_lost",
     "is_transient",

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from shared.resilience.faults import is_transient
 
-__all__ = ["Backoff", "Retry", "retrying"]
+__all__ = ["Backoff", "Pacer", "Retry", "retrying"]
 
 T = TypeVar("T")
 

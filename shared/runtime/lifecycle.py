@@ -26,8 +26,8 @@ from shared.messaging.outbox import OutboxRelay
 from shared.model.clock import Clock, SystemClock
 from shared.model.envelope import Envelope
 from shared.model.projections import Projection
-from shared.reads.runner import CommitSignal, ProjectionRunner
-from shared.resilience.faults import is_transient
+from shared.reads.runner import ProjectionRunner
+from shared.resilience.retry import Backoff, Retry, retrying
 from shared.runtime.config import Settings
 from shared.runtime.parked import ParkedEvents
 from shared.security.crypto import decode_master_key
@@ -72,6 +72,10 @@ class Subscription:
 
 Worker = Callable[[], Awaitable[None]]
 CONSUMER_BATCH = 200  # records handled per offset commit
+# A crashed background worker is started again a second later, however often it crashes.
+RESTART = Retry(attempts=None, backoff=Backoff(first=1.0, most=1.0), worth=lambda _: True)
+# While the database is away at start, connecting is tried again, up to the startup timeout.
+CONNECT_BACKOFF = Backoff(first=0.2, most=5.0)
 
 
 @dataclass
@@ -149,16 +153,11 @@ class ServiceCore:
     def spawn(self, worker: Worker, name: str) -> None:
         """Run a background worker, restarting it a second after a crash."""
 
+        def crashed(error: BaseException, _attempt: int, _pause: float) -> None:
+            log.error("worker_crashed", worker=name, error=repr(error))
+
         async def guarded() -> None:
-            while True:
-                try:
-                    await worker()
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    log.error("worker_crashed", worker=name, error=repr(error))
-                    await asyncio.sleep(1.0)
+            await retrying(worker, RESTART, on_retry=crashed)
 
         self.tasks.append(asyncio.create_task(guarded(), name=f"{self.name}:{name}"))
 
@@ -206,25 +205,21 @@ async def connect_with_retry(
 ) -> asyncpg.Pool:
     """A migrated pool of up to `pool_size` connections; while the database is away at start,
     try again for `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = 0.2
-    while True:
-        try:
-            pool = await create_pool(database_url, schema, max_size=pool_size)
-        except Exception as error:
-            if not is_transient(error) or loop.time() + delay > deadline:
-                raise
-            log.warning("database_unavailable_at_start", error=repr(error), retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            continue
-        try:
-            await migrate(pool, schema, migrations)
-        except BaseException:
-            await pool.close()
-            raise
-        return pool
+
+    def unavailable(error: BaseException, _attempt: int, pause: float) -> None:
+        log.warning("database_unavailable_at_start", error=repr(error), retry_in=pause)
+
+    pool = await retrying(
+        lambda: create_pool(database_url, schema, max_size=pool_size),
+        Retry(attempts=None, seconds=timeout, backoff=CONNECT_BACKOFF),
+        on_retry=unavailable,
+    )
+    try:
+        await migrate(pool, schema, migrations)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
 
 
 async def open_core(
@@ -310,8 +305,7 @@ async def start_core(core: ServiceCore, workers: dict[str, Worker] | None = None
     def others() -> bool:  # an HTTP-only instance cannot count the others: it always tells
         return runner.others or not core.settings.background
 
-    commits = CommitSignal(core.store, runner.channel, runner.instance, needed=others)
-    core.spawn(commits.run, "commit-signal")
+    core.spawn(lambda: core.store.commits.run(others), "commit-signal")
     if not core.settings.background:
         log.info("background_work_left_to_other_instances", service=core.name)
         return

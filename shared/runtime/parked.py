@@ -17,7 +17,7 @@ from shared.messaging.inbox import Handler, Inbox, NotApplied
 from shared.model.errors import ForbiddenByState, NotFound
 from shared.model.projections import Projection
 from shared.reads.folding import reapply
-from shared.storage.eventstore import EventStore, StoredEvent
+from shared.storage.eventstore import EventStore, event_by_id
 from shared.storage.parking import (
     ParkedEvent,
     Status,
@@ -101,19 +101,12 @@ class ParkedEvents:
             raise NotApplied(f"this service has no projection {entry.name}")
         async with self.store.transaction() as conn:
             await self._open(conn, entry.id)
-            row = await conn.fetchrow(_EVENT_SQL, entry.event_id)
-            if row is None:
+            stored = await event_by_id(conn, entry.event_id)
+            if stored is None:
                 raise NotApplied(f"event {entry.event_id} is not in the log")
             try:
-                await reapply(conn, projection, StoredEvent.of(row))
+                await reapply(conn, projection, stored)
             except ValueError as error:
                 raise NotApplied(str(error)) from error
             await resolve(conn, entry.id, "retried")
         return "applied"
-
-
-_EVENT_SQL = (
-    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
-    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope FROM events"
-    " WHERE event_id::text = $1"
-)

@@ -1,13 +1,39 @@
 """PostgreSQL: the only package that writes SQL for the kernel's tables (events, checkpoints,
-documents, parked, idempotency keys, keys)."""
+documents, parked, outbox offsets, projection runners, idempotency keys, keys)."""
 
+from shared.storage.bulk import (
+    StoredRow,
+    analyze_events,
+    copy_envelopes,
+    copy_events_text,
+    copy_log,
+    count_events,
+    count_streams,
+    has_event_store,
+    stored_rows,
+)
+from shared.storage.checkpoints import (
+    find_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    lock_checkpoints,
+    save_checkpoint,
+    save_checkpoints,
+)
+from shared.storage.commits import (
+    CommitSignal,
+    Wakeup,
+)
 from shared.storage.db import (
+    checked_schema,
     create_pool,
     migrate,
 )
 from shared.storage.documents import (
     DocumentKey,
     StoredDocuments,
+    copy_documents,
+    create_documents_like,
     digest,
     find_documents_sql,
     fold_as_of,
@@ -17,16 +43,19 @@ from shared.storage.documents import (
     write_documents,
 )
 from shared.storage.eventstore import (
+    EVENT_COLUMNS,
     START,
     Checkpoint,
     EventStore,
     Segment,
     StoredEvent,
-    Wakeup,
-    find_checkpoint,
-    load_checkpoint,
+    event_by_id,
+    events_at,
+    last_envelope,
     read_after,
-    save_checkpoint,
+    read_segmented,
+    stored_envelopes,
+    stream_exists,
 )
 from shared.storage.group_commit import (
     GROUP_SIZE,
@@ -51,6 +80,12 @@ from shared.storage.memory import (
     MemoryVault,
     memory_ports,
 )
+from shared.storage.outbox_offsets import (
+    Marks,
+    forget_marks,
+    load_marks,
+    save_marks,
+)
 from shared.storage.parking import (
     PARKED,
     ParkedEvent,
@@ -62,6 +97,11 @@ from shared.storage.parking import (
     record_failure,
     resolve,
 )
+from shared.storage.projection_runners import (
+    announce,
+    count_live,
+    withdraw,
+)
 from shared.storage.units import (
     PostgresUnitOfWork,
     PostgresUnitsOfWork,
@@ -70,16 +110,19 @@ from shared.storage.units import (
 )
 
 __all__ = [
+    "EVENT_COLUMNS",
     "GROUP_SIZE",
     "KEY_CACHE_SECONDS",
     "PARKED",
     "PRUNE_BATCH",
     "START",
     "Checkpoint",
+    "CommitSignal",
     "DocumentKey",
     "EventStore",
     "GroupCommit",
     "KeyVault",
+    "Marks",
     "MemoryDocuments",
     "MemoryEventStore",
     "MemoryUnitOfWork",
@@ -92,19 +135,39 @@ __all__ = [
     "Segment",
     "StoredDocuments",
     "StoredEvent",
+    "StoredRow",
     "Wakeup",
+    "analyze_events",
+    "announce",
+    "checked_schema",
     "connection_of",
+    "copy_documents",
+    "copy_envelopes",
+    "copy_events_text",
+    "copy_log",
+    "count_events",
+    "count_live",
     "count_open",
+    "count_streams",
+    "create_documents_like",
     "create_pool",
     "digest",
+    "event_by_id",
+    "events_at",
     "find",
     "find_checkpoint",
     "find_documents_sql",
     "fold_as_of",
+    "forget_marks",
+    "has_event_store",
+    "last_envelope",
+    "list_checkpoints",
     "list_parked",
     "load_checkpoint",
     "load_document",
     "load_documents",
+    "load_marks",
+    "lock_checkpoints",
     "memory_ports",
     "migrate",
     "on_connection",
@@ -112,11 +175,18 @@ __all__ = [
     "prune_expired",
     "pruner",
     "read_after",
+    "read_segmented",
     "read_view",
     "record_failure",
     "remember",
     "remembered",
     "resolve",
     "save_checkpoint",
+    "save_checkpoints",
+    "save_marks",
+    "stored_envelopes",
+    "stored_rows",
+    "stream_exists",
+    "withdraw",
     "write_documents",
 ]

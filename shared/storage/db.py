@@ -12,6 +12,7 @@ import structlog
 from shared.storage.keyvault import KeyVault
 
 __all__ = [
+    "checked_schema",
     "create_pool",
     "migrate",
 ]
@@ -26,12 +27,18 @@ RECORDED_AS = {KERNEL_MIGRATIONS: "shared.migrations"}
 CONNECT_TIMEOUT_SECONDS = 5.0  # a database that does not answer is reported, not waited on
 
 
+def checked_schema(schema: str) -> str:
+    """A schema name safe to put into SQL, or ValueError."""
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
 async def create_pool(
     database_url: str, schema: str, *, min_size: int = 1, max_size: int = 10
 ) -> asyncpg.Pool:
     """A pool whose connections see the service's own schema first."""
-    if not _SCHEMA_NAME.match(schema):
-        raise ValueError(f"invalid schema name {schema!r}")
+    checked_schema(schema)
     admin = await asyncpg.connect(database_url, timeout=CONNECT_TIMEOUT_SECONDS)
     try:
         await admin.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

@@ -14,12 +14,15 @@ import orjson
 
 from shared.model.envelope import canonical_json
 from shared.model.projections import Document, Projection
+from shared.storage.db import checked_schema
 from shared.storage.eventstore import EventStore
 from shared.usecases.ports import Found
 
 __all__ = [
     "DocumentKey",
     "StoredDocuments",
+    "copy_documents",
+    "create_documents_like",
     "digest",
     "find_documents_sql",
     "fold_as_of",
@@ -101,6 +104,36 @@ async def write_documents(
             [_json(document) for _, document, _ in changed],
             [version for _, _, version in changed],
         )
+
+
+async def copy_documents(
+    conn: asyncpg.Connection,
+    schema: str,
+    documents: Mapping[DocumentKey, Document],
+    versions: Mapping[DocumentKey, int],
+    updated_at: datetime,
+) -> int:
+    """Load documents, none of which is there yet, with their folded versions into
+    `<schema>.documents`, with one COPY; returns how many."""
+    records = [
+        (projection, key, _json(document), versions[(projection, key)], updated_at)
+        for (projection, key), document in documents.items()
+    ]
+    await conn.copy_records_to_table(
+        "documents",
+        schema_name=checked_schema(schema),
+        records=records,
+        columns=["projection", "id", "doc", "version", "updated_at"],
+    )
+    return len(records)
+
+
+async def create_documents_like(conn: asyncpg.Connection, target: str, source: str) -> None:
+    """An empty `<target>.documents` made like `<source>.documents` (its indexes too)."""
+    await conn.execute(
+        f"CREATE TABLE {checked_schema(target)}.documents"
+        f" (LIKE {checked_schema(source)}.documents INCLUDING ALL)"
+    )
 
 
 async def fold_as_of(

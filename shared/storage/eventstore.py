@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -24,19 +24,23 @@ from shared.model.envelope import (
 )
 from shared.model.events import DomainEvent
 from shared.model.log import ConcurrencyConflict, EventMetadata, Head, chained
+from shared.storage.commits import CommitSignal, Wakeup
 from shared.storage.group_commit import GroupCommit
 
 __all__ = [
+    "EVENT_COLUMNS",
     "START",
     "Checkpoint",
     "EventStore",
     "Segment",
     "StoredEvent",
-    "Wakeup",
-    "find_checkpoint",
-    "load_checkpoint",
+    "event_by_id",
+    "events_at",
+    "last_envelope",
     "read_after",
-    "save_checkpoint",
+    "read_segmented",
+    "stored_envelopes",
+    "stream_exists",
 ]
 
 
@@ -130,38 +134,48 @@ class StoredEvent:
         return self._envelope
 
 
-class Wakeup:
-    """An in-process signal: fired after a commit that appended, awaited by background loops."""
-
-    def __init__(self) -> None:
-        self._events: list[asyncio.Event] = []
-
-    def subscribe(self, event: asyncio.Event | None = None) -> asyncio.Event:
-        """An event set at every `fire` (`event`, or a new one); the subscriber clears it."""
-        event = event or asyncio.Event()
-        self._events.append(event)
-        return event
-
-    def fire(self) -> None:
-        """Wake every subscriber."""
-        for event in self._events:
-            event.set()
-
-
 # A request waits this long for a pooled connection before it answers 503.
 ACQUIRE_TIMEOUT_SECONDS = 10.0
+
+EVENT_COLUMNS = (
+    "event_id",
+    "stream_id",
+    "stream_version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "envelope",
+    "hash",
+)
+"""The columns a sealed envelope is stored in, in the order appends and bulk loads give them."""
+
+_INSERT_INTO = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)})"
+# A stored event, as `StoredEvent.of` reads it.
+_STORED = (
+    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
+    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope"
+)
+# Never past a transaction still open: one that took its positions early and commits late.
+_COMMITTED = " transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+_AFTER = " (transaction_id, global_position) > ($1::text::xid8, $2)"
+# Qualified: a bare `transaction_id` would sort by the text alias above ("1040" < "884").
+_IN_LOG_ORDER = " ORDER BY events.transaction_id, events.global_position"
+
+
+def _segment_of(count: str) -> str:
+    """The stream-hash segment of a row among `count` (PostgreSQL's `hashtext`)."""
+    return f"(hashtext(stream_id) & 2147483647) % {count}"
+
 
 _HEAD_SQL = (
     "SELECT stream_version, hash FROM events WHERE stream_id = $1 "
     "ORDER BY stream_version DESC LIMIT 1"
 )
+_LAST_SQL = "SELECT envelope FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1"
 # Rows inserted only if the stream still ends at the version decided against ($8, $9): one
 # statement, atomic without a transaction, and never a gap in versions. Several events come
 # as arrays; one (the common case) as plain parameters, with no arrays to encode.
-_APPEND_INTO = (
-    "WITH appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type,"
-    " schema_version, occurred_at, envelope, hash) "
-)
+_APPEND_INTO = f"WITH appended AS ({_INSERT_INTO} "
 _APPEND_GUARD = (
     " WHERE (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $8) = $9"
     " RETURNING 1) SELECT count(*) FROM appended"
@@ -176,26 +190,37 @@ _APPEND_SQL = (
 _APPEND_ONE_SQL = (
     _APPEND_INTO + "SELECT $1::text::uuid, $8, $2, $3, $4, $5, $6::text::json, $7" + _APPEND_GUARD
 )
+_AFTER_SQL = f"{_STORED} FROM events WHERE{_AFTER} AND{_COMMITTED}{_IN_LOG_ORDER} LIMIT $3"
 _SEGMENT_AFTER_SQL = (
-    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
-    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope FROM events"
-    " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
-    " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-    " AND (hashtext(stream_id) & 2147483647) % $4 = $5"
-    " ORDER BY events.transaction_id, events.global_position LIMIT $3"
+    f"{_STORED} FROM events WHERE{_AFTER} AND{_COMMITTED} AND {_segment_of('$4')} = $5"
+    f"{_IN_LOG_ORDER} LIMIT $3"
 )
+# A round of the projection runner: every segment's events, each with its segment.
+_SEGMENTED_SQL = (
+    f"{_STORED}, {_segment_of('$4')} AS segment FROM events WHERE{_AFTER} AND{_COMMITTED}"
+    f" AND ($5::integer[] IS NULL OR {_segment_of('$4')} = ANY($5)){_IN_LOG_ORDER} LIMIT $3"
+)
+# Only what a rebuild's fold reads: the envelope (and its position, to find it should it fail).
+_SCAN_SQL = (
+    f"SELECT global_position, envelope FROM events WHERE{_COMMITTED}"
+    f" AND ($1::integer IS NULL OR {_segment_of('$1')} = $2)"
+    f" AND ($3::text[] IS NULL OR event_type = ANY($3)){_IN_LOG_ORDER}"
+)
+_AT_SQL = f"{_STORED} FROM events WHERE global_position = ANY($1::bigint[])"
+_BY_ID_SQL = f"{_STORED} FROM events WHERE event_id::text = $1"
 _STREAM_AFTER_SQL = (
     "SELECT envelope FROM events WHERE stream_id = $1 AND stream_version > $2"
     " ORDER BY stream_version"
 )
-_AFTER_SQL = (
-    "SELECT global_position, transaction_id::text AS transaction_id, event_id::text AS event_id,"
-    " stream_id, stream_version, event_type, schema_version, occurred_at, envelope FROM events"
-    " WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
-    " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-    # Qualified: a bare `transaction_id` would sort by the text alias above ("1040" < "884").
-    " ORDER BY events.transaction_id, events.global_position LIMIT $3"
+_STREAM_UNTIL_SQL = (
+    "SELECT envelope FROM events WHERE stream_id = $1"
+    " AND ($2::timestamptz IS NULL OR occurred_at <= $2) ORDER BY stream_version"
 )
+_STORED_PAGE_SQL = (
+    "SELECT stream_version, envelope FROM events WHERE stream_id = $1 AND stream_version > $2"
+    " ORDER BY stream_version LIMIT $3"
+)
+_EXISTS_SQL = "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)"
 
 
 # Appends of several streams in one statement (group commit): each stream's rows go in only if
@@ -206,9 +231,7 @@ _APPEND_MANY_SQL = (
     " AS r(event_id, stream_id, stream_version, event_type, schema_version, occurred_at,"
     " envelope, hash, expected, ord)),"
     " fit AS (SELECT DISTINCT r.stream_id FROM r WHERE (SELECT coalesce(max(e.stream_version), 0)"
-    " FROM events e WHERE e.stream_id = r.stream_id) = r.expected),"
-    " appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type,"
-    " schema_version, occurred_at, envelope, hash)"
+    f" FROM events e WHERE e.stream_id = r.stream_id) = r.expected), appended AS ({_INSERT_INTO}"
     " SELECT r.event_id::uuid, r.stream_id, r.stream_version, r.event_type, r.schema_version,"
     " r.occurred_at, r.envelope::json, r.hash FROM r"
     " WHERE r.stream_id IN (SELECT stream_id FROM fit) ORDER BY r.ord RETURNING stream_id)"
@@ -293,6 +316,7 @@ class EventStore:
         self.clock = clock
         self.appended = Wakeup()  # this process committed events
         self.appended_elsewhere = Wakeup()  # another instance of the service did (NOTIFY)
+        self.commits = CommitSignal(pool, producer, self.appended, self.appended_elsewhere)
         self._commit_hooks: dict[int, list[Callable[[], None]]] = {}
         self._autocommit: set[int] = set()
         self._wrote: set[int] = set()  # connections that appended since they were taken
@@ -439,11 +463,7 @@ class EventStore:
         prefetch: int = 200,
     ) -> AsyncIterator[Envelope]:
         """Stream one stream in version order (inside a transaction), optionally up to a time."""
-        query = (
-            "SELECT envelope FROM events WHERE stream_id = $1"
-            " AND ($2::timestamptz IS NULL OR occurred_at <= $2) ORDER BY stream_version"
-        )
-        async for record in conn.cursor(query, stream_id, until, prefetch=prefetch):
+        async for record in conn.cursor(_STREAM_UNTIL_SQL, stream_id, until, prefetch=prefetch):
             yield Envelope.model_validate_json(record["envelope"])
 
     async def read_after(
@@ -485,62 +505,71 @@ async def read_after(
     return [StoredEvent.of(record) for record in records]
 
 
-async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> Checkpoint:
-    """Read (creating at the start of the log if new) a named checkpoint; `lock` holds its
-    row till commit."""
-    await conn.execute(
-        "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
-    )
-    found = await find_checkpoint(conn, name, lock=lock)
-    assert found is not None
-    return found
-
-
-async def find_checkpoint(
-    conn: asyncpg.Connection, name: str, *, lock: bool = False
-) -> Checkpoint | None:
-    """A named checkpoint, or None if there is none; `lock` holds its row till commit."""
-    row = await conn.fetchrow(
-        "SELECT transaction_id::text AS transaction_id, global_position FROM checkpoints"
-        " WHERE name = $1" + (" FOR UPDATE" if lock else ""),
-        name,
-    )
-    if row is None:
-        return None
-    return Checkpoint(int(row["transaction_id"]), int(row["global_position"]))
-
-
-async def save_checkpoints(
-    conn: asyncpg.Connection, names: Sequence[str], checkpoint: Checkpoint
-) -> None:
-    """Move several named checkpoints to the same place, in one statement."""
-    if names:
-        await conn.execute(
-            "UPDATE checkpoints SET transaction_id = $2::text::xid8, global_position = $3,"
-            " updated_at = now() WHERE name = ANY($1::text[])",
-            list(names),
-            str(checkpoint.transaction_id),
-            checkpoint.position,
-        )
-
-
-async def save_checkpoint(
-    conn: asyncpg.Connection, name: str, checkpoint: Checkpoint, *, create: bool = False
-) -> None:
-    """Move a named checkpoint to the last event a reader handled (`create`: a new one)."""
-    if create:
-        await conn.execute(
-            "INSERT INTO checkpoints (name, transaction_id, global_position)"
-            " VALUES ($1, $2::text::xid8, $3) ON CONFLICT (name) DO NOTHING",
-            name,
-            str(checkpoint.transaction_id),
-            checkpoint.position,
-        )
-        return
-    await conn.execute(
-        "UPDATE checkpoints SET transaction_id = $2::text::xid8, global_position = $3,"
-        " updated_at = now() WHERE name = $1",
-        name,
+async def read_segmented(
+    conn: asyncpg.Connection,
+    checkpoint: Checkpoint,
+    limit: int,
+    *,
+    segments: int,
+    only: Sequence[int] | None = None,
+) -> list[tuple[StoredEvent, int]]:
+    """The committed events after a checkpoint, in commit-safe order, at most `limit`, each
+    with its stream-hash segment among `segments`; with `only`, just those segments'."""
+    records = await conn.fetch(
+        _SEGMENTED_SQL,
         str(checkpoint.transaction_id),
         checkpoint.position,
+        limit,
+        segments,
+        None if only is None else list(only),
     )
+    return [(StoredEvent.of(record), int(record["segment"])) for record in records]
+
+
+async def scan_log(
+    conn: asyncpg.Connection,
+    *,
+    segment: Segment | None = None,
+    event_types: Sequence[str] | None = None,
+) -> Any:
+    """A cursor (inside a transaction) over the committed log in commit-safe order: rows of
+    `(global_position, envelope text)`, of one segment's streams and of some event types
+    only, when given."""
+    return await conn.cursor(
+        _SCAN_SQL,
+        None if segment is None else segment.count,
+        None if segment is None else segment.index,
+        None if event_types is None else list(event_types),
+    )
+
+
+async def events_at(conn: asyncpg.Connection, positions: Sequence[int]) -> list[StoredEvent]:
+    """The stored events at these global positions (those that exist), in no set order."""
+    rows = await conn.fetch(_AT_SQL, list(positions))
+    return [StoredEvent.of(row) for row in rows]
+
+
+async def event_by_id(conn: asyncpg.Connection, event_id: str) -> StoredEvent | None:
+    """The stored event with this id, or None."""
+    row = await conn.fetchrow(_BY_ID_SQL, event_id)
+    return None if row is None else StoredEvent.of(row)
+
+
+async def stored_envelopes(
+    conn: asyncpg.Connection, stream_id: str, after_version: int, limit: int
+) -> list[tuple[int, str]]:
+    """A stream's `(version, envelope text exactly as stored)` after `after_version`, in
+    order, at most `limit`."""
+    rows = await conn.fetch(_STORED_PAGE_SQL, stream_id, after_version, limit)
+    return [(int(row["stream_version"]), str(row["envelope"])) for row in rows]
+
+
+async def stream_exists(conn: asyncpg.Connection, stream_id: str) -> bool:
+    """Whether the stream has any event."""
+    return bool(await conn.fetchval(_EXISTS_SQL, stream_id))
+
+
+async def last_envelope(conn: asyncpg.Connection, stream_id: str) -> Envelope | None:
+    """A stream's last envelope, or None for a stream with no events."""
+    raw = await conn.fetchval(_LAST_SQL, stream_id)
+    return None if raw is None else Envelope.model_validate_json(raw)

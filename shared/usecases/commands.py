@@ -10,8 +10,6 @@ so shares its retries.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -22,6 +20,7 @@ from shared.model.envelope import GENESIS_HASH, Envelope
 from shared.model.errors import DomainError, NotFound
 from shared.model.events import DomainEvent, EventRegistry
 from shared.model.log import ConcurrencyConflict, EventMetadata, Head
+from shared.resilience.retry import Backoff, Retry, retrying
 from shared.security.crypto import Protect, Record
 from shared.security.tokens import PermissionDenied
 from shared.usecases.idempotency import IdempotencyKey, IdempotencyRace
@@ -155,6 +154,14 @@ class CommandRunner(Generic[S]):
         self.decider = decider
         self.noun = noun
         self.retries = retries
+        # Another command won the race: decide again against the new state (the cached fold is
+        # still a true, older, state: the next attempt reads on), after a short random pause so
+        # a crowd of writers spreads out instead of colliding.
+        self._lost_race = Retry(
+            attempts=retries + 1,
+            backoff=Backoff(first=0.002, most=0.128, jitter=1.0),
+            worth=lambda error: isinstance(error, ConcurrencyConflict | IdempotencyRace),
+        )
         self.cache: StateCache[S] = cache or StateCache()
 
     async def execute(
@@ -203,18 +210,11 @@ class CommandRunner(Generic[S]):
         begin: Callable[[], AbstractAsyncContextManager[UnitOfWork]],
         attempt: Callable[[UnitOfWork], Awaitable[T]],
     ) -> T:
-        for tried in range(self.retries + 1):
-            try:
-                async with begin() as unit:
-                    return await attempt(unit)
-            except (ConcurrencyConflict, IdempotencyRace):
-                # the cached fold is still a true (older) state: the next attempt reads on
-                if tried == self.retries:
-                    raise
-                # another command won the race: decide again against the new state, after a
-                # short random pause so a crowd of writers spreads out instead of colliding
-                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(tried, 6)))
-        raise AssertionError("unreachable")
+        async def once() -> T:
+            async with begin() as unit:
+                return await attempt(unit)
+
+        return await retrying(once, self._lost_race)
 
     async def _once(
         self,

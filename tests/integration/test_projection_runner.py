@@ -15,8 +15,9 @@ from shared.model.events import DomainEvent
 from shared.model.log import EventMetadata
 from shared.model.projections import Document, Projection
 from shared.reads.runner import ProjectionRunner
+from shared.storage.checkpoints import load_checkpoint
 from shared.storage.documents import load_document
-from shared.storage.eventstore import START, EventStore, load_checkpoint
+from shared.storage.eventstore import START, EventStore
 from shared.storage.parking import ParkedEvent, list_parked
 from tests.support import eventually
 

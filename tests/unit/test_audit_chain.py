@@ -7,7 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from shared.model.envelope import GENESIS_HASH, canonical_json, seal
-from shared.reads.audit import ChainVerifier, StoredRow
+from shared.reads.audit import ChainVerifier
+from shared.storage.bulk import StoredRow
 
 
 def chain(stream_id: str, count: int) -> list[StoredRow]:

@@ -31,6 +31,7 @@ from services.notifications.domain.notifications import DispatchNotification, Re
 from shared.model.clock import Clock
 from shared.model.envelope import SYSTEM_ACTOR, Envelope, new_id
 from shared.model.log import EventMetadata
+from shared.resilience.retry import Backoff
 from shared.runtime.config import Settings
 from shared.usecases.commands import CommandRunner, Reply, Then
 from shared.usecases.ports import UnitOfWork, UnitsOfWork, Vault
@@ -253,18 +254,18 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         """Deliver until cancelled; unfinished attempts are handed back on the way out."""
-        backoff = 0.1
+        pacer = Backoff(first=0.1, most=5.0).pacer()
         async with sender.client(self.timeout, allow_private=self.allow_private) as http:
             try:
                 while True:
                     self._wake.clear()
                     try:
                         await self.step(http)
-                        backoff = 0.1
+                        pacer.succeeded()
                     except Exception as error:
-                        log.warning("delivery_loop_failed", error=repr(error), retry_in=backoff)
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, 5.0)
+                        pause = pacer.failed()
+                        log.warning("delivery_loop_failed", error=repr(error), retry_in=pause)
+                        await asyncio.sleep(pause)
                         continue
                     await self._idle()
             finally:

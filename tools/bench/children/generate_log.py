@@ -30,7 +30,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,21 +40,12 @@ import asyncpg
 from services.engagement.domain import commands as c
 from services.engagement.domain.engagement import decide, evolve, initial
 from shared.model.envelope import canonical_json, seal
+from shared.storage.bulk import analyze_events, copy_events_text
 from shared.storage.db import migrate
 
 MARK = "BENCH-RESULT "
 SCHEMA = "engagement"
 MIGRATIONS = "services.engagement.adapters.migrations"
-COLUMNS = [
-    "event_id",
-    "stream_id",
-    "stream_version",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "envelope",
-    "hash",
-]
 GENESIS = "0" * 64
 STREAMS_PER_CHUNK = 200
 MEAN_STREAM = 200
@@ -448,18 +439,12 @@ async def write(dsn: str, chunks: Iterator[bytes]) -> tuple[int, int]:
         await migrate(pool, SCHEMA, [MIGRATIONS])
         async with pool.acquire() as conn:
             while (chunk := await loop.run_in_executor(None, next, chunks, None)) is not None:
-
-                async def source(data: bytes = chunk) -> AsyncIterator[bytes]:
-                    yield data
-
-                await conn.copy_to_table(
-                    "events", source=source(), columns=COLUMNS, schema_name=SCHEMA, format="text"
-                )
+                await copy_events_text(conn, chunk, schema=SCHEMA)
                 events += chunk.count(b"\n")
                 size += len(chunk)
             # A log at rest, as autovacuum leaves a table after a bulk insert (hint bits set,
             # visibility map written): else its insert-triggered pass races the replay.
-            await conn.execute(f"VACUUM (ANALYZE) {SCHEMA}.events")
+            await analyze_events(conn, SCHEMA, vacuum=True)
     finally:
         await pool.close()
     return events, size

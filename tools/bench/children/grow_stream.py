@@ -19,19 +19,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from services.engagement.domain.events import HomeworkAssigned
-from shared.model.envelope import canonical_json, seal
+from shared.model.envelope import seal
+from shared.storage.bulk import copy_envelopes
+from shared.storage.eventstore import last_envelope
 
 MARK = "BENCH-RESULT "
-COLUMNS = [
-    "event_id",
-    "stream_id",
-    "stream_version",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "envelope",
-    "hash",
-]
 
 
 def _time(moment: datetime) -> str:
@@ -42,17 +34,12 @@ async def grow(dsn: str, stream_id: str, length: int, coach_id: str) -> int:
     conn = await asyncpg.connect(dsn, server_settings={"search_path": "engagement"})
     try:
         async with conn.transaction():
-            head = await conn.fetchrow(
-                "SELECT stream_version, hash, envelope FROM events WHERE stream_id = $1"
-                " ORDER BY stream_version DESC LIMIT 1",
-                stream_id,
-            )
-            if head is None:
+            last = await last_envelope(conn, stream_id)
+            if last is None:
                 raise SystemExit(f"no stream {stream_id}")
-            version, prev_hash = int(head["stream_version"]), str(head["hash"])
-            producer = json.loads(head["envelope"])["producer"]
+            version, prev_hash, producer = last.stream_version, last.hash, last.producer
             moment = datetime.now(UTC)
-            rows = []
+            envelopes = []
             while version < length:
                 version += 1
                 event = HomeworkAssigned(
@@ -78,21 +65,9 @@ async def grow(dsn: str, stream_id: str, length: int, coach_id: str) -> int:
                     }
                 )
                 prev_hash = envelope.hash
-                text = canonical_json(envelope.model_dump(mode="json")).decode()
-                rows.append(
-                    (
-                        uuid.UUID(envelope.event_id),
-                        stream_id,
-                        version,
-                        envelope.event_type,
-                        envelope.schema_version,
-                        moment,
-                        text,
-                        envelope.hash,
-                    )
-                )
-            await conn.copy_records_to_table("events", records=rows, columns=COLUMNS)
-        return len(rows)
+                envelopes.append(envelope)
+            await copy_envelopes(conn, envelopes)
+        return len(envelopes)
     finally:
         await conn.close()
 

@@ -24,13 +24,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from shared.messaging.kafka import KafkaPublisher
 from shared.messaging.outbox import OutboxRelay
 from shared.model.clock import SystemClock
+from shared.storage.bulk import analyze_events, copy_log
 from shared.storage.db import migrate
 from shared.storage.eventstore import EventStore
 
 MARK = "BENCH-RESULT "
-COLUMNS = (
-    "event_id, stream_id, stream_version, event_type, schema_version, occurred_at, envelope, hash"
-)
 
 
 async def prepare(dsn: str, events: int) -> asyncpg.Pool:
@@ -46,12 +44,9 @@ async def prepare(dsn: str, events: int) -> asyncpg.Pool:
     )
     assert pool is not None
     await migrate(pool, "relay", [])
-    await pool.execute(
-        f"INSERT INTO relay.events ({COLUMNS}) SELECT {COLUMNS} FROM engagement.events"
-        " ORDER BY global_position LIMIT $1",
-        events,
-    )
-    await pool.execute("ANALYZE relay.events")
+    async with pool.acquire() as conn:
+        await copy_log(conn, "engagement", "relay", events)
+        await analyze_events(conn, "relay")
     return pool
 
 

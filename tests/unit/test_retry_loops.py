@@ -226,7 +226,8 @@ class RacyUnits:
 async def test_a_message_that_lost_a_race_is_applied_on_a_quick_retry_and_each_is_logged(
     logged: Logged,
 ) -> None:
-    consumer = Inbox(cast(Any, RacyUnits(RacyStore(failures=2))), "tests", cast(Any, None), attempts=3)
+    units = RacyUnits(RacyStore(failures=2))
+    consumer = Inbox(cast(Any, units), "tests", cast(Any, None), attempts=3)
     outcome = await consumer.receive("topic", b"s-1", message(), [], nothing)
     assert outcome == "applied"
     assert logged.names() == ["inbox_retry", "inbox_retry"]
